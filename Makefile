@@ -1,0 +1,24 @@
+# `make repro`: set up .venv and run the whole pipeline on the embedded default.
+# `make test`:  run the test suite (sets up first if needed).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup repro test bench
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+repro: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

@@ -1,0 +1,1 @@
+"""facemask: face mask extraction in video sequence."""

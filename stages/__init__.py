@@ -1,0 +1,1 @@
+"""Thin DVC stage scripts: read params.yaml, call facemask, write the declared outputs."""

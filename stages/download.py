@@ -1,0 +1,18 @@
+"""Stage `download`: params `seed`, `data` -> data/raw (300VW layout, metadata.csv, report.json)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from facemask.raw import fetch_raw
+from stages._common import load_params, seed_everything, setup_logging
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    seed_everything(params["seed"])
+    fetch_raw(params["data"], Path("data/raw"), params["seed"])
+
+
+if __name__ == "__main__":
+    main()

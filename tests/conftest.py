@@ -1,0 +1,19 @@
+"""Shared fixtures."""
+from __future__ import annotations
+
+import pytest
+from _archive import TINY_300VW, make_zip, write_300vw
+
+from facemask.raw import DATASET_DIR
+
+
+@pytest.fixture
+def tiny_300vw(tmp_path):
+    """A two-video ``300VW_Dataset_2015_12_14/`` folder in the real layout."""
+    return write_300vw(tmp_path / "src" / DATASET_DIR, TINY_300VW)
+
+
+@pytest.fixture
+def tiny_300vw_zip(tiny_300vw, tmp_path):
+    """`tiny_300vw` zipped as the official archive (entries under ``300VW_Dataset_2015_12_14/``)."""
+    return make_zip(tiny_300vw, tmp_path / f"{DATASET_DIR}.zip")
