@@ -1,0 +1,26 @@
+"""Stage `masks`: params `data.source`, `masks` -> data/300VW-Mask (the authors' layout).
+
+Reads data/raw (300VW/ for the synthetic and 300vw sources, 300VW-Mask-Dataset/ for 300vw-mask) and
+writes data/300VW-Mask/{images_orig/VVV_FFFFFF.jpg, labels_orig/VVV_FFFFFF.png, frames.csv,
+summary.json, contact_sheet.png} (+ data_splits/split_1/ for 300vw-mask); see
+`facemask.masks.build_masks`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from facemask.masks import build_masks
+from stages._common import load_params, setup_logging
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    m = params["masks"]
+    build_masks(Path("data/raw"), Path("data/300VW-Mask"), source=params["data"]["source"],
+                crop_scale=float(m["crop_scale"]), jpeg_quality=int(m["jpeg_quality"]), workers=int(m["workers"]),
+                outside_tol=float(m.get("outside_tol", 0.0)))
+
+
+if __name__ == "__main__":
+    main()
