@@ -1,0 +1,429 @@
+"""The networks of the paper: the reference FCN, the ConvLSTM of Eq. 1 and the ConvLSTM-FCN (Sect. 3.1).
+
+* `FCN` — an smp encoder dilated to output stride 16 (the paper's is ResNet-50 with its stage-5 blocks
+  dilated at rate 2: 20×20 features at 320×320), then ``conv6``, a linear 1×1 convolution to C classes,
+  then bilinear resizing straight to the input size (no learned upsampling, no skips).
+* `ConvLSTM` — Eq. 1 (Shi et al. 2015) with learnable Hadamard peepholes, which can be switched off
+  (Keras's ConvLSTM2D, the authors' framework, has none).
+* `ConvLSTMFCN` — the FCN with ``conv6`` replaced by a ConvLSTM of the same filter settings (1×1,
+  C filters), with the reshapes (B·T, C, h, w) ↔ (B, T, C, h, w) of Fig. 1 around it;
+  `ConvLSTMFCN.from_fcn` keeps every weight of a trained FCN except ``conv6``.
+
+Bounded output. The ConvLSTM-FCN's scores are the ConvLSTM's hidden state h = o ∘ tanh(c) ∈ (−1, 1),
+whereas the FCN's are unbounded; from the zero initial state |c_t| < t + 1, so frame t of a sequence
+scores within ±tanh(t + 1): ±0.762 on the first frame, ±0.964 on the second, ±0.995 on the third.
+Softmax of such scores is never sharp: the target's probability is at most 1 / (1 + (C − 1) e^(−2b)),
+so cross-entropy cannot fall below ``ce_floor(C, b)`` (b = 1: 0.433 for C = 5, 0.240 for C = 3, 0.127
+for C = 2; b = tanh 1 on the first frame: 0.627, 0.362, 0.197) and the soft IoU of Eq. 3 cannot reach 1;
+the arg-max, and so the mIoU, is not affected. Eq. 9's L_p = −score is linear: bounded only because the
+scores are (on the unbounded FCN it has no minimum), and Eq. 8/9 margins g ≥ 2 can never be met.
+``output_scale`` (default 1: faithful) multiplies the scores by a fixed constant for anyone who wants to
+lift that floor; a learnable scale would run off to infinity under Eq. 9, whose loss falls linearly
+with it.
+
+Input of every model: float RGB in [0, 1]; the encoder's normalisation (ImageNet mean/std unless the
+encoder's own pretrained configuration says otherwise) is applied inside the model. Output: raw scores.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facemask.io import atomic_file
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: Checkpoint layout version written by `save_model`.
+CHECKPOINT_FORMAT = 1
+
+
+def ce_floor(classes: int, bound: float = 1.0) -> float:
+    """The least cross-entropy reachable when every score lies in [−bound, bound].
+
+    Best case: the target's score at +bound, the C − 1 others at −bound, so
+    p_target = 1 / (1 + (C − 1) e^(−2·bound)) and CE = log(1 + (C − 1) e^(−2·bound)).
+    """
+    return math.log1p((classes - 1) * math.exp(-2.0 * bound))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Encoder
+
+
+def _normalisation(encoder: str, weights: str | None) -> tuple[list[float], list[float]]:
+    """Mean and std (for inputs in [0, 1]) that the encoder's pretrained weights expect.
+
+    Read from the encoder's pretrained configuration where that needs no download (timm ``tu-``
+    encoders; smp encoders whose config.json `get_encoder` just fetched with the weights); ImageNet's
+    otherwise, so a model built offline normalises the same way every time.
+    """
+    if encoder.startswith("tu-") or weights is not None:
+        from segmentation_models_pytorch.encoders import get_preprocessing_params
+
+        try:
+            p = get_preprocessing_params(encoder, pretrained=weights if isinstance(weights, str) else "imagenet")
+        except (OSError, ValueError, KeyError, AttributeError):
+            p = None
+        if p is not None and p.get("input_space", "RGB") == "RGB":
+            scale = float(p.get("input_range", [0, 1])[1])  # [0, 255]-range statistics -> [0, 1]
+            return [m / scale for m in p["mean"]], [s / scale for s in p["std"]]
+    return list(IMAGENET_MEAN), list(IMAGENET_STD)
+
+
+def make_encoder(name: str, weights: str | None = None, output_stride: int = 16) -> nn.Module:
+    """An smp encoder (``model.encoder``) dilated to `output_stride`.
+
+    Args:
+        name: any smp encoder name (``resnet18/34/50``, ``mobilenet_v2``, ``efficientnet-b0``…) or a timm
+            one as ``tu-<name>`` (``tu-mobilenetv3_small_100``, ``tu-mobilenetv4_conv_small``…).
+        weights: ``None`` (random initialisation) or the name of smp's pretrained weights (``imagenet``;
+            any non-null value for ``tu-`` encoders). Downloading them needs the internet.
+        output_stride: 16 (the paper's) or 8; 32 leaves the encoder undilated.
+    """
+    from segmentation_models_pytorch.encoders import get_encoder
+
+    if name.startswith("tu-") and weights is not None:
+        weights = True  # timm: the pretrained tag is part of the name
+    try:
+        return get_encoder(name, weights=weights, output_stride=output_stride)
+    except OSError as e:  # huggingface_hub / requests / urllib failures are all OSErrors
+        if weights is None:
+            raise
+        raise RuntimeError(
+            f"Pretrained weights ({weights!r}) for encoder {name!r} could not be downloaded: they need the "
+            f"internet the first time (then they are cached by huggingface_hub). Set "
+            f"`model.encoder_weights: null` in params.yaml to start from random weights instead. ({e})"
+        ) from e
+
+
+class _EncoderNet(nn.Module):
+    """What both networks share: the normalisation buffers, the encoder and the bilinear resize."""
+
+    def __init__(self, encoder: str, classes: int, encoder_weights: str | None, output_stride: int):
+        super().__init__()
+        self.encoder_name = encoder
+        self.classes = int(classes)
+        self.output_stride = int(output_stride)
+        self.encoder = make_encoder(encoder, encoder_weights, output_stride)
+        mean, std = _normalisation(encoder, encoder_weights)
+        # Persistent: a checkpoint keeps the statistics its weights were trained with.
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    @property
+    def feature_channels(self) -> int:
+        return self.encoder.out_channels[-1]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) RGB in [0, 1] -> the encoder's last feature map (N, c, H/16, W/16)."""
+        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return self.encoder(x)[-1]
+
+    @staticmethod
+    def _resize(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(scores, size=size, mode="bilinear", align_corners=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# FCN
+
+
+class FCN(_EncoderNet):
+    """The reference FCN (Sect. 3.1, Table 1): encoder at output stride 16 -> ``conv6`` -> bilinear resize.
+
+    Args:
+        encoder: smp encoder name (paper: ``resnet50``), see `make_encoder`.
+        classes: C, the number of classes (``conv6`` has C filters).
+        encoder_weights: ``None`` or ``"imagenet"`` (downloaded; offline a RuntimeError says so).
+        output_stride: 16 in the paper.
+
+    Input: (B, 3, H, W) float RGB in [0, 1] (or (B, T, 3, H, W), processed frame by frame).
+    Output: raw scores of the same leading shape with C channels at the input's H×W.
+    """
+
+    def __init__(self, encoder: str = "resnet50", classes: int = 5, encoder_weights: str | None = None,
+                 output_stride: int = 16):
+        super().__init__(encoder, classes, encoder_weights, output_stride)
+        self.conv6 = nn.Conv2d(self.feature_channels, self.classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:])
+        scores = self._resize(self.conv6(self.features(x)), x.shape[-2:])
+        return scores.reshape(*lead, *scores.shape[1:])
+
+
+# ---------------------------------------------------------------------------------------------------
+# ConvLSTM
+
+
+class ConvLSTM(nn.Module):
+    """A ConvLSTM layer, Eq. 1 (Shi et al. 2015)::
+
+        i_t = σ(W_xi * X_t + W_hi * H_{t−1} + W_ci ∘ C_{t−1} + b_i)
+        f_t = σ(W_xf * X_t + W_hf * H_{t−1} + W_cf ∘ C_{t−1} + b_f)
+        C_t = f_t ∘ C_{t−1} + i_t ∘ tanh(W_xc * X_t + W_hc * H_{t−1} + b_c)
+        o_t = σ(W_xo * X_t + W_ho * H_{t−1} + W_co ∘ C_t + b_o)
+        H_t = o_t ∘ tanh(C_t)
+
+    The peepholes W_ci, W_cf, W_co are **per channel** (one weight per hidden channel, shape
+    (C_hidden, 1, 1), broadcast over the positions). A per-position peephole (shape (C_hidden, h, w), as
+    in some ConvLSTM code) would tie the model to one feature-map size (20×20 at the paper's 320×320, 6×6
+    at 96×96) and break the translation equivariance every other weight of the layer has; per channel is
+    also the convolutional reading of the FC-LSTM's diagonal peephole matrix, one weight per cell unit,
+    where a "unit" is now a channel shared across the positions. They start at zero, so the layer starts
+    as a peephole-free ConvLSTM; ``peephole=False`` removes them (Keras's ConvLSTM2D has none).
+
+    The state starts at zero for every sequence passed to `forward`. Initialisation follows Keras's
+    ConvLSTM2D: Glorot-uniform input kernel, orthogonal recurrent kernel, zero bias but 1 for the forget gate.
+
+    Args:
+        in_channels: channels of X_t.
+        hidden_channels: channels of H_t and C_t (the filters).
+        kernel_size: of the convolutions ``*`` (odd; "same" padding). 1 in the ConvLSTM-FCN.
+        peephole: learn the Hadamard peepholes W_ci, W_cf, W_co.
+
+    Input (B, T, C_in, h, w) -> H_t for every t, (B, T, C_hidden, h, w).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 1, peephole: bool = True):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
+        self.in_channels = int(in_channels)
+        self.hidden_channels = int(hidden_channels)
+        self.kernel_size = int(kernel_size)
+        self.peephole = bool(peephole)
+        pad = kernel_size // 2
+        # Gate blocks in the order i, f, c, o (as Keras); the bias b_{i,f,c,o} lives in conv_x.
+        self.conv_x = nn.Conv2d(in_channels, 4 * hidden_channels, kernel_size, padding=pad, bias=True)
+        self.conv_h = nn.Conv2d(hidden_channels, 4 * hidden_channels, kernel_size, padding=pad, bias=False)
+        if peephole:
+            self.w_ci = nn.Parameter(torch.zeros(hidden_channels, 1, 1))
+            self.w_cf = nn.Parameter(torch.zeros(hidden_channels, 1, 1))
+            self.w_co = nn.Parameter(torch.zeros(hidden_channels, 1, 1))
+        else:
+            self.register_parameter("w_ci", None)
+            self.register_parameter("w_cf", None)
+            self.register_parameter("w_co", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        n = self.hidden_channels
+        nn.init.xavier_uniform_(self.conv_x.weight)
+        for k in range(4):  # each gate's recurrent kernel orthogonal, as Keras does for the whole matrix
+            nn.init.orthogonal_(self.conv_h.weight.data[k * n:(k + 1) * n])
+        nn.init.zeros_(self.conv_x.bias)
+        with torch.no_grad():
+            self.conv_x.bias[n:2 * n].fill_(1.0)  # unit forget bias
+        for w in (self.w_ci, self.w_cf, self.w_co):
+            if w is not None:
+                nn.init.zeros_(w)
+
+    def zero_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H, C) = 0 for a batch shaped like the frame `x` (B, C_in, h, w)."""
+        z = x.new_zeros(x.shape[0], self.hidden_channels, *x.shape[-2:])
+        return z, z
+
+    def step(self, x_t: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], gx: torch.Tensor | None = None):
+        """One time step of Eq. 1: (X_t, (H_{t−1}, C_{t−1})) -> (H_t, C_t).
+
+        `gx`, the input convolution W_x * X_t + b, may be passed precomputed (`forward` does all T at once).
+        """
+        h, c = state
+        if gx is None:
+            gx = self.conv_x(x_t)
+        gi, gf, gc, go = (gx + self.conv_h(h)).chunk(4, dim=1)
+        if self.peephole:
+            gi = gi + self.w_ci * c
+            gf = gf + self.w_cf * c
+        c = torch.sigmoid(gf) * c + torch.sigmoid(gi) * torch.tanh(gc)
+        if self.peephole:
+            go = go + self.w_co * c  # the output gate peeps at the new cell C_t
+        h = torch.sigmoid(go) * torch.tanh(c)
+        return h, c
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"ConvLSTM expects (B, T, C, h, w), got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        gx = self.conv_x(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1, *x.shape[-2:])
+        if state is None:
+            state = self.zero_state(x[:, 0])
+        out = []
+        for k in range(t):
+            state = self.step(None, state, gx=gx[:, k])
+            out.append(state[0])
+        return torch.stack(out, dim=1)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}, "
+                f"peephole={self.peephole}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# ConvLSTM-FCN
+
+
+class ConvLSTMFCN(_EncoderNet):
+    """The ConvLSTM-FCN (Sect. 3.1, Fig. 1): the FCN with ``conv6`` replaced by a `ConvLSTM` of the same
+    filter settings (1×1, C filters), between Reshape1 (B·T, c, h, w) -> (B, T, c, h, w) and Reshape2 back.
+
+    Args:
+        encoder, classes, encoder_weights, output_stride: as `FCN`.
+        peephole: the ConvLSTM's Hadamard peepholes (Eq. 1).
+        output_scale: fixed factor on the scores; 1 (default) is the paper's model, whose scores are the
+            ConvLSTM's h ∈ (−1, 1) (see the module docstring for what that bound does to the losses).
+
+    Input (B, T, 3, H, W) float RGB in [0, 1]; output raw scores (B, T, C, H, W). The state starts at
+    zero for every sequence. Layer-wise learning rates: `param_groups`; the paper's exploration with
+    everything but the ConvLSTM frozen: `freeze_backbone`.
+    """
+
+    def __init__(self, encoder: str = "resnet50", classes: int = 5, encoder_weights: str | None = None,
+                 output_stride: int = 16, peephole: bool = True, output_scale: float = 1.0):
+        super().__init__(encoder, classes, encoder_weights, output_stride)
+        self.convlstm = ConvLSTM(self.feature_channels, self.classes, kernel_size=1, peephole=peephole)
+        self.output_scale = float(output_scale)
+        self.backbone_frozen = False
+
+    @classmethod
+    def from_fcn(cls, fcn: FCN, peephole: bool = True, output_scale: float = 1.0) -> "ConvLSTMFCN":
+        """A ConvLSTM-FCN holding a copy of every weight (and buffer) of `fcn` except ``conv6``.
+
+        The ConvLSTM is new (Sect. 4.2: "keeping all the weights except the newly-added ConvLSTM layer").
+        """
+        fcn = getattr(fcn, "module", fcn)  # DDP-wrapped
+        model = cls(fcn.encoder_name, fcn.classes, None, fcn.output_stride, peephole=peephole,
+                    output_scale=output_scale)
+        shared = {k: v for k, v in fcn.state_dict().items() if not k.startswith("conv6.")}
+        missing, unexpected = model.load_state_dict(shared, strict=False)
+        if unexpected or any(not k.startswith("convlstm.") for k in missing):
+            raise RuntimeError(f"FCN -> ConvLSTM-FCN transfer mismatch: missing {missing}, unexpected {unexpected}")
+        return model.to(next(fcn.parameters()).device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5:
+            raise ValueError(f"ConvLSTMFCN expects (B, T, 3, H, W) sequences, got shape {tuple(x.shape)}")
+        b, t = x.shape[:2]
+        size = x.shape[-2:]
+        f = self.features(x.reshape(b * t, *x.shape[2:]))          # (B·T, c, h, w)
+        h = self.convlstm(f.reshape(b, t, *f.shape[1:]))           # Reshape1 -> ConvLSTM: (B, T, C, h, w)
+        scores = self._resize(h.reshape(b * t, *h.shape[2:]), size)  # Reshape2 -> bilinear resize
+        if self.output_scale != 1.0:
+            scores = scores * self.output_scale
+        return scores.reshape(b, t, *scores.shape[1:])
+
+    def param_groups(self, lr: float, gamma: float) -> list[dict[str, Any]]:
+        """Optimizer groups of Sect. 4.2: `lr` for the ConvLSTM, `lr`·`gamma` for every other layer.
+
+        With the backbone frozen only the ConvLSTM's group is returned.
+        """
+        groups = [{"params": list(self.convlstm.parameters()), "lr": lr, "name": "convlstm"}]
+        if not self.backbone_frozen:
+            groups.append({"params": list(self.encoder.parameters()), "lr": lr * gamma, "name": "backbone"})
+        return groups
+
+    def freeze_backbone(self, frozen: bool = True) -> "ConvLSTMFCN":
+        """Train the ConvLSTM alone (the paper's exploration, Tables 3 and 5).
+
+        The encoder's weights stop taking gradients and its batch-norm layers stay in eval mode, so their
+        running statistics do not drift either; `train()` keeps them there.
+        """
+        self.backbone_frozen = frozen
+        self.encoder.requires_grad_(not frozen)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "ConvLSTMFCN":
+        super().train(mode)
+        if self.backbone_frozen:
+            self.encoder.eval()
+        return self
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building, saving and loading
+
+
+ARCHS = {"fcn": FCN, "convlstm": ConvLSTMFCN}
+
+
+def build_model(arch: str, config: Mapping[str, Any]) -> nn.Module:
+    """A new model from a checkpoint-style config.
+
+    Args:
+        arch: ``"fcn"`` or ``"convlstm"``.
+        config: ``encoder``, ``classes``, ``output_stride`` (default 16), ``encoder_weights`` (default None),
+            for ``convlstm`` also ``peephole`` (default True) and ``output_scale`` (default 1). Other keys
+            (``input_size``, ``region``, ``class_names``…) are metadata and ignored here.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown arch {arch!r}; valid: {sorted(ARCHS)}")
+    kw = dict(encoder=config["encoder"], classes=int(config["classes"]),
+              encoder_weights=config.get("encoder_weights"), output_stride=int(config.get("output_stride", 16)))
+    if arch == "convlstm":
+        kw.update(peephole=bool(config.get("peephole", True)), output_scale=float(config.get("output_scale", 1.0)))
+    return ARCHS[arch](**kw)
+
+
+def _plain(obj):
+    """Python scalars/containers only, so the checkpoint loads with ``weights_only=True``."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    return obj
+
+
+def save_model(path, model: nn.Module, arch: str, config: Mapping[str, Any], epoch: int | None = None,
+               metrics: Mapping[str, Any] | None = None) -> None:
+    """Write a model checkpoint atomically.
+
+    Layout: ``{"format", "arch", "config", "state_dict", "epoch", "metrics"}``; the state dict is the bare
+    model's (DDP's ``module.`` and torch.compile's ``_orig_mod.`` prefixes are not saved), on CPU.
+    ``config["encoder_weights"]`` is kept as information only: `load_model` never downloads.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"Unknown arch {arch!r}; valid: {sorted(ARCHS)}")
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "arch": arch,
+        "config": _plain(dict(config)),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "epoch": None if epoch is None else int(epoch),
+        "metrics": _plain(dict(metrics or {})),
+    }
+    with atomic_file(path, "wb") as f:
+        torch.save(ckpt, f)
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """The checkpoint dict written by `save_model` (tensors only as state; safe ``weights_only`` load)."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("arch") not in ARCHS:
+        raise ValueError(f"{path}: not a facemask model checkpoint (expected keys arch, config, state_dict)")
+    return ckpt
+
+
+def load_model(path, map_location="cpu") -> nn.Module:
+    """The model saved at `path` by `save_model`, in eval mode, with ``.arch``/``.config``/``.checkpoint``
+    (epoch and metrics) attached. The weights come from the file: nothing is downloaded."""
+    ckpt = load_checkpoint(path, map_location)
+    config = dict(ckpt["config"], encoder_weights=None)
+    model = build_model(ckpt["arch"], config)
+    # The statistics the weights were trained with, not the defaults for weights=None.
+    model.load_state_dict(ckpt["state_dict"], strict=True)
+    model.arch, model.config = ckpt["arch"], ckpt["config"]
+    model.checkpoint = {"epoch": ckpt.get("epoch"), "metrics": ckpt.get("metrics", {})}
+    return model.to(map_location if isinstance(map_location, (str, torch.device)) else "cpu").eval()
