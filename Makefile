@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench
+.PHONY: setup repro test test-slow bench report
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +19,12 @@ repro: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+report: setup
+	bash scripts/metrics_report.sh main
 
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done

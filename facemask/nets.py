@@ -266,6 +266,52 @@ class ConvLSTM(nn.Module):
                 f"peephole={self.peephole}")
 
 
+@torch.no_grad()
+def conv6_score_std(fcn: FCN, images: torch.Tensor) -> float:
+    """The standard deviation of `fcn`'s class-centred scores (before the resize) on `images` (N, 3, H, W)."""
+    was_training = fcn.training
+    fcn.eval()
+    images = images.to(next(fcn.parameters()).device)
+    s = fcn.conv6(fcn.features(images))
+    fcn.train(was_training)
+    return max(float((s - s.mean(dim=1, keepdim=True)).std()), 1e-6)
+
+
+@torch.no_grad()
+def init_from_conv6(lstm: ConvLSTM, conv6: nn.Conv2d, scale: float = 1.0) -> None:
+    """Start a 1×1 `ConvLSTM` as the FCN's classifier ``conv6`` (our choice; the paper is silent).
+
+    The cell-input block (W_xc, b_c) gets ``conv6``'s weights centred over the classes (W − mean_c W,
+    b − mean_c b: every pixel's scores shift by one constant, so softmax and arg-max are unchanged), times
+    `scale`. A trained FCN's scores spread far beyond tanh's linear range (std ≈ 6 on our benchmark), where
+    tanh would tie the leading classes, so `from_fcn` passes scale = 1 / std of the centred scores on a few
+    training frames (`conv6_score_std`). The gates' input weights and all recurrent kernels
+    are zeroed (peepholes start at zero anyway), so every gate starts uniform over classes, positions and
+    time: i = o = σ(0) = ½, f = σ(1) ≈ 0.73. Then, with s̃_t the centred, scaled FCN scores of frame t,
+
+        C_t = Σ_{k≤t} f^(t−k) · ½ tanh(s̃_k),     H_t = ½ tanh(C_t):
+
+    the new model starts as the FCN followed by exponential temporal smoothing of its squashed scores;
+    its first frame has the FCN's arg-max exactly on the feature map (after the bilinear resize, of squashed
+    rather than raw scores, nearly everywhere). Every zeroed weight still gets gradients (the gates'
+    outputs matter and their inputs X_t, H_{t−1} are not zero), so training learns from there which
+    frames to trust.
+    """
+    if lstm.kernel_size != 1 or conv6.kernel_size != (1, 1):
+        raise ValueError("init_from_conv6 needs a 1x1 ConvLSTM and a 1x1 conv6")
+    n = lstm.hidden_channels
+    if conv6.out_channels != n or conv6.in_channels != lstm.in_channels:
+        raise ValueError(f"conv6 {conv6.in_channels}->{conv6.out_channels} does not fit the ConvLSTM "
+                         f"{lstm.in_channels}->{n}")
+    w = conv6.weight - conv6.weight.mean(dim=0, keepdim=True)
+    b = conv6.bias - conv6.bias.mean() if conv6.bias is not None else torch.zeros(n, device=w.device)
+    lstm.reset_parameters()  # biases i, f, c, o = 0, 1, 0, 0; peepholes 0
+    lstm.conv_x.weight.zero_()
+    lstm.conv_h.weight.zero_()
+    lstm.conv_x.weight[2 * n:3 * n].copy_(w * scale)
+    lstm.conv_x.bias[2 * n:3 * n].copy_(b * scale)
+
+
 # ---------------------------------------------------------------------------------------------------
 # ConvLSTM-FCN
 
@@ -293,11 +339,22 @@ class ConvLSTMFCN(_EncoderNet):
         self.backbone_frozen = False
 
     @classmethod
-    def from_fcn(cls, fcn: FCN, peephole: bool = True, output_scale: float = 1.0) -> "ConvLSTMFCN":
+    def from_fcn(cls, fcn: FCN, peephole: bool = True, output_scale: float = 1.0,
+                 init: str = "conv6", calibration: torch.Tensor | None = None) -> "ConvLSTMFCN":
         """A ConvLSTM-FCN holding a copy of every weight (and buffer) of `fcn` except ``conv6``.
 
-        The ConvLSTM is new (Sect. 4.2: "keeping all the weights except the newly-added ConvLSTM layer").
+        The ConvLSTM is new (Sect. 4.2: "keeping all the weights except the newly-added ConvLSTM layer");
+        the paper does not say how it starts. `init`:
+
+        * ``"glorot"``: Keras's ConvLSTM2D initialisation (`ConvLSTM.reset_parameters`), the authors'
+          framework's default. The new layer then has to learn the classifier again through gates that
+          start random, at ``lr`` while the encoder moves at ``lr·γ``.
+        * ``"conv6"`` (`init_from_conv6`): the cell input starts as the FCN's classifier, so the new model
+          starts from the FCN's predictions and the ConvLSTM learns what to add to them. `calibration`,
+          a few training frames (N, 3, H, W), sets the scale: see `init_from_conv6`.
         """
+        if init not in ("conv6", "glorot"):
+            raise ValueError(f"ConvLSTM init {init!r}; valid: conv6, glorot")
         fcn = getattr(fcn, "module", fcn)  # DDP-wrapped
         model = cls(fcn.encoder_name, fcn.classes, None, fcn.output_stride, peephole=peephole,
                     output_scale=output_scale)
@@ -305,6 +362,11 @@ class ConvLSTMFCN(_EncoderNet):
         missing, unexpected = model.load_state_dict(shared, strict=False)
         if unexpected or any(not k.startswith("convlstm.") for k in missing):
             raise RuntimeError(f"FCN -> ConvLSTM-FCN transfer mismatch: missing {missing}, unexpected {unexpected}")
+        if init == "conv6":
+            scale = 1.0
+            if calibration is not None:
+                scale = 1.0 / conv6_score_std(fcn, calibration)
+            init_from_conv6(model.convlstm, fcn.conv6, scale)
         return model.to(next(fcn.parameters()).device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

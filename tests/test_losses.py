@@ -13,15 +13,6 @@ from facemask.losses import LOSSES, CrossEntropyLoss, IoULoss, SegLoss, build_lo
 LN3 = math.log(3.0)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors, many small ops: one thread (OpenMP barriers cost more than they save, the more so
-    on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _image(pixels, targets):
     """N=1 image from per-pixel score rows [(s_0, ..., s_C-1), ...] in row-major order over an H x W grid."""

@@ -15,15 +15,6 @@ from facemask.nets import FCN, ConvLSTM, ConvLSTMFCN, build_model, ce_floor, loa
 ENC = "resnet18"
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors, many small ops: one thread (OpenMP barriers cost more than they save, the more so
-    on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def fcn():
@@ -339,3 +330,56 @@ def test_pretrained_weights_offline_error_is_plain(monkeypatch):
         FCN(ENC, classes=2, encoder_weights="imagenet")
     msg = str(e.value)
     assert "internet" in msg and repr(ENC) in msg and "model.encoder_weights: null" in msg
+
+
+# ------------------------------------------------------------------------------------------------
+# Starting the ConvLSTM from conv6
+
+
+def test_conv6_init_is_fcn_with_exponential_smoothing(fcn, one_thread):
+    """By an independent route: the FCN's own scores, centred, pushed through the closed form
+    C_t = f C_{t-1} + ½ tanh(s̃_t), H_t = ½ tanh(C_t) with f = σ(1)."""
+    fcn.eval()
+    m = ConvLSTMFCN.from_fcn(fcn, init="conv6").eval()
+    torch.manual_seed(5)
+    x = torch.rand(2, 4, 3, 64, 64)
+    with torch.no_grad():
+        f = fcn.features(x.reshape(8, 3, 64, 64))
+        s = fcn.conv6(f).reshape(2, 4, 3, *f.shape[-2:])
+        s = s - s.mean(dim=2, keepdim=True)
+        c = torch.zeros_like(s[:, 0])
+        want = []
+        for t in range(4):
+            c = (1 / (1 + math.exp(-1.0))) * c + 0.5 * torch.tanh(s[:, t])
+            want.append(0.5 * torch.tanh(c))
+        want = torch.stack(want, 1)
+        # first frame, at the feature map's resolution: the FCN's arg-max exactly
+        assert torch.equal(want[:, 0].argmax(1), s[:, 0].argmax(1))
+        want = F.interpolate(want.reshape(8, 3, *f.shape[-2:]), size=(64, 64), mode="bilinear",
+                             align_corners=False).reshape(2, 4, 3, 64, 64)
+        got = m(x)
+        assert torch.allclose(got, want, atol=1e-5)
+        # after the bilinear resize (of squashed instead of raw scores) nearly everywhere
+        agree = (got[:, 0].argmax(1) == fcn(x[:, 0]).argmax(1)).float().mean()
+        assert agree > 0.98
+
+
+def test_conv6_init_weights_still_learn(fcn):
+    m = ConvLSTMFCN.from_fcn(fcn, init="conv6").train()
+    x = torch.rand(1, 3, 3, 32, 32)
+    y = torch.randint(0, 3, (1 * 3, 32, 32))
+    loss = F.cross_entropy(m(x).reshape(3, 3, 32, 32), y)
+    loss.backward()
+    lstm = m.convlstm
+    n = lstm.hidden_channels
+    for k in (0, 1, 3):  # the zeroed gate input weights
+        assert lstm.conv_x.weight.grad[k * n:(k + 1) * n].abs().sum() > 0
+    assert lstm.conv_h.weight.grad.abs().sum() > 0
+
+
+def test_glorot_init_differs_from_conv6(fcn):
+    torch.manual_seed(0)
+    g = ConvLSTMFCN.from_fcn(fcn, init="glorot")
+    assert g.convlstm.conv_h.weight.abs().sum() > 0  # orthogonal, as Keras
+    with pytest.raises(ValueError, match="init"):
+        ConvLSTMFCN.from_fcn(fcn, init="zeros")

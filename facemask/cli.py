@@ -1,0 +1,126 @@
+"""The `facemask` console command: a small dispatcher, one function per subcommand.
+
+A subcommand is a pair ``(add_arguments(parser), run(args) -> exit code)`` registered in `COMMANDS`;
+errors that are the user's to fix (bad input, missing models) are printed as one line on stderr
+with a non-zero exit, not as a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+EXIT_ERROR = 1
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="a video file (anything OpenCV decodes: .mp4, .avi, ...), a folder of frames "
+                                 "(images in name order, numbers sorted numerically), or with --cropped a "
+                                 "folder of face crops")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (see below; default: INPUT's name + _masks, next to it); written "
+                        "atomically: it appears only when the run succeeds")
+    p.add_argument("--models", default="models", metavar="DIR",
+                   help="trained models: DIR/{face,eyes,mouth}/convlstm.pt, as `dvc repro` writes them "
+                        "(default: %(default)s)")
+    p.add_argument("--cropped", action="store_true",
+                   help="INPUT is a folder of face crops made like the training crops (square, 1.3 x the "
+                        "landmark box); no detection, labels at each crop's size")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=4, metavar="N",
+                   help="T-frame windows per forward pass; more is faster on a GPU and uses more memory "
+                        "(default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the network and OpenCV (default: all cores); 1 is faster when "
+                        "several jobs share the machine")
+    p.add_argument("--no-video", dest="video", action="store_false",
+                   help="do not write the overlay video (labels and summary only)")
+    p.add_argument("--video-format", choices=["mp4", "avi"], default="mp4",
+                   help="overlay container: mp4 (mp4v codec) or avi (MJPG) (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="frame rate of the overlay for a folder input; a video keeps its own "
+                        "(default: %(default)s)")
+    p.add_argument("--max-gap", type=int, default=5, metavar="N",
+                   help="bridge at most N frames without a detected face between two detections by "
+                        "interpolating the box; longer gaps are reported as frames without a face "
+                        "(default: %(default)s)")
+    p.add_argument("--smooth", type=int, default=3, metavar="R",
+                   help="face box = median over the R frames either side (0: no smoothing) "
+                        "(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and is not empty")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+
+
+PREDICT_EPILOG = """\
+outputs in DIR:
+  labels/<frame>.png  one per frame, at the frame's size: single-channel PNG whose pixel values are class
+                      ids (0 background, 1 skin, 2 eyes, 3 lips, 4 inner mouth), with a palette in the
+                      paper's colours (red, green, cyan, blue). <frame> is 000001... for a video, the image's
+                      own name for a folder. A frame without a face is all background.
+  boxes.csv           per frame the face crop box x0,y0,x1,y1 (empty: no face) and whether the detector
+                      found the face in that very frame (0: bridged over a short gap, or no face)
+  overlay.mp4         the frames with the masks blended in and the crop box drawn (.avi with
+                      --video-format avi)
+  summary.json        frames, faces found, frames without a face, timings of decode / detection /
+                      network / writing, frames/s
+
+faces: OpenCV's bundled Haar cascades (frontal, else profile), largest face; the box is cleaned of
+outliers, bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared
+like the training crops. Frames in longer gaps are reported as frames without a face, not guessed.
+
+exit status: 0 done, 1 bad input, models or output folder (one line on stderr says which file and
+why; nothing is left at DIR), 2 bad command line, 130 interrupted.
+"""
+
+
+def _predict_run(args: argparse.Namespace) -> int:
+    from facemask.predict import PredictError, default_out, predict
+
+    out = args.out or default_out(args.input)
+    try:
+        s = predict(args.input, out, models=args.models, cropped=args.cropped, device=args.device,
+                    batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
+                    overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
+                    progress=not args.quiet, threads=args.threads)
+    except PredictError as e:
+        print(f"facemask predict: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("facemask predict: interrupted; nothing written", file=sys.stderr)
+        return 130
+    for w in s["warnings"]:
+        print(f"facemask predict: warning: {w}", file=sys.stderr)
+    if not args.quiet:
+        print(f"{s['frames']} frames, face in {s['faces_found']}, none in {len(s['frames_without_face'])}; "
+              f"{s['frames_per_s']} frames/s -> {out}", file=sys.stderr)
+    return 0
+
+
+#: name -> (help, epilog, add_arguments, run)
+COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
+    "predict": ("face masks for a video, a folder of frames or of face crops", PREDICT_EPILOG,
+                _predict_arguments, _predict_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facemask",
+        description="Face mask extraction in video (ConvLSTM-FCN cascade, Wang et al., IJCV 2019).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, epilog, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".", epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args._run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

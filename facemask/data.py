@@ -1,0 +1,166 @@
+"""Datasets over the packed clips: single frames (FCN phase) and T-frame windows (ConvLSTM phase).
+
+The clips stage writes, per region (`face`, `eyes`, `mouth`) and split (`train`, `val`, `test`),
+``<clips>/<region>/<split>/images.npy`` (clips, L, S, S, 3) uint8 RGB and ``labels.npy``
+(clips, L, S, S) uint8 class ids; both are read memory-mapped. ConvLSTM windows start at
+0, T, 2T ... inside each clip, so they coincide with the zoom boxes, which are held fixed over
+the same T-frame windows (Sect. 4.1).
+
+Randomness never depends on who reads the data: the order of the samples is a function of
+(seed, epoch) (`train_batches`) and a sample's augmentation a function of (seed, epoch, index)
+(`ClipDataset.set_epoch`). The number of loader workers or DDP processes, and whether a run was
+interrupted and resumed, therefore change nothing in what the model sees.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+
+def build_augment() -> A.Compose:
+    """Mild photometric and geometric jitter. A horizontal flip is safe: no class is left/right."""
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10),
+                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.7),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+        A.GaussianBlur(blur_limit=(3, 3), sigma_limit=(0.3, 1.0), p=0.2),
+    ])
+
+
+def load_split(split_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Memory-map `images.npy` and `labels.npy` of one split; check they belong together."""
+    split_dir = Path(split_dir)
+    paths = split_dir / "images.npy", split_dir / "labels.npy"
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: missing (run the clips stage first)")
+    images, labels = (np.load(p, mmap_mode="r") for p in paths)
+    if images.ndim != 5 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"{paths[0]}: expected (clips, L, H, W, 3) uint8, got {images.shape} {images.dtype}")
+    if labels.shape != images.shape[:-1]:
+        raise ValueError(f"{paths[1]}: shape {labels.shape} does not match images {images.shape}")
+    return images, labels
+
+
+class ClipDataset(Dataset):
+    """Frames (`window=None`) or T-frame windows of the packed clips of one split.
+
+    A frame item is ``(image (3, H, W) float in [0, 1], label (H, W) long)``; a window item is
+    ``(images (T, 3, H, W), labels (T, H, W))``. With `augment`, one random draw is applied to
+    every frame of a window and to its labels.
+
+    Args:
+        split_dir: folder with `images.npy` and `labels.npy`.
+        window: T for T-frame windows aligned at 0, T, 2T ... in each clip; None for single frames.
+        augment: apply `build_augment()`.
+        seed: base seed of the augmentation; the draw for an item is seeded by (seed, epoch, index).
+    """
+
+    def __init__(self, split_dir: str | Path, window: int | None = None, augment: bool = False, seed: int = 0):
+        self.images, self.labels = load_split(split_dir)
+        clips, length = self.images.shape[:2]
+        self.window = window
+        self.per_clip = length if window is None else length // window
+        if self.per_clip == 0:
+            raise ValueError(f"{split_dir}: clips of {length} frames hold no window of {window}")
+        self.n = clips * self.per_clip
+        self.augment = build_augment() if augment else None
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's augmentations (call before creating the loader's iterator)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        clip, k = divmod(index, self.per_clip)
+        if self.window is None:
+            img, lbl = self.images[clip, k:k + 1], self.labels[clip, k:k + 1]
+        else:
+            img, lbl = self.images[clip, k * self.window:(k + 1) * self.window], \
+                self.labels[clip, k * self.window:(k + 1) * self.window]
+        img, lbl = np.array(img), np.array(lbl)  # copies out of the read-only memory map
+        if self.augment is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            self.augment.set_random_state(rng, random.Random(int(rng.integers(2**63))))
+            out = self.augment(images=img, masks=lbl)
+            img, lbl = out["images"], out["masks"]
+        x = torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2).float().div_(255)
+        y = torch.from_numpy(np.ascontiguousarray(lbl)).long()
+        return (x[0], y[0]) if self.window is None else (x, y)
+
+
+def train_batches(n: int, batch_size: int, seed: int, epoch: int, max_batches: int | None = None) -> list[np.ndarray]:
+    """This epoch's global batches: a permutation seeded by (seed, epoch), cut into full batches."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    batches = [order[i:i + batch_size] for i in range(0, n - batch_size + 1, batch_size)]
+    if not batches:
+        raise ValueError(f"{n} training items: fewer than one batch of {batch_size}")
+    return batches[:max_batches] if max_batches else batches
+
+
+class ShardedBatchSampler:
+    """The micro-batches this process trains on, in order, for one epoch.
+
+    Every optimiser step consumes one global batch of `batch_size` items. It is cut into
+    ``world * accum`` equal micro-batches; process `rank` takes micro-batches
+    ``rank * accum ... rank * accum + accum - 1`` and accumulates their gradients, and DDP
+    averages over the processes. So one process with ``accum = k`` and k processes with
+    ``accum = 1`` see exactly the same micro-batches (down to BatchNorm statistics) and take the
+    same steps, up to floating-point summation order.
+    """
+
+    def __init__(self, n: int, batch_size: int, *, seed: int, rank: int = 0, world: int = 1, accum: int = 1,
+                 max_batches: int | None = None):
+        parts = world * accum
+        if batch_size % parts:
+            raise ValueError(f"batch size {batch_size} is not divisible by processes x accumulation = {parts}")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.accum, self.micro = rank, accum, batch_size // parts
+        self.max_batches, self.epoch = max_batches, 0
+        self.steps = len(train_batches(n, batch_size, seed, 0, max_batches))
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps * self.accum
+
+    def __iter__(self):
+        for batch in train_batches(self.n, self.batch_size, self.seed, self.epoch, self.max_batches):
+            for a in range(self.accum):
+                start = (self.rank * self.accum + a) * self.micro
+                yield batch[start:start + self.micro].tolist()
+
+
+def eval_batches(n: int, batch_size: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """A contiguous share of 0..n-1 for this process, in batches; the shares cover every item once."""
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    return [list(range(i, min(i + batch_size, hi))) for i in range(lo, hi, batch_size)]
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Seed a loader worker from torch's per-worker seed; one thread each (the cores are shared)."""
+    seed = get_worker_info().seed % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+
+
+def make_loader(dataset: Dataset, batch_sampler, workers: int = 0, pin_memory: bool = False,
+                seed: int = 0) -> DataLoader:
+    """A loader over `batch_sampler`; its own generator (seeded by `seed`) seeds the workers, so
+    creating it draws nothing from torch's global random state."""
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, pin_memory=pin_memory,
+                      worker_init_fn=worker_init_fn if workers else None, persistent_workers=False,
+                      generator=torch.Generator().manual_seed(seed))

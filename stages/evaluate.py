@@ -1,0 +1,143 @@
+"""Stage `evaluate`: predictions + ground truth -> metrics/eval.json, metrics/zoomed.json, metrics/eval/.
+
+Reads params ``evaluate`` and ``clips.window``; ``data/predictions`` (the fuse stage), the ground truth
+``data/300VW-Mask/labels_orig`` (and ``images_orig`` for the figure), the test clip index and the zoomed
+test sub-datasets' labels. IoU is computed at each crop's original resolution and accumulated over the
+whole test set (confusion matrices summed). Writes:
+
+* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade): IoU of skin, eyes, lips,
+  inner_mouth and their mean ``miou`` (background excluded), fractions in [0, 1];
+* ``metrics/zoomed.json`` — the eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets;
+* ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
+  ``timestep.csv`` / ``timestep.json`` (Table 4), ``significance.json`` (paired tests against the
+  FCN over groups of test sequences), ``stability.json`` (flicker), ``examples.png`` (Fig. 5),
+  ``fuse_timings.json`` and ``results.md`` (also printed).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from facemask import metrics
+from facemask.io import atomic_dir, atomic_write_json
+from facemask.masks import CLASS_NAMES, read_label_png
+from stages._common import load_params, setup_logging
+
+METHODS = ("fcn", "fcn_smooth", "primary", "cascade")
+LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
+          "cascade": "primary + zoomed eye/mouth models"}
+#: mIoU (%) the paper reports (Table 9); the per-class values were not part of the text we have.
+PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76}
+ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
+CLIPS, MASKS, PRED = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions")
+
+
+def _pct(x) -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
+
+
+def results_markdown(report: dict, sig: dict, stability: dict, categories: dict) -> str:
+    head = ["method", *CLASS_NAMES[1:], "mIoU", "paper mIoU", "P vs FCN", "flip rate / GT's"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in METHODS:
+        r = report[m]
+        p = sig["tests"].get(m, {}).get("p_ttest")
+        ratio = stability["ratio_to_ground_truth"].get(m)
+        lines.append("| " + " | ".join([LABELS[m], *(_pct(r[c]) for c in CLASS_NAMES[1:]), f"**{_pct(r['miou'])}**",
+                                        f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
+                                        "–" if m == "fcn" else ("n/a" if p is None else f"{p:.3g}"),
+                                        "–" if ratio is None else f"{ratio:.2f}"]) + " |")
+    cat = ["", "mIoU (%) per 300VW category:", "",
+           "| category | frames | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+    for c, d in categories.items():
+        cat.append(f"| {c} | {d['frames']} | " + " | ".join(_pct(d[m]["miou"]) for m in METHODS) + " |")
+    note = (f"\nIoU (%) on the test set ({sig['sequences']} sequences), at each crop's original resolution. "
+            f"P: paired t-test of the per-group mIoU against the baseline FCN over {sig['groups']} groups "
+            f"of sequences. Flip rate: share of pixels whose class changes between consecutive frames, "
+            f"relative to the ground truth's ({_pct(stability['flip_rate']['ground_truth'])} %).")
+    return "\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n"
+
+
+def main() -> None:
+    log = setup_logging()
+    params = load_params()
+    groups, n_examples = int(params["evaluate"]["groups"]), int(params["evaluate"]["examples"])
+    T = int(params["clips"]["window"])
+    clips = metrics.split_clips(CLIPS)
+    C = len(CLASS_NAMES)
+
+    meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *METHODS)}
+    for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
+        seq = {key: [] for key in flips}
+        for i, name in enumerate(clip["names"]):
+            gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
+            seq["ground_truth"].append(gt)
+            row = []
+            for m in METHODS:
+                path = PRED / m / f"{name}.png"
+                pred = read_label_png(path)
+                if pred.shape != gt.shape:
+                    raise ValueError(f"{path}: prediction {pred.shape} differs in size from its label {gt.shape}")
+                row.append(metrics.confusion_matrix(gt, pred, C))
+                seq[m].append(pred)
+            cms.append(np.stack(row))
+            meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
+                         "name": name})
+        for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
+            flips[key] += metrics.flip_rate(labels)
+    meta, cms = pd.DataFrame(meta), np.stack(cms)
+
+    report = metrics.reports_by(meta, cms, METHODS)
+    categories = metrics.reports_by(meta, cms, METHODS, "category")
+    subjects = metrics.subject_table(meta, cms, METHODS)
+    steps = metrics.timestep_table(meta, cms, METHODS)
+    sig = metrics.significance(meta, cms, METHODS, groups)
+    stability = {**metrics.stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
+                 "counts": {k: {"flips": int(v[0]), "pixels": int(v[1])} for k, v in flips.items()}}
+
+    zoomed = {}
+    for region, names in ZOOM_CLASSES.items():
+        gt = np.load(CLIPS / region / "test" / "labels.npy", mmap_mode="r")
+        zoomed[region] = {}
+        for arch in ("fcn", "convlstm"):
+            pred = np.load(PRED / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
+            zoomed[region][arch] = metrics.iou_report(metrics.confusion_matrix(gt, pred, len(names)), names)
+
+    # Fig. 5: the middle frame of evenly spaced test clips
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(clips) - 1, min(n_examples, len(clips)))})
+    rows = []
+    for k in picks:
+        name = clips[k]["names"][len(clips[k]["names"]) // 2]
+        image = cv2.imread(str(MASKS / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
+        gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
+        rows.append((image, gt, {m: read_label_png(PRED / m / f"{name}.png") for m in METHODS}, name))
+    figure = metrics.comparison_figure(rows, METHODS)
+
+    md = results_markdown(report, sig, stability, categories)
+    atomic_write_json("metrics/eval.json", report)
+    atomic_write_json("metrics/zoomed.json", zoomed)
+    with atomic_dir("metrics/eval") as out:
+        atomic_write_json(out / "categories.json", categories)
+        subjects.to_csv(out / "per_subject.csv", index=False, float_format="%.6f")
+        steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
+        atomic_write_json(out / "timestep.json", {
+            f"{m}_minus_fcn": {f"t{int(r['t'])}": metrics.finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
+            for m in METHODS if m != "fcn"})
+        atomic_write_json(out / "significance.json", sig)
+        atomic_write_json(out / "stability.json", stability)
+        cv2.imwrite(str(out / "examples.png"), figure)
+        if (PRED / "timings.json").is_file():
+            shutil.copy(PRED / "timings.json", out / "fuse_timings.json")
+        (out / "results.md").write_text(md)
+    print(md)
+    log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),
+             _pct(report["cascade"]["miou"]), _pct(report["fcn"]["miou"]))
+
+
+if __name__ == "__main__":
+    main()

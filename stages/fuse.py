@@ -1,0 +1,106 @@
+"""Stage `fuse`: every method of the paper on the test clips -> data/predictions.
+
+Reads params ``clips.window``, ``clips.zoom`` (the zoom margins), ``train.device``, ``fuse``; the test
+clips (``data/clips/index.csv``, ``data/clips/face/test/images.npy``, the eye and mouth test
+sub-datasets), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
+``models/<region>/{fcn,convlstm}.pt``. Writes, atomically:
+
+* ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade``:
+  label PNGs (class ids, paper palette) at each crop's original size;
+* ``data/predictions/boxes.csv``: the eye and mouth boxes of every window, and the fallback used;
+* ``data/predictions/zoomed/<eyes|mouth>/<fcn|convlstm>.npy``: the zoomed models' labels on their
+  test sub-datasets (Tables 7, 8), at the packed size;
+* ``data/predictions/timings.json``: seconds and frames/s per method (``cascade`` includes the primary
+  model, which it runs first), and how often each box fallback was used.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from facemask.fusion import METHODS, REGIONS, Cascade, ClipPredictor, predict_packed, resolve_device
+from facemask.io import atomic_dir
+from facemask.masks import write_label_png
+from facemask.metrics import split_clips
+from facemask.nets import load_model
+from stages._common import load_params, setup_logging
+
+CLIPS, MASKS, MODELS, OUT = Path("data/clips"), Path("data/300VW-Mask"), Path("models"), Path("data/predictions")
+
+
+def read_crop(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"{path}: missing or unreadable face crop")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def main() -> None:
+    log = setup_logging()
+    params = load_params()
+    device = resolve_device(params["train"]["device"])
+    T = int(params["clips"]["window"])
+    t_start = time.perf_counter()
+
+    clips = split_clips(CLIPS)
+    packed = np.load(CLIPS / "face" / "test" / "images.npy", mmap_mode="r")
+    if len(clips) != packed.shape[0]:
+        raise ValueError(f"{CLIPS / 'index.csv'} lists {len(clips)} test clips, "
+                         f"{CLIPS / 'face/test/images.npy'} holds {packed.shape[0]}")
+    cascade = Cascade.from_dir(MODELS, params["clips"]["zoom"], device)
+    if cascade.T != T:
+        raise ValueError(f"the face ConvLSTM-FCN was trained on T = {cascade.T}, clips.window is {T}")
+    predictor = ClipPredictor(load_model(MODELS / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"])
+    log.info("fuse: %d test clips, T = %d, device %s", len(clips), T, device)
+
+    frames, boxes = 0, []
+    with atomic_dir(OUT) as out:
+        for m in METHODS:
+            (out / m).mkdir()
+        for k, clip in enumerate(tqdm(clips, desc="fuse", unit="clip")):
+            names = clip["names"]
+            crops = [read_crop(MASKS / "images_orig" / f"{n}.jpg") for n in names]
+            labels, windows = predictor(crops, packed[k, :len(names)])
+            for m in METHODS:
+                for n, lab in zip(names, labels[m]):
+                    write_label_png(out / m / f"{n}.png", lab)
+            for w, r in enumerate(windows):
+                for region in REGIONS:
+                    boxes.append({"clip": k, "window": w, "first": names[w * T], "region": region,
+                                  **dict(zip(("x0", "y0", "x1", "y1"), r.boxes[region])),
+                                  "fallback": r.fallback[region] or ""})
+            frames += len(names)
+        pd.DataFrame(boxes).to_csv(out / "boxes.csv", index=False, float_format="%.5f")
+
+        zoom_seconds = {}
+        for region in REGIONS:
+            images = np.load(CLIPS / region / "test" / "images.npy", mmap_mode="r")
+            (out / "zoomed" / region).mkdir(parents=True)
+            for arch in ("fcn", "convlstm"):
+                t0 = time.perf_counter()
+                model = load_model(MODELS / region / f"{arch}.pt")
+                np.save(out / "zoomed" / region / f"{arch}.npy",
+                        predict_packed(model, images, T if arch == "convlstm" else None, device))
+                zoom_seconds[f"{region}/{arch}"] = round(time.perf_counter() - t0, 3)
+
+        fallbacks = pd.DataFrame(boxes)["fallback"].value_counts().to_dict() if boxes else {}
+        timings = {
+            "device": str(device), "clips": len(clips), "frames": frames,
+            "seconds": {m: round(s, 3) for m, s in predictor.seconds.items()},
+            "frames_per_s": {m: round(frames / s, 2) for m, s in predictor.seconds.items() if s > 0},
+            "zoomed_test_sets_seconds": zoom_seconds,
+            "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()},
+            "total_seconds": round(time.perf_counter() - t_start, 3),
+        }
+        (out / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s", OUT, frames, len(METHODS), timings["total_seconds"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""Stages ``train_fcn@<region>`` and ``train_convlstm@<region>``: one training run of one region.
+
+    python -m stages.train <fcn|convlstm> <region>
+    torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
+
+Reads params: seed, model, train.device, train.workers, train.<phase>, regions.<region>.
+Reads data/clips/<region>/{train,val}; convlstm also models/<region>/fcn.pt.
+Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
+keeps per-epoch state in models/.checkpoints/<region>/<phase>.pt until the run completes.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from facemask.clips import REGION_CLASS_NAMES
+from facemask.engine import PHASES, RunPaths, TrainConfig, train
+from stages._common import load_params, setup_logging
+
+
+#: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
+FCN_KEYS = ("encoder", "encoder_weights", "output_stride")
+CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
+
+
+def config(params: dict, phase: str, region: str) -> TrainConfig:
+    """The engine's config for one phase and region, from params.yaml."""
+    t, r = params["train"], params["regions"][region]
+    p = t[phase]
+    names = list(REGION_CLASS_NAMES.get(region, ()))
+    common = dict(
+        phase=phase, classes=r["classes"],
+        model={k: params["model"][k] for k in (FCN_KEYS if phase == "fcn" else FCN_KEYS + CONVLSTM_KEYS)},
+        class_names=names if names and len(names) == r["classes"] else None,
+        epochs=p["epochs"], lr=p["lr"], augment=p.get("augment", True),
+        max_steps_per_epoch=p.get("max_steps_per_epoch"), accum=p.get("accum", 1),
+        seed=params["seed"], device=t["device"], workers=t["workers"],
+    )
+    if phase == "fcn":
+        return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
+    loss_kwargs = {k: p[k] for k in ("lfun", "g", "weights")} if p["loss"] == "segloss" else {}
+    return TrainConfig(**common, batch_size=p["N"], T=p["T"], lr_decay=p.get("lr_decay", "none"),
+                       optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
+                       loss=p["loss"], loss_kwargs=loss_kwargs)
+
+
+def paths(phase: str, region: str) -> RunPaths:
+    return RunPaths(
+        clips=Path("data/clips") / region,
+        model=Path("models") / region / f"{phase}.pt",
+        live=Path("metrics/train") / region / phase,
+        checkpoint=Path("models/.checkpoints") / region / f"{phase}.pt",
+        init=Path("models") / region / "fcn.pt" if phase == "convlstm" else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    params = load_params()
+    if len(argv) != 2 or argv[0] not in PHASES or argv[1] not in params["regions"]:
+        sys.exit(f"usage: python -m stages.train {{{'|'.join(PHASES)}}} {{{'|'.join(params['regions'])}}}")
+    setup_logging()
+    train(config(params, *argv), paths(*argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""Experiments: the paper's configuration, params that `dvc exp run -S` can change, the queued
+sweeps, the tables made from `dvc exp show`, and the metric/param diff posted on pull requests."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import exp_tables  # noqa: E402
+import sweep  # noqa: E402
+
+
+def _leaves(d, prefix=""):
+    """{"a.b.c": value} for every leaf of a nested mapping."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out.update(_leaves(v, key) if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _env():
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_TEST="true", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _run(cmd, cwd, **kw):
+    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, **kw)
+    assert res.returncode == 0, f"{cmd} failed:\n{res.stdout}\n{res.stderr}"
+    return res.stdout
+
+
+def _dvc(*args, cwd):
+    return _run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+def _git_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    _run(["git", "init", "-q", "-b", "main"], path)
+    _dvc("init", "-q", cwd=path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# The paper's configuration
+
+
+def test_paper_config_has_exactly_the_keys_of_params_yaml():
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
+    assert set(_leaves(paper)) == set(_leaves(params))
+
+
+def test_paper_config_holds_the_papers_hyper_parameters():
+    p = _leaves(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
+    expected = {
+        "data.source": "300vw",                  # real 300VW (Sect. 4.1)
+        "masks.crop_scale": 1.3,                 # the authors' crop
+        "clips.length": 30,                      # 1-s sequences at 30 fps
+        "clips.fraction": 0.1,                   # 10 % of each video's 1-s sequences
+        "clips.split": [93, 9, 12],              # train / val / test videos
+        "clips.input_size": 320,                 # "resized to 320 by 320"
+        "clips.window": 5,                       # zoom box fixed for every 5 frames
+        "model.encoder": "resnet50",             # FCN on ResNet-50
+        "model.output_stride": 16,
+        "model.peephole": True,                  # Eq. 1
+        "train.fcn.epochs": 80,
+        "train.fcn.batch_size": 16,
+        "train.fcn.lr": 0.001,                   # with linear decay
+        "train.convlstm.epochs": 60,
+        "train.convlstm.T": 5,
+        "train.convlstm.N": 2,
+        "train.convlstm.lr": 0.001,              # ConvLSTM; others 0.001 * gamma
+        "train.convlstm.optimizer": "adam",
+        "train.convlstm.freeze_backbone": False,
+        "train.convlstm.loss": "segloss",
+        "train.convlstm.lfun": "eq9",
+        "train.convlstm.g": 0.0,
+        "regions.face.classes": 5,
+        "regions.eyes.classes": 2,
+        "regions.mouth.classes": 3,
+        "regions.face.gamma": 0.05,              # the primary model of the final predictions
+        "regions.eyes.gamma": 0.02,
+        "regions.mouth.gamma": 0.02,
+        "fuse.smooth_sigma": 0.6,                # temporal smoothing baseline
+        "evaluate.groups": 10,                   # 80 test sequences in 10 groups
+    }
+    for key, value in expected.items():
+        assert p[key] == value, f"configs/paper.yaml {key} = {p[key]!r}, the paper's is {value!r}"
+    assert p["clips.window"] == p["train.convlstm.T"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Params and dvc.yaml
+
+
+def _declared(dvc_yaml: dict) -> dict[str, set[str]]:
+    """Stage name -> the params.yaml keys it declares (matrix/foreach expanded), and ${} keys of its cmd."""
+    out = {}
+    for name, stage in dvc_yaml["stages"].items():
+        items = [{}]
+        if "matrix" in stage:
+            (var, values), = stage["matrix"].items()
+            items = [{var: v} for v in values]
+        for item in items:
+            keys = set()
+            for p in stage.get("params", []):
+                for k in (p if isinstance(p, dict) else [p]):
+                    if isinstance(p, dict):
+                        keys.update(p[k])
+                    else:
+                        keys.add(k)
+            keys |= {m for m in re.findall(r"\$\{([\w.]+)\}", stage["cmd"]) if not m.startswith("item.")}
+            expanded = {re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), k) for k in keys}
+            out[f"{name}@{'-'.join(map(str, item.values()))}" if item else name] = expanded
+    return out
+
+
+def _covered(key: str, declared: set[str]) -> bool:
+    return any(key == d or key.startswith(d + ".") for d in declared)
+
+
+def test_every_param_is_declared_by_a_stage():
+    """A key no stage declares would be ignored by `dvc exp run -S` (or read behind DVC's back)."""
+    params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    declared = set().union(*_declared(yaml.safe_load((ROOT / "dvc.yaml").read_text())).values())
+    orphans = [k for k in params if not _covered(k, declared)]
+    assert not orphans, f"params no stage declares: {orphans}"
+
+
+def test_sweep_keys_exist_and_reach_only_their_stages():
+    params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    stages = _declared(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    exps = sweep.experiments(list(sweep.sweeps()))
+    assert len(exps) == 2 + 8 - 1 + 3 * len(sweep.GAMMAS)  # Table 5's CE run is Table 3's Adam run
+    for name, overrides in exps:
+        for key in overrides:
+            assert key in params, f"{name}: -S {key} is not in params.yaml"
+    # gamma of the eye model changes train_convlstm@eyes only (then fuse/evaluate through its output)
+    direct = {s for s, keys in stages.items() if _covered("regions.eyes.gamma", keys)}
+    assert direct == {"train_fcn@eyes", "train_convlstm@eyes"} or direct == {"train_convlstm@eyes"}
+
+
+def test_sweep_commands():
+    cmds = {name: sweep.queue_command(name, o) for name, o in sweep.experiments(["table3"], {"train.fcn.epochs": "1"})}
+    assert set(cmds) == {"t3-adam", "t3-rmsprop"}
+    cmd = cmds["t3-rmsprop"]
+    assert cmd[1:6] == ["-m", "dvc", "exp", "run", "--queue"]
+    sets = {cmd[i + 1] for i, a in enumerate(cmd) if a == "-S"}
+    assert sets == {"train.convlstm.freeze_backbone=true", "train.convlstm.loss=ce",
+                    "train.convlstm.optimizer=rmsprop", "train.fcn.epochs=1"}
+    t5 = dict(sweep.experiments(["table5"]))
+    assert t5["t5-eq8-g0.5"]["train.convlstm.lfun"] == "eq8" and t5["t5-eq8-g0.5"]["train.convlstm.g"] == "0.5"
+    with pytest.raises(SystemExit):
+        sweep.experiments(["table9"])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The PR report: dvc metrics diff / dvc params diff between two commits
+
+
+def _eval(miou_cascade: float) -> dict:
+    row = {"skin": 0.8, "eyes": 0.4, "lips": 0.5, "inner_mouth": 0.3, "miou": 0.5}
+    return {"fcn": row, "fcn_smooth": row, "primary": row, "cascade": dict(row, miou=miou_cascade)}
+
+
+def test_metrics_report_between_two_commits(tmp_path):
+    repo = _git_repo(tmp_path / "repo")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
+        "cmd": "true", "params": ["regions.face.gamma"], "metrics": [{"metrics/eval.json": {"cache": False}}]}}}))
+    (repo / "params.yaml").write_text("regions:\n  face:\n    gamma: 0.05\n")
+    (repo / "metrics").mkdir()
+    (repo / "metrics" / "eval.json").write_text(json.dumps(_eval(0.5)))
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "main"], repo)
+    _run(["git", "checkout", "-qb", "feature"], repo)
+    (repo / "params.yaml").write_text("regions:\n  face:\n    gamma: 0.02\n")
+    (repo / "metrics" / "eval.json").write_text(json.dumps(_eval(0.625)))
+    _run(["git", "commit", "-qam", "feature"], repo)
+
+    report = _run(["bash", str(ROOT / "scripts" / "metrics_report.sh"), "main"], repo)
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in report.splitlines() if ln.startswith("|")]
+    assert ["metrics/eval.json", "cascade.miou", "0.5", "0.625", "0.125"] in rows
+    assert ["params.yaml", "regions.face.gamma", "0.05", "0.02"] in rows
+    # unchanged metrics are not listed
+    assert not any(r[1] == "fcn.miou" for r in rows)
+    # nothing changed: said so
+    same = _run(["bash", str(ROOT / "scripts" / "metrics_report.sh"), "feature"], repo)
+    assert "No metric changed." in same and "No param changed." in same
+
+
+def test_pr_workflow_posts_the_report():
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "pr-metrics.yml").read_text())
+    assert "pull_request" in wf[True]  # YAML 1.1 reads the key `on` as True
+    steps = wf["jobs"]["metrics"]["steps"]
+    text = "\n".join(str(s.get("run", "")) + str(s.get("with", "")) for s in steps)
+    assert "make setup" in text and "dvc repro --pull" in text and "dvc repro" in text
+    assert "scripts/metrics_report.sh" in text
+    assert any(s.get("uses", "").startswith("actions/github-script") for s in steps)
+    assert wf["permissions"]["pull-requests"] == "write"
+
+
+def _show_entry(name, params, eval_miou, zoomed=None):
+    """One row of `dvc exp show --json` (DVC 3 layout)."""
+    row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
+    metrics = {"metrics/eval.json": {"data": {"fcn": row(0.5), "primary": row(eval_miou)}}}
+    if zoomed:
+        metrics["metrics/zoomed.json"] = {"data": zoomed}
+    return {"rev": name, "name": name, "error": None, "experiments": None,
+            "data": {"rev": name, "params": {"params.yaml": {"data": params}}, "metrics": metrics}}
+
+
+def test_exp_tables_from_exp_show_json():
+    def conv(**kw):
+        return {"train": {"convlstm": {"freeze_backbone": True, "loss": "ce", "optimizer": "adam", "lfun": "eq9",
+                                       "g": 0.0, **kw}}, "regions": {"face": {"gamma": 0.05}}}
+
+    base = _show_entry("main", conv(freeze_backbone=False, loss="segloss"), 0.58)
+    base["experiments"] = [
+        {"revs": [_show_entry("t3-rmsprop", conv(optimizer="rmsprop"), 0.56)], "name": "t3-rmsprop"},
+        {"revs": [_show_entry("t5-eq8-g0.5", conv(loss="segloss", lfun="eq8", g=0.5), 0.57)], "name": "t5-eq8-g0.5"},
+        {"revs": [_show_entry("t3-adam", conv(), 0.55)], "name": "t3-adam"},
+        {"revs": [{"rev": "x", "name": "broken", "error": {"msg": "failed"}, "data": {}}], "name": "broken"},
+    ]
+    recs = list(exp_tables.records([base]))
+    assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "main"]
+    md = exp_tables.tables(recs)
+    rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
+    assert ("adam", "t3-adam", *["55.00"] * 5) in rows and ("rmsprop", "t3-rmsprop", *["56.00"] * 5) in rows
+    assert ("baseline FCN", "–", *["50.00"] * 5) in rows
+    # Table 5: the Adam / CE run again, and SegLoss Eq. 8 with g = 0.5
+    assert ("cross-entropy", "t3-adam", *["55.00"] * 5) in rows
+    assert ("SegLoss eq8, g=0.5", "t5-eq8-g0.5", *["57.00"] * 5) in rows
+    # Table 6: the workspace's own run (full training, SegLoss Eq. 9, g = 0, gamma 0.05)
+    assert ("γ = 0.05", "main", *["58.00"] * 5) in rows
+
+
+# ---------------------------------------------------------------------------------------------------
+# A queued sweep and the tables (a stand-in pipeline: fast; the real one is the slow test below)
+
+TOY = '''\
+import json, os, yaml
+p = yaml.safe_load(open("params.yaml"))
+c, r = p["train"]["convlstm"], p["regions"]
+bonus = 0.01 if c["optimizer"] == "rmsprop" else 0.0
+row = lambda m: {"skin": m, "eyes": m, "lips": m, "inner_mouth": m, "miou": m}
+os.makedirs("metrics/eval", exist_ok=True)
+json.dump({"fcn": row(0.5), "fcn_smooth": row(0.5), "primary": row(0.5 + r["face"]["gamma"] + bonus),
+           "cascade": row(0.6)}, open("metrics/eval.json", "w"))
+json.dump({"primary_minus_fcn": {f"t{t}": t / 1000 + bonus for t in range(1, 6)}},
+          open("metrics/eval/timestep.json", "w"))
+json.dump({"eyes": {"fcn": {"eye": 0.7, "miou": 0.7}, "convlstm": {"eye": 0.7 + r["eyes"]["gamma"], "miou": 0.7 + r["eyes"]["gamma"]}},
+           "mouth": {"fcn": {"lips": 0.6, "inner_mouth": 0.6, "miou": 0.6},
+                     "convlstm": {"lips": 0.6, "inner_mouth": 0.6, "miou": 0.6 + r["mouth"]["gamma"]}}},
+          open("metrics/zoomed.json", "w"))
+'''
+
+
+def test_queued_sweep_to_tables(tmp_path):
+    repo = _git_repo(tmp_path / "repo")
+    shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
+    (repo / "toy.py").write_text(TOY)
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({
+        "stages": {"evaluate": {"cmd": "python toy.py", "deps": ["toy.py"], "params": ["train.convlstm", "regions"],
+                                "metrics": [{"metrics/eval.json": {"cache": False}},
+                                            {"metrics/zoomed.json": {"cache": False}}],
+                                "outs": [{"metrics/eval": {"cache": False}}]}},
+        "metrics": ["metrics/eval/timestep.json"]}, sort_keys=False))
+    _dvc("repro", "-q", cwd=repo)
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "baseline"], repo)
+
+    _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "table7", "--run", "-j", "2"], repo,
+         timeout=600)
+    show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
+    names = {r["name"] for r in exp_tables.records(show)}
+    assert {"t3-adam", "t3-rmsprop", "t7-eyes-gamma0.01", "t7-eyes-gamma0.2"} <= names
+    md = exp_tables.tables(list(exp_tables.records(show)))
+    rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
+    # Table 3: primary mIoU = 0.5 + face gamma (0.05 in params.yaml) + 0.01 for RMSprop, in percent
+    assert ("rmsprop", "t3-rmsprop", "56.00", "56.00", "56.00", "56.00", "56.00") in rows
+    assert ("adam", "t3-adam", "55.00", "55.00", "55.00", "55.00", "55.00") in rows
+    assert ("baseline FCN", "–", "50.00", "50.00", "50.00", "50.00", "50.00") in rows
+    # Table 4: per time step, for the two optimisers
+    assert ("rmsprop", "t3-rmsprop", "1.10", "1.20", "1.30", "1.40", "1.50") in rows
+    # Table 7: eye model, gamma 0.2 -> 0.9
+    assert ("γ = 0.2", "t7-eyes-gamma0.2", "90.00", "90.00") in rows
+    assert ("baseline FCN", "–", "70.00", "70.00") in rows
+
+
+@pytest.mark.slow
+def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path):
+    """Table 3's sweep through the whole pipeline (download ... evaluate) at a tiny size."""
+    repo = tmp_path / "repo"
+    files = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).split()
+    for f in files:
+        if f.startswith(("data/", "models/", "metrics/", "dvc.lock")) or not (ROOT / f).is_file():
+            continue
+        (repo / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, repo / f)
+    _run(["git", "init", "-q", "-b", "main"], repo)
+    if not (repo / ".dvc").is_dir():
+        _dvc("init", "-q", cwd=repo)
+    tiny = {"data.synthetic.videos": 8, "data.synthetic.frames": 30, "clips.fraction": 1.0, "clips.input_size": 32,
+            "train.fcn.epochs": 1, "train.fcn.batch_size": 4, "train.convlstm.epochs": 1, "evaluate.examples": 2}
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    for key, value in tiny.items():
+        d = p
+        *path, last = key.split(".")
+        for k in path:
+            d = d[k]
+        d[last] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "tiny"], repo)
+    _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "--run"], repo, timeout=3000)
+    show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
+    md = exp_tables.tables(list(exp_tables.records(show)))
+    assert "t3-adam" in md and "t3-rmsprop" in md

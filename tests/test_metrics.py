@@ -1,0 +1,265 @@
+"""facemask.metrics against numbers worked out by hand."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from facemask import metrics
+
+
+def test_confusion_matrix_and_iou_by_hand():
+    gt = np.array([[0, 0, 1], [1, 2, 2], [2, 1, 0]])
+    pred = np.array([[0, 1, 1], [1, 2, 0], [2, 1, 0]])
+    cm = metrics.confusion_matrix(gt, pred, 3)
+    # rows: truth, columns: prediction
+    np.testing.assert_array_equal(cm, [[2, 1, 0],
+                                       [0, 3, 0],
+                                       [1, 0, 2]])
+    # IoU = TP / (row + column - TP): 2/(3+3-2), 3/(3+4-3), 2/(3+2-2)
+    np.testing.assert_allclose(metrics.iou_per_class(cm), [0.5, 0.75, 2 / 3])
+    assert metrics.mean_iou(cm) == pytest.approx((0.75 + 2 / 3) / 2)  # background excluded
+
+
+def test_iou_report_names_and_absent_classes():
+    cm = metrics.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 5)
+    rep = metrics.iou_report(cm)
+    assert list(rep) == ["skin", "eyes", "lips", "inner_mouth", "miou"]
+    assert rep["skin"] == pytest.approx(0.5) and rep["eyes"] == pytest.approx(0.5)
+    # lips and inner mouth appear in neither map: undefined, and left out of the mean
+    assert rep["lips"] is None and rep["inner_mouth"] is None
+    assert rep["miou"] == pytest.approx(0.5)
+
+
+def test_confusion_matrix_rejects_bad_input():
+    with pytest.raises(ValueError, match="shape"):
+        metrics.confusion_matrix(np.zeros((2, 2), int), np.zeros((2, 3), int), 3)
+    with pytest.raises(ValueError, match="outside 0..2"):
+        metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+
+
+def test_gaussian_weights_sigma_06():
+    w = metrics.gaussian_weights(5, 0.6)
+    g = [math.exp(-d * d / (2 * 0.6 ** 2)) for d in (-2, -1, 0, 1, 2)]
+    np.testing.assert_allclose(w, np.array(g) / sum(g))
+    # the centre frame carries most of the weight at sigma 0.6: 1 / (1 + 2 e^(-1/0.72) + 2 e^(-4/0.72))
+    assert w[2] == pytest.approx(1 / (1 + 2 * math.exp(-1 / 0.72) + 2 * math.exp(-4 / 0.72)))
+    with pytest.raises(ValueError):
+        metrics.gaussian_weights(4, 0.6)
+
+
+def test_temporal_smooth_renormalises_at_the_ends():
+    g = {d: math.exp(-d * d / (2 * 0.6 ** 2)) for d in range(-2, 3)}
+    x = np.array([1.0, 0, 0, 0, 0, 0])  # a pulse at frame 0
+    y = metrics.temporal_smooth(x, 0.6, 5)
+    # frame 0 sees frames 0, 1, 2 (offsets 0, +1, +2)
+    assert y[0] == pytest.approx(g[0] / (g[0] + g[1] + g[2]))
+    # frame 1 sees frames 0..3 (offsets -1..+2)
+    assert y[1] == pytest.approx(g[-1] / (g[-1] + g[0] + g[1] + g[2]))
+    # frame 2 sees the full window
+    assert y[2] == pytest.approx(g[-2] / sum(g.values()))
+    assert y[3] == 0 and y[5] == 0
+    # probabilities stay probabilities, per pixel
+    p = np.random.default_rng(0).dirichlet(np.ones(3), size=(7, 4, 4)).transpose(0, 3, 1, 2)  # (L, C, H, W)
+    s = metrics.temporal_smooth(p, 0.6, 5)
+    np.testing.assert_allclose(s.sum(1), 1.0, atol=1e-12)
+
+
+def test_sequence_groups():
+    groups = metrics.sequence_groups(23, 10)
+    assert [len(g) for g in groups] == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
+    np.testing.assert_array_equal(np.concatenate(groups), np.arange(23))
+    assert len(metrics.sequence_groups(4, 10)) == 4
+
+
+def test_paired_t_test_by_hand():
+    a, b = [0.5, 0.6, 0.7], [0.4, 0.5, 0.5]
+    r = metrics.paired_tests(a, b)
+    # differences 0.1, 0.1, 0.2: mean 2/15, sd sqrt(1/300), t = mean / (sd / sqrt 3) = 4
+    assert r["t"] == pytest.approx(4.0)
+    # Student t with 2 degrees of freedom: P(|T| > t) = 1 - t / sqrt(2 + t^2)
+    assert r["p_ttest"] == pytest.approx(1 - 4 / math.sqrt(18))
+    assert r["mean_diff"] == pytest.approx(2 / 15)
+    assert r["groups"] == 3
+    # no difference at all: no test
+    assert metrics.paired_tests(a, a)["p_ttest"] is None
+
+
+def test_flip_counts_on_a_tiny_sequence():
+    f0 = np.array([[0, 1], [1, 1]])
+    f1 = np.array([[0, 1], [1, 2]])  # one pixel changes
+    f2 = np.array([[1, 1], [1, 2]])  # one more
+    assert metrics.flip_rate([f0, f1, f2]) == (2, 8)
+    assert metrics.flip_rate([f0]) == (0, 0)
+    # a bigger next crop is compared in the previous crop's pixels (nearest neighbour)
+    big = np.kron(f1, np.ones((2, 2), int))
+    assert metrics.flips(f0, big) == (1, 4)
+
+
+def test_stability_report():
+    rep = metrics.stability_report({"ground_truth": (1, 100), "fcn": (4, 100)})
+    assert rep["flip_rate"] == {"ground_truth": 0.01, "fcn": 0.04}
+    assert rep["ratio_to_ground_truth"]["fcn"] == pytest.approx(4.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Aggregation over a hand-made test set: 2 clips x 2 frames, methods fcn and primary, 3 classes
+
+
+def _tiny_set():
+    import pandas as pd
+
+    cms = np.array([
+        # fcn                                   primary
+        [[[4, 0, 0], [0, 2, 2], [0, 0, 0]], [[4, 0, 0], [0, 4, 0], [0, 0, 0]]],   # clip 0, t 1
+        [[[2, 0, 0], [0, 2, 0], [0, 0, 4]], [[2, 0, 0], [0, 2, 0], [0, 1, 3]]],   # clip 0, t 2
+        [[[8, 0, 0], [0, 0, 0], [0, 0, 0]], [[8, 0, 0], [0, 0, 0], [0, 0, 0]]],   # clip 1, t 1: background only
+        [[[0, 0, 0], [0, 1, 1], [0, 1, 1]], [[0, 0, 0], [0, 2, 0], [0, 0, 2]]],   # clip 1, t 2
+    ])
+    meta = pd.DataFrame({"clip": [0, 0, 1, 1], "video": ["v1", "v1", "v2", "v2"], "category": [1, 1, 2, 2],
+                         "step": [0, 1, 0, 1]})
+    return meta, cms, ("fcn", "primary")
+
+
+def test_per_frame_miou_is_vectorised():
+    _, cms, _ = _tiny_set()
+    m = metrics.mean_iou(cms)
+    # fcn: (0.5 + 0) / 2; (1 + 1) / 2; no facial class; (1/3 + 1/3) / 2
+    np.testing.assert_allclose(m[:, 0], [0.25, 1.0, np.nan, 1 / 3])
+    # primary: class 2 absent in frame 1 -> mean over class 1 only; (2/3 + 3/4) / 2; -; 1
+    np.testing.assert_allclose(m[:, 1], [1.0, (2 / 3 + 3 / 4) / 2, np.nan, 1.0])
+    assert isinstance(metrics.mean_iou(cms[0, 0]), float)
+
+
+def test_reports_by_total_and_category():
+    meta, cms, methods = _tiny_set()
+    total = metrics.reports_by(meta, cms, methods)
+    # fcn summed: [[14,0,0],[0,5,3],[0,1,5]]: IoU 5/(8+6-5) for both classes
+    assert total["fcn"]["miou"] == pytest.approx(5 / 9)
+    by_cat = metrics.reports_by(meta, cms, methods, "category")
+    assert set(by_cat) == {"1", "2"} and by_cat["2"]["frames"] == 2
+    # category 2, primary: [[8,0,0],[0,2,0],[0,0,2]] -> 1
+    assert by_cat["2"]["primary"]["miou"] == pytest.approx(1.0)
+
+
+def test_subject_table():
+    meta, cms, methods = _tiny_set()
+    t = metrics.subject_table(meta, cms, methods).set_index("subject")
+    assert t.loc["v1", "fcn_mean"] == pytest.approx(0.625) and t.loc["v1", "fcn_std"] == pytest.approx(0.375)
+    p = [1.0, (2 / 3 + 3 / 4) / 2]
+    assert t.loc["v1", "primary_mean"] == pytest.approx(np.mean(p))
+    assert t.loc["v1", "primary_std"] == pytest.approx(np.std(p))
+    # v2's first frame has no facial class: left out of the mean
+    assert t.loc["v2", "fcn_mean"] == pytest.approx(1 / 3) and t.loc["v2", "frames"] == 2
+
+
+def test_timestep_table():
+    meta, cms, methods = _tiny_set()
+    t = metrics.timestep_table(meta, cms, methods).set_index("t")
+    # t = 1: fcn [[12,0,0],[0,2,2],[0,0,0]] -> (0.5 + 0) / 2; primary [[12,0,0],[0,4,0],[0,0,0]] -> 1
+    assert t.loc[1, "primary_minus_fcn"] == pytest.approx(0.75)
+    # t = 2: fcn [[2,0,0],[0,3,1],[0,1,5]] -> (3/5 + 5/7) / 2; primary [[2,0,0],[0,4,0],[0,1,5]] -> (4/5 + 5/6) / 2
+    assert t.loc[2, "fcn"] == pytest.approx((3 / 5 + 5 / 7) / 2)
+    assert t.loc[2, "primary_minus_fcn"] == pytest.approx((4 / 5 + 5 / 6) / 2 - (3 / 5 + 5 / 7) / 2)
+
+
+def test_significance_over_groups_of_sequences():
+    meta, cms, methods = _tiny_set()
+    sig = metrics.significance(meta, cms, methods, groups=10)
+    assert sig["groups"] == 2 and sig["sequences"] == 2 and sig["sequences_per_group"] == [1, 1]
+    # group of clip 0: fcn [[6,0,0],[0,4,2],[0,0,4]] -> 2/3; primary [[6,0,0],[0,6,0],[0,1,3]] -> (6/7 + 3/4) / 2
+    # group of clip 1: fcn 1/3; primary 1
+    fcn, prim = [2 / 3, 1 / 3], [(6 / 7 + 3 / 4) / 2, 1.0]
+    np.testing.assert_allclose(sig["group_miou"]["fcn"], fcn)
+    np.testing.assert_allclose(sig["group_miou"]["primary"], prim)
+    d = np.subtract(prim, fcn)
+    t = d.mean() / (abs(d[0] - d[1]) / math.sqrt(2) / math.sqrt(2))
+    test = sig["tests"]["primary"]
+    assert test["t"] == pytest.approx(t)
+    # Student t with 1 degree of freedom (Cauchy): P(|T| > t) = 1 - 2 arctan(t) / pi
+    assert test["p_ttest"] == pytest.approx(1 - 2 * math.atan(t) / math.pi)
+    assert test["significant"] is False and "fcn" not in sig["tests"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The evaluate stage on a hand-made test set in the contract layout
+
+
+def _write_eval_layout(root):
+    import cv2
+    import yaml
+
+    from facemask.masks import write_label_png
+
+    (root / "params.yaml").write_text(yaml.safe_dump({"clips": {"window": 5}, "evaluate": {"groups": 2, "examples": 2}}))
+    clips = root / "data" / "clips"
+    clips.mkdir(parents=True)
+    (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
+                                     "0,train,0,003,1,5,1\n1,test,0,001,1,5,1\n2,test,1,002,6,5,2\n")
+    gt = np.zeros((20, 24), np.uint8)
+    gt[2:18, 2:22] = 1     # skin: 320 - 24 - 16 - 6 = 274 px
+    gt[5:7, 4:10] = 2      # eyes: 12 + 12 px
+    gt[5:7, 14:20] = 2
+    gt[12:14, 8:16] = 3    # lips: 16 px
+    gt[14, 9:15] = 4       # inner mouth: 6 px
+    no_eyes = np.where(gt == 2, 1, gt).astype(np.uint8)
+    preds = {"cascade": gt, "primary": gt, "fcn": no_eyes, "fcn_smooth": no_eyes}
+    masks = root / "data" / "300VW-Mask"
+    names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
+    for d in ("images_orig", "labels_orig", *(f"../predictions/{m}" for m in preds)):
+        (masks / d).mkdir(parents=True)
+    for n in names:
+        write_label_png(masks / "labels_orig" / f"{n}.png", gt)
+        cv2.imwrite(str(masks / "images_orig" / f"{n}.jpg"), np.full((20, 24, 3), 128, np.uint8))
+        for m, lab in preds.items():
+            write_label_png(root / "data" / "predictions" / m / f"{n}.png", lab)
+    for region, classes in (("eyes", 2), ("mouth", 3)):
+        lab = np.zeros((2, 5, 8, 8), np.uint8)
+        lab[..., 2:4, 2:6] = classes - 1
+        (clips / region / "test").mkdir(parents=True)
+        np.save(clips / region / "test" / "labels.npy", lab)
+        (root / "data" / "predictions" / "zoomed" / region).mkdir(parents=True)
+        np.save(root / "data" / "predictions" / "zoomed" / region / "convlstm.npy", lab)
+        np.save(root / "data" / "predictions" / "zoomed" / region / "fcn.npy", np.zeros_like(lab))
+
+
+def test_evaluate_stage(tmp_path, monkeypatch, capsys):
+    import json
+
+    import pandas as pd
+
+    from stages import evaluate
+
+    _write_eval_layout(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    evaluate.main()
+    ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade"]
+    assert all(list(v) == ["skin", "eyes", "lips", "inner_mouth", "miou"] for v in ev.values())
+    assert ev["cascade"]["miou"] == pytest.approx(1.0)
+    # the FCN calls the 24 eye pixels skin: skin IoU 274 / 298, eyes 0, lips and inner mouth 1
+    assert ev["fcn"]["skin"] == pytest.approx(274 / 298) and ev["fcn"]["eyes"] == 0.0
+    assert ev["fcn"]["miou"] == pytest.approx((274 / 298 + 0 + 1 + 1) / 4)
+    zoomed = json.loads((tmp_path / "metrics" / "zoomed.json").read_text())
+    assert zoomed["eyes"]["convlstm"]["eye"] == pytest.approx(1.0) and zoomed["eyes"]["fcn"]["eye"] == 0.0
+    assert set(zoomed["mouth"]["convlstm"]) == {"lips", "inner_mouth", "miou"}
+    out = tmp_path / "metrics" / "eval"
+    assert {p.name for p in out.iterdir()} >= {"categories.json", "per_subject.csv", "timestep.csv", "timestep.json",
+                                               "significance.json", "stability.json", "examples.png", "results.md"}
+    subj = pd.read_csv(out / "per_subject.csv", dtype={"subject": str})
+    assert subj["subject"].tolist() == ["001", "002"] and (subj["frames"] == 5).all()
+    steps = json.loads((out / "timestep.json").read_text())
+    assert steps["primary_minus_fcn"]["t5"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    stab = json.loads((out / "stability.json").read_text())
+    assert stab["flip_rate"]["ground_truth"] == 0.0 and stab["counts"]["fcn"]["pixels"] == 2 * 4 * 480
+    sig = json.loads((out / "significance.json").read_text())
+    assert sig["groups"] == 2 and sig["tests"]["primary"]["mean_diff"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    assert json.loads((out / "categories.json").read_text()).keys() == {"1", "2"}
+    assert "| primary + zoomed eye/mouth models |" in capsys.readouterr().out
+
+
+def test_paired_test_with_a_constant_difference():
+    r = metrics.paired_tests([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    assert r["p_ttest"] == 0.0 and r["t"] is None and r["mean_diff"] == pytest.approx(0.1)
+    assert r["p_wilcoxon"] == pytest.approx(0.25)  # exact: both tails of 1 / 2^3
