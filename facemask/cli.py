@@ -23,6 +23,11 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="models", metavar="DIR",
                    help="trained models: DIR/{face,eyes,mouth}/convlstm.pt, as `dvc repro` writes them "
                         "(default: %(default)s)")
+    p.add_argument("--method", choices=["cascade", "primary", "fcn"], default="cascade",
+                   help="cascade: the face ConvLSTM-FCN fused with the zoomed eye and mouth models (the "
+                        "paper's final method); primary: the face ConvLSTM-FCN alone; fcn: the per-frame "
+                        "baseline FCN (DIR/face/fcn.pt). metrics/eval.json says which scored best "
+                        "(default: %(default)s)")
     p.add_argument("--cropped", action="store_true",
                    help="INPUT is a folder of face crops made like the training crops (square, 1.3 x the "
                         "landmark box); no detection, labels at each crop's size")
@@ -79,7 +84,7 @@ def _predict_run(args: argparse.Namespace) -> int:
 
     out = args.out or default_out(args.input)
     try:
-        s = predict(args.input, out, models=args.models, cropped=args.cropped, device=args.device,
+        s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
                     batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
                     overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
                     progress=not args.quiet, threads=args.threads)

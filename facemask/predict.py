@@ -190,6 +190,56 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
         raise PredictError(f"{models_dir}: {e}") from None
 
 
+METHODS = ("cascade", "primary", "fcn")
+
+
+class SingleModel:
+    """One face model behind the segmenter interface of `predict`: the primary ConvLSTM-FCN alone
+    (``--method primary``) or the per-frame FCN (``--method fcn``), on T-frame windows of face crops."""
+
+    def __init__(self, model, device: str = "auto", batch: int = 4):
+        from facemask.fusion import resolve_device as _device, to_device
+
+        self.device = _device(device)
+        self.model = to_device(model, self.device)
+        self.size = int(model.config["input_size"])
+        self.T = int(model.config.get("T") or 5)
+        self.batch = int(batch)
+
+    def __call__(self, windows):
+        from facemask.fusion import labels_at, resize_image, run_model, to_input
+
+        x = to_input(np.stack([np.stack([resize_image(c, self.size) for c in w]) for w in windows]), self.size)
+        scores = run_model(self.model, x, self.batch, self.device)  # (n, T, C, S, S) for both archs
+        return [[labels_at(scores[i, t], crop.shape[:2]) for t, crop in enumerate(w)] for i, w in enumerate(windows)]
+
+
+def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4):
+    """What `predict` runs: the cascade (`load_cascade`), or with `method` ``primary`` / ``fcn`` the face
+    model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`).
+
+    Raises:
+        PredictError: an unknown method, or a missing, unreadable or wrong-class model file.
+    """
+    if method not in METHODS:
+        raise PredictError(f"--method {method!r}: valid: {', '.join(METHODS)}")
+    if method == "cascade":
+        return load_cascade(models_dir, device, batch)
+    from facemask.nets import load_model
+
+    path = Path(models_dir) / "face" / ("convlstm.pt" if method == "primary" else "fcn.pt")
+    if not path.is_file():
+        raise PredictError(f"{path}: model missing (train it with `dvc repro`, or pass --models DIR)")
+    try:
+        model = load_model(path)
+    except Exception as e:  # torch and pickle raise many kinds on a bad file
+        raise PredictError(f"{path}: not a readable facemask model ({type(e).__name__}: {e})") from None
+    if model.classes != 5 or "input_size" not in model.config:
+        raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
+                           f"{model.classes} classes")
+    return SingleModel(model, device, batch)
+
+
 def resolve_device(device: str):
     """``auto``/``cpu``/``cuda``/``cuda:N`` -> a torch.device (`facemask.fusion.resolve_device`)."""
     from facemask.fusion import resolve_device as resolve
@@ -384,7 +434,7 @@ def _check_out(out: Path, overwrite: bool, keep: dict[str, Path]) -> None:
 def predict(input: str | Path, out: str | Path, models: str | Path = "models", cropped: bool = False,
             device: str = "auto", batch: int = 4, video: bool = True, video_format: str = "mp4",
             fps: float = 30.0, overwrite: bool = False, max_gap: int = 5, smooth: int = 3,
-            progress: bool = True, threads: int | None = None, segmenter=None) -> dict:
+            progress: bool = True, threads: int | None = None, segmenter=None, method: str = "cascade") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -400,6 +450,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         smooth: the face box is the median over ±`smooth` frames.
         progress: show a tqdm bar on stderr.
         threads: CPU threads of torch and OpenCV (None: their defaults, every core).
+        method: ``cascade`` (the paper's final model), ``primary`` (the face ConvLSTM-FCN alone) or ``fcn``
+            (the per-frame baseline FCN): pick what `metrics/eval.json` says works best on your data.
         segmenter: instead of loading `models`: any callable taking windows (lists of T RGB uint8 crops)
             and returning their label maps, with an attribute ``T`` (as `facemask.fusion.Cascade`).
 
@@ -428,7 +480,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     segmenter_given = segmenter is not None
     _check_out(out, overwrite, {"input": source.path, **({} if segmenter_given else {"models": Path(models)})})
     if not segmenter_given:
-        segmenter = load_cascade(models, device, batch)
+        segmenter = load_segmenter(models, method, device, batch)
     try:
         detector = None if cropped else HaarFaceDetector()
     except DetectorError as e:

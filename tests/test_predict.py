@@ -386,3 +386,30 @@ def test_help_explains_every_option(capsys):
     for opt in ("--out", "--models", "--cropped", "--device", "--batch", "--no-video", "--video-format",
                 "--fps", "--max-gap", "--smooth", "--threads", "--overwrite", "--quiet"):
         assert opt in text
+
+
+def test_method_fcn_and_primary_need_only_the_face_model(scene, models, tmp_path, capsys):
+    """--method fcn runs face/fcn.pt frame by frame, --method primary face/convlstm.pt alone: with
+    the zoomed models gone both still work, and each paints its own constant class on the face box."""
+    face_only = tmp_path / "face_only"
+    shutil.copytree(models / "face", face_only / "face")
+    cfg = {"encoder": "resnet18", "classes": 5, "output_stride": 16, "input_size": 32}
+    fcn = build_model("fcn", cfg)
+    with torch.no_grad():  # scores = conv6's bias everywhere: lips (3) wins
+        fcn.conv6.weight.zero_()
+        fcn.conv6.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 1.0, 0.0]))
+    save_model(face_only / "face" / "fcn.pt", fcn, "fcn", dict(cfg, region="face"))
+    for method, cls in (("fcn", 3), ("primary", 1)):
+        out = tmp_path / method
+        rc = main(["predict", str(scene["video"]), "--out", str(out), "--models", str(face_only), "--method",
+                   method, "--no-video", "--device", "cpu", "-q"])
+        assert rc == 0, capsys.readouterr().err
+        for name, box in _boxes(out).items():
+            label = read_label_png(out / "labels" / f"{name}.png")
+            if box is not None:
+                x0, y0, x1, y1 = box
+                assert (label[y0:y1, x0:x1] == cls).all() and (label > 0).sum() == (x1 - x0) * (y1 - y0)
+    # the cascade needs the zoomed models
+    _fails(capsys, [scene["video"], "--models", face_only], tmp_path / "c", "eyes", "missing")
+    (face_only / "face" / "fcn.pt").unlink()
+    _fails(capsys, [scene["video"], "--models", face_only, "--method", "fcn"], tmp_path / "f", "fcn.pt", "missing")
