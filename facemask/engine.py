@@ -338,7 +338,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
     calibration = None
     if cfg.phase == "convlstm":  # every 5th training clip's first window, un-augmented: the same in each process
         frames = train_set.images[::5, :cfg.T]
-        calibration = torch.from_numpy(np.ascontiguousarray(frames)).flatten(0, 1).permute(0, 3, 1, 2).float() / 255
+        calibration = torch.from_numpy(np.array(frames)).flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # a copy: writable
     model = build_model(cfg, paths.init, calibration).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

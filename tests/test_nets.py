@@ -383,3 +383,20 @@ def test_glorot_init_differs_from_conv6(fcn):
     assert g.convlstm.conv_h.weight.abs().sum() > 0  # orthogonal, as Keras
     with pytest.raises(ValueError, match="init"):
         ConvLSTMFCN.from_fcn(fcn, init="zeros")
+
+
+def test_conv6_init_scale_comes_from_the_calibration_frames(fcn):
+    """Cell-input block = centred conv6 / std of the FCN's centred scores on the calibration frames,
+    the std recomputed here from the FCN's own layers."""
+    fcn.eval()
+    torch.manual_seed(3)
+    frames = torch.rand(6, 3, 64, 64)
+    m = ConvLSTMFCN.from_fcn(fcn, init="conv6", calibration=frames)
+    with torch.no_grad():
+        s = fcn.conv6(fcn.features(frames))
+        std = float((s - s.mean(1, keepdim=True)).std())
+        w = fcn.conv6.weight - fcn.conv6.weight.mean(0, keepdim=True)
+    n = 3
+    assert std > 0.0
+    assert torch.allclose(m.convlstm.conv_x.weight[2 * n:3 * n], w / std, atol=1e-6)
+    assert fcn.training is False  # the calibration pass leaves the FCN's mode as it was
