@@ -152,6 +152,18 @@ def open_source(path: str | Path, cropped: bool = False, fps: float = 30.0) -> F
 # Models
 
 
+def _load(path: Path, hint: str):
+    """The facemask model at `path`, or a PredictError saying it is missing (with `hint`) or unreadable."""
+    from facemask.nets import load_model
+
+    if not path.is_file():
+        raise PredictError(f"{path}: model missing ({hint})")
+    try:
+        return load_model(path)
+    except Exception as e:  # torch and pickle raise many kinds on a bad file
+        raise PredictError(f"{path}: not a readable facemask model ({type(e).__name__}: {e})") from None
+
+
 def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
     """The cascade of ``models_dir/{face,eyes,mouth}/convlstm.pt`` (`facemask.fusion.Cascade`), checked.
 
@@ -163,7 +175,6 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
     """
     from facemask.clips import REGION_CLASS_IDS
     from facemask.fusion import Cascade
-    from facemask.nets import load_model
 
     device = resolve_device(device)
     models_dir = Path(models_dir)
@@ -174,12 +185,7 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
     for region in ("face", "eyes", "mouth"):
         classes = len(REGION_CLASS_IDS[region])
         path = models_dir / region / "convlstm.pt"
-        if not path.is_file():
-            raise PredictError(f"{path}: model missing ({models_dir} needs face/, eyes/ and mouth/convlstm.pt)")
-        try:
-            model = load_model(path)
-        except Exception as e:  # torch and pickle raise many kinds on a bad file
-            raise PredictError(f"{path}: not a readable facemask model ({type(e).__name__}: {e})") from None
+        model = _load(path, f"{models_dir} needs face/, eyes/ and mouth/convlstm.pt")
         if model.classes != classes:
             raise PredictError(f"{path}: this {region} model was trained for {model.classes} classes; "
                                f"the cascade needs {classes}")
@@ -225,15 +231,8 @@ def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str 
         raise PredictError(f"--method {method!r}: valid: {', '.join(METHODS)}")
     if method == "cascade":
         return load_cascade(models_dir, device, batch)
-    from facemask.nets import load_model
-
     path = Path(models_dir) / "face" / ("convlstm.pt" if method == "primary" else "fcn.pt")
-    if not path.is_file():
-        raise PredictError(f"{path}: model missing (train it with `dvc repro`, or pass --models DIR)")
-    try:
-        model = load_model(path)
-    except Exception as e:  # torch and pickle raise many kinds on a bad file
-        raise PredictError(f"{path}: not a readable facemask model ({type(e).__name__}: {e})") from None
+    model = _load(path, "train it with `dvc repro`, or pass --models DIR")
     if model.classes != 5 or "input_size" not in model.config:
         raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
                            f"{model.classes} classes")
