@@ -113,6 +113,19 @@ def run_model(model: torch.nn.Module, x: torch.Tensor, batch: int, device: torch
     return torch.cat(out) if out else torch.empty(0)
 
 
+def window_labels(model: torch.nn.Module, windows: Sequence[Sequence[np.ndarray]], size: int, batch: int,
+                  device: torch.device, inputs: np.ndarray | None = None) -> list[list[np.ndarray]]:
+    """`model`'s labels for windows of T RGB uint8 crops, each at its crop's size.
+
+    The crops are resized to `size` (or `inputs`, (n, T, size, size, 3), are those already resized); an
+    FCN runs frame by frame, a ConvLSTM-FCN over each window.
+    """
+    x = to_input(np.stack([np.stack([resize_image(c, size) for c in w]) for w in windows])
+                 if inputs is None else inputs, size)
+    scores = run_model(model, x, batch, device)
+    return [[labels_at(scores[i, t], crop.shape[:2]) for t, crop in enumerate(w)] for i, w in enumerate(windows)]
+
+
 def fcn_probs(model: torch.nn.Module, frames: np.ndarray, device: torch.device, batch: int = 16) -> torch.Tensor:
     """Softmax of the FCN for frames (L, S, S, 3) uint8 at model resolution: (L, C, S, S) float32."""
     size = int(model.config.get("input_size", frames.shape[1])) if hasattr(model, "config") else frames.shape[1]
@@ -239,11 +252,7 @@ class Cascade:
 
     def primary_labels(self, windows: Sequence[Sequence[np.ndarray]], inputs: np.ndarray | None = None):
         """The primary model's labels, at each crop's size, for every window."""
-        size = self.sizes["face"]
-        x = to_input(np.stack([np.stack([resize_image(c, size) for c in w]) for w in windows])
-                     if inputs is None else inputs, size)
-        scores = self._scores("face", x)
-        return [[labels_at(scores[i, t], crop.shape[:2]) for t, crop in enumerate(w)] for i, w in enumerate(windows)]
+        return window_labels(self.models["face"], windows, self.sizes["face"], self.batch, self.device, inputs)
 
     def locate(self, labels: Sequence[np.ndarray], region: str) -> tuple[tuple[int, int, int, int], str | None]:
         """The pixel box of `region` over a window of primary labels, and which fallback gave it."""

@@ -213,11 +213,9 @@ class SingleModel:
         self.batch = int(batch)
 
     def __call__(self, windows):
-        from facemask.fusion import labels_at, resize_image, run_model, to_input
+        from facemask.fusion import window_labels
 
-        x = to_input(np.stack([np.stack([resize_image(c, self.size) for c in w]) for w in windows]), self.size)
-        scores = run_model(self.model, x, self.batch, self.device)  # (n, T, C, S, S) for both archs
-        return [[labels_at(scores[i, t], crop.shape[:2]) for t, crop in enumerate(w)] for i, w in enumerate(windows)]
+        return window_labels(self.model, windows, self.size, self.batch, self.device)
 
 
 def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4):
