@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from facemask.io import atomic_dir, atomic_write_json, atomic_write_text
+from facemask.io import atomic_dir, atomic_write_json, atomic_write_text, save_ragged
 from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet, read_label_png
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ DEFAULT_ASPECT = {"eyes": 2.0, "mouth": 1.0}
 FALLBACK = {"eyes": (0.5, 0.16, 0.61, 0.08), "mouth": (0.5, 0.66, 0.41, 0.20)}
 #: Zoom boxes are at least this many pixels a side.
 MIN_BOX = 4
+#: ``<region>/val/labels_orig.npy``: the val labels at each crop's own resolution (`facemask.io.save_ragged`)
+ORIG_LABELS = "labels_orig.npy"
 _REGION_CODE = {"face": 0, "eyes": 1, "mouth": 2}
 
 
@@ -405,19 +407,29 @@ def _clip_frames(mask_dir: Path, video: str, first: int, length: int):
     return images, labels
 
 
-def pack_clip(images: list[np.ndarray], labels: list[np.ndarray], size: int, window: int,
+def region_sizes(input_size: int | Mapping[str, int]) -> dict[str, int]:
+    """``clips.input_size`` as ``{region: side}``: one int for every region, or a mapping per region."""
+    if isinstance(input_size, Mapping):
+        missing = [r for r in REGIONS if r not in input_size]
+        if missing:
+            raise ValueError(f"clips.input_size: no size for {missing}")
+        return {r: int(input_size[r]) for r in REGIONS}
+    return {r: int(input_size) for r in REGIONS}
+
+
+def pack_clip(images: list[np.ndarray], labels: list[np.ndarray], size: int | Mapping[str, int], window: int,
               zoom: Mapping[str, Mapping], seed: int, clip_key: Sequence[int],
               regions: Sequence[str] = REGIONS) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """One clip's frames for every region: (images (L, S, S, 3) RGB, labels (L, S, S), boxes (L, 4) or None).
 
-    Face frames are the whole crop resized to S x S (INTER_AREA; labels INTER_NEAREST). Eye and
+    `size`: S, one for every region or ``{region: S}``. Face frames are the whole crop resized to S x S (INTER_AREA; labels INTER_NEAREST). Eye and
     mouth frames are `zoom_box` crops of the original-resolution crop, one box per `window` frames
     computed from those frames' labels, with noise drawn from a generator seeded by
     (seed, region, *clip_key).
     """
-    out = {}
+    out, sizes = {}, region_sizes(size)
     for region in regions:
-        L = len(images)
+        L, size = len(images), sizes[region]
         imgs = np.empty((L, size, size, 3), np.uint8)
         labs = np.empty((L, size, size), np.uint8)
         if region == "face":
@@ -493,7 +505,8 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
     Args:
         mask_dir: the masks stage output (``data/300VW-Mask``).
         out_dir: ``data/clips``, replaced only on success.
-        cfg: the ``clips`` params: length, fraction, split, official_split, input_size, window, zoom.
+        cfg: the ``clips`` params: length, fraction, split, official_split, input_size (one side for
+            every region, or ``{face, eyes, mouth}``), window, zoom.
         seed: the run's seed.
         source: ``data.source``; with ``300vw-mask`` and ``cfg["official_split"]`` the authors'
             split files are used.
@@ -515,7 +528,8 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
 
     t0 = time.perf_counter()
     mask_dir, out_dir = Path(mask_dir), Path(out_dir)
-    length, size, window = int(cfg["length"]), int(cfg["input_size"]), int(cfg["window"])
+    length, window = int(cfg["length"]), int(cfg["window"])
+    sizes = region_sizes(cfg["input_size"])
     fraction = float(cfg["fraction"])
     zoom = {r: dict(cfg["zoom"][r]) for r in ("eyes", "mouth")}
     for r in zoom:
@@ -524,7 +538,7 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
     categories = dict(frames.groupby("video")["category"].first().astype(int))
     official = source == "300vw-mask" and bool(cfg.get("official_split", False))
     meta: dict = {"source": source, "official_split": official, "seed": seed, "length": length,
-                  "fraction": fraction, "input_size": size, "window": window, "proportions": list(cfg["split"]),
+                  "fraction": fraction, "input_size": sizes, "window": window, "proportions": list(cfg["split"]),
                   "zoom": zoom}
     if official:
         index, stats = official_clips(mask_dir, length)
@@ -582,20 +596,26 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         arrays = {}
         for r in REGIONS:
             for s in SPLITS:
-                n = int((index.split == s).sum())
+                n, size = int((index.split == s).sum()), sizes[r]
                 d = work / r / s
                 d.mkdir(parents=True)
                 arrays[r, s] = (open_memmap(d / "images.npy", "w+", np.uint8, (n, length, size, size, 3)),
                                 open_memmap(d / "labels.npy", "w+", np.uint8, (n, length, size, size)),
                                 None if r == "face" else open_memmap(d / "boxes.npy", "w+", np.float32, (n, length, 4)))
+        val_orig = {r: [] for r in REGIONS}  # the val labels at each crop's own resolution, in row order
         for row in tqdm(index.itertuples(), total=len(index), desc="clips", unit="clip", disable=not progress):
             images, labels = _clip_frames(mask_dir, row.video, int(row.first_frame), length)
-            packed = pack_clip(images, labels, size, window, zoom, seed, (video_key(row.video), int(row.first_frame)))
+            packed = pack_clip(images, labels, sizes, window, zoom, seed, (video_key(row.video), int(row.first_frame)))
             for r, (im, lb, bx) in packed.items():
                 a_im, a_lb, a_bx = arrays[r, row.split]
                 a_im[row.row], a_lb[row.row] = im, lb
                 if bx is not None:
                     a_bx[row.row] = bx
+                if row.split == "val":
+                    val_orig[r] += list(labels) if bx is None else \
+                        [crop_zoom(remap_labels(lab, r), box) for lab, box in zip(labels, bx)]
+        for r in REGIONS:
+            save_ragged(work / r / "val" / ORIG_LABELS, val_orig[r])
         for r in REGIONS:
             pal = region_palette(r)
             split_for_sheet = "train"
@@ -609,15 +629,14 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         del arrays
         for r in REGIONS:
             atomic_write_json(work / r / "meta.json", {
-                "region": r, **meta["regions"][r], "input_size": size, "length": length, "window": window,
+                "region": r, **meta["regions"][r], "input_size": sizes[r], "length": length, "window": window,
                 "zoom": zoom.get(r), "splits": {s: meta["splits"][s]["clips"] for s in SPLITS},
                 "arrays": {"images.npy": "(clips, L, S, S, 3) uint8 RGB", "labels.npy": "(clips, L, S, S) uint8",
                            **({"boxes.npy": "(clips, L, 4) float32 x0, y0, x1, y1 in face-crop pixels"}
                               if r != "face" else {})},
                 "order": "rows of index.csv of the split, by its column `row`"})
-        meta["seconds"] = round(time.perf_counter() - t0, 2)
-        atomic_write_json(work / "meta.json", meta)
+        atomic_write_json(work / "meta.json", meta)  # no wall-clock figures: the bytes follow from data and params
     sizes = " / ".join(f"{meta['splits'][s]['clips']} clips ({len(meta['splits'][s]['videos'])} videos)"
                        for s in SPLITS)
-    log.info("%s: train / val / test = %s; %.1f s", out_dir, sizes, meta["seconds"])
+    log.info("%s: train / val / test = %s; %.1f s", out_dir, sizes, time.perf_counter() - t0)
     return meta

@@ -81,6 +81,14 @@ class ClipDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def frames_of(self, index: int) -> list[int]:
+        """Flat frame numbers (clip · L + t) of item `index`: one for a frame item, T for a window."""
+        clip, k = divmod(index, self.per_clip)
+        length = self.images.shape[1]
+        if self.window is None:
+            return [clip * length + k]
+        return [clip * length + k * self.window + t for t in range(self.window)]
+
     def __getitem__(self, index: int):
         clip, k = divmod(index, self.per_clip)
         if self.window is None:

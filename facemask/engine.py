@@ -39,12 +39,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from facemask import losses, nets
 from facemask.data import ClipDataset, ShardedBatchSampler, eval_batches, make_loader
-from facemask.io import atomic_file
+from facemask.clips import ORIG_LABELS
+from facemask.io import atomic_file, load_ragged
 from facemask.metrics import iou_per_class, mean_iou
 
 log = logging.getLogger("facemask.engine")
@@ -73,6 +75,7 @@ class TrainConfig:
     optimizer: str = "adam"                     # adam | rmsprop
     gamma: float = 1.0                          # convlstm: lr * gamma for every layer but the ConvLSTM
     freeze_backbone: bool = False               # convlstm: train the ConvLSTM alone
+    freeze_bn: bool = False                     # convlstm: keep the encoder's batch-norm statistics
     loss: str = "ce"                            # ce | iou | segloss
     loss_kwargs: dict = field(default_factory=dict)
     augment: bool = True
@@ -131,7 +134,7 @@ def build_model(cfg: TrainConfig, init: Path | None = None, calibration: torch.T
     model = nets.ConvLSTMFCN.from_fcn(fcn, peephole=cfg.model.get("peephole", True),
                                       output_scale=cfg.model.get("output_scale", 1.0),
                                       init=cfg.model.get("convlstm_init", "conv6"), calibration=calibration)
-    return model.freeze_backbone(cfg.freeze_backbone)
+    return model.freeze_backbone(cfg.freeze_backbone).freeze_bn(cfg.freeze_bn)
 
 
 def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -252,15 +255,30 @@ def train_epoch(net, batches, opt, sched, loss_fn, accum: int = 1, amp: bool = F
 
 
 @torch.no_grad()
-def evaluate(model, loader, classes: int, device: torch.device, amp: bool = False) -> torch.Tensor:
-    """The (C, C) confusion matrix of `model` over `loader` (rows: truth, columns: prediction)."""
+def evaluate(model, loader, classes: int, device: torch.device, amp: bool = False,
+             targets: list[list[np.ndarray]] | None = None) -> torch.Tensor:
+    """The (C, C) confusion matrix of `model` over `loader` (rows: truth, columns: prediction).
+
+    With `targets` (per batch of `loader`, the labels of its frames, in order, at each crop's own
+    resolution) every frame's scores are resized bilinearly to its crop's size before the arg-max, as the
+    test set is scored (`facemask.fusion.labels_at`); otherwise the packed labels are compared at the
+    packed size.
+    """
     model.eval()
     cm = torch.zeros(classes * classes, dtype=torch.int64, device=device)
-    for x, y in loader:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    for b, (x, y) in enumerate(loader):
+        x = x.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = model(x).argmax(dim=-3)
-        cm += torch.bincount((y * classes + pred).flatten(), minlength=classes * classes)
+            scores = model(x)
+        if targets is None:
+            y = y.to(device, non_blocking=True)
+            cm += torch.bincount((y * classes + scores.argmax(dim=-3)).flatten(), minlength=classes * classes)
+            continue
+        scores = scores.float().flatten(0, scores.dim() - 4)  # (frames, C, S, S)
+        for s, t in zip(scores, targets[b]):
+            pred = F.interpolate(s[None], size=t.shape, mode="bilinear", align_corners=False)[0].argmax(0)
+            t = torch.from_numpy(t).to(device).long()
+            cm += torch.bincount((t * classes + pred).flatten(), minlength=classes * classes)
     return cm.view(classes, classes)
 
 
@@ -328,8 +346,12 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
     val_set = ClipDataset(paths.clips / "val", window=window)
     sampler = ShardedBatchSampler(len(train_set), cfg.batch_size, seed=cfg.seed, rank=d.rank, world=d.world,
                                   accum=cfg.accum, max_batches=cfg.max_steps_per_epoch)
-    val_loader = make_loader(val_set, eval_batches(len(val_set), cfg.batch_size, d.rank, d.world), cfg.workers,
-                             pin_memory=amp)
+    val_batches = eval_batches(len(val_set), cfg.batch_size, d.rank, d.world)
+    val_loader = make_loader(val_set, val_batches, cfg.workers, pin_memory=amp)
+    val_targets = None  # the val labels at each crop's own size, when the clips stage wrote them
+    if (paths.clips / "val" / ORIG_LABELS).is_file():
+        orig = load_ragged(paths.clips / "val" / ORIG_LABELS)
+        val_targets = [[orig[f] for i in batch for f in val_set.frames_of(i)] for batch in val_batches]
     unit = f"{cfg.T}-frame sequences" if window else "frames"
     if d.main:
         log.info("%s: %d train %s (%d steps of %d per epoch), %d val %s, %d process(es) on %s",
@@ -349,6 +371,14 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
     # Continue from the last finished epoch when the checkpoint belongs to this very run.
     fp = fingerprint(cfg, paths)
     start, history, best = 0, [], {"epoch": -1, "metrics": None, "state": None}
+    converted = None  # convlstm: the val metrics of the model as converted from its FCN, before any step
+
+    def validate() -> dict:
+        cm = evaluate(model, val_loader, cfg.classes, device, amp, val_targets)
+        if d.world > 1:
+            dist.all_reduce(cm)
+        cm = cm.cpu().numpy()
+        return {"val/mIoU": mean_iou(cm), **{f"val/IoU/{n}": float(v) for n, v in zip(cfg.class_names, iou_per_class(cm))}}
     if paths.checkpoint.is_file():
         ckpt = torch.load(paths.checkpoint, map_location="cpu", weights_only=False)
         if ckpt.get("fingerprint") == fp:
@@ -356,6 +386,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
             opt.load_state_dict(ckpt["optimizer"])
             sched.load_state_dict(ckpt["scheduler"])
             start, history, best = ckpt["epoch"], ckpt["history"], ckpt["best"]
+            converted = ckpt.get("converted")
             _set_rng_state(ckpt["rng"])
             if d.main:
                 log.info("%s: resuming after epoch %d of %d", paths.checkpoint, start, cfg.epochs)
@@ -363,6 +394,10 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
             log.info("%s: written by another configuration; starting afresh", paths.checkpoint)
         del ckpt
 
+    if cfg.phase == "convlstm" and converted is None:  # how much the conversion itself costs (DESIGN.md)
+        converted = validate()
+        if d.main:
+            log.info("converted from %s: val mIoU %.4f before fine-tuning", paths.init, converted["val/mIoU"])
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if d.world > 1 else model
     live = _open_live(paths, history) if d.main else None
 
@@ -382,14 +417,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
                 dist.broadcast(b, 0)
         train_time = time.perf_counter() - t0
 
-        cm = evaluate(model, val_loader, cfg.classes, device, amp)
-        if d.world > 1:
-            dist.all_reduce(cm)
-        cm = cm.cpu().numpy()
-        iou = iou_per_class(cm)
-        record = {"train/loss": float(loss_sum[0] / loss_sum[1]), "val/mIoU": mean_iou(cm)}
-        record.update({f"val/IoU/{n}": float(v) for n, v in zip(cfg.class_names, iou)})
-        record.update(lrs)  # of the epoch's first step
+        record = {"train/loss": float(loss_sum[0] / loss_sum[1]), **validate(), **lrs}  # lrs: of the epoch's first step
         history.append(record)
         if best["metrics"] is None or _score(record) > _score(best["metrics"]):
             best = {"epoch": epoch, "metrics": record,
@@ -404,11 +432,14 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
             live.next_step()
             save_checkpoint(paths.checkpoint, {
                 "fingerprint": fp, "epoch": epoch + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "best": best, "history": history, "rng": _rng_state()})
+                "scheduler": sched.state_dict(), "best": best, "history": history, "rng": _rng_state(),
+                "converted": converted})
         d.barrier()
 
     metrics = {"best_epoch": best["epoch"] + 1, **_nest({k: v for k, v in best["metrics"].items()
                                                          if not k.startswith("lr")})}
+    if converted is not None:
+        metrics["converted"] = _nest(converted)
     if d.main:
         model.load_state_dict(best["state"])
         config = {**cfg.model, "classes": cfg.classes, "class_names": cfg.class_names, "region": paths.clips.name,

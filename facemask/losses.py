@@ -76,22 +76,34 @@ class SegLoss(nn.Module):
     * Eq. 9: L_p = −s_y;  L_n^t = 0 if s_y > s_t + g, else s_t.
     * Eq. 8: L_p = max(max_{c≠y} s_c − s_y + g, 0);  L_n^t = max(s_t − s_y + g, 0).
 
+    **What s is** (``on``). The paper defines PR as "the output of Softmax" for the IoU loss (Eq. 3), but
+    illustrates Eq. 8 with raw scores ("PR_i = [0.2, 0.6, 0.4]"), so both readings are defensible:
+    ``on="scores"`` takes s = the model's raw scores; ``on="softmax"`` takes s = softmax(scores), so the
+    L_p / L_n of Eq. 8 / 9 work on probabilities in [0, 1]. On raw scores Eq. 9's L_p = −s_y has no
+    minimum: every class's score can rise together, which the arg-max does not see; on probabilities
+    a rise of s_y is a fall of the others. The weights W_p, W_n do not depend on the reading (arg-max and
+    softmax are the same either way).
+
     Args:
         lfun: ``"eq9"`` (the paper's choice) or ``"eq8"``.
         g: the margin g of Eq. 8 / 9 (paper: 0).
         weights: ``"hard"`` or ``"soft"`` A_t, see above.
+        on: ``"scores"`` or ``"softmax"``, see above.
     """
 
     LFUNS = ("eq8", "eq9")
     WEIGHTS = ("hard", "soft")
+    ONS = ("scores", "softmax")
 
-    def __init__(self, lfun: str = "eq9", g: float = 0.0, weights: str = "hard"):
+    def __init__(self, lfun: str = "eq9", g: float = 0.0, weights: str = "hard", on: str = "scores"):
         super().__init__()
         if lfun not in self.LFUNS:
             raise ValueError(f"Unknown lfun {lfun!r}; valid: {list(self.LFUNS)}")
         if weights not in self.WEIGHTS:
             raise ValueError(f"Unknown weights {weights!r}; valid: {list(self.WEIGHTS)}")
-        self.lfun, self.g, self.weights = lfun, float(g), weights
+        if on not in self.ONS:
+            raise ValueError(f"Unknown SegLoss input {on!r}; valid: {list(self.ONS)}")
+        self.lfun, self.g, self.weights, self.on = lfun, float(g), weights, on
 
     def class_weights(self, s: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """W_p, W_n (C,) from per-pixel scores (K, C) and one-hot targets (K, C); no gradient."""
@@ -123,13 +135,13 @@ class SegLoss(nn.Module):
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         s, y, gt = _per_pixel(scores, target)
         w_p, w_n = self.class_weights(s, gt)
-        l_p, l_n = self.pixel_losses(s, y, gt)
+        l_p, l_n = self.pixel_losses(s.softmax(dim=1) if self.on == "softmax" else s, y, gt)
         # Σ_t W_p^t Σ_{i: y_i = t} L_p(i)  +  Σ_t W_n^t Σ_{i: y_i ≠ t} L_n^t(i)
         num = (w_p[y] * l_p).sum() + ((1.0 - gt) * l_n * w_n).sum()
         return num / (s.shape[0] * (w_p + w_n).sum())
 
     def extra_repr(self) -> str:
-        return f"lfun={self.lfun!r}, g={self.g}, weights={self.weights!r}"
+        return f"lfun={self.lfun!r}, g={self.g}, weights={self.weights!r}, on={self.on!r}"
 
 
 LOSSES = {"ce": CrossEntropyLoss, "iou": IoULoss, "segloss": SegLoss}
@@ -137,7 +149,7 @@ LOSSES = {"ce": CrossEntropyLoss, "iou": IoULoss, "segloss": SegLoss}
 
 def build_loss(name: str, **kwargs) -> nn.Module:
     """The loss called `name` (``ce`` | ``iou`` | ``segloss``); `kwargs` go to its constructor
-    (``lfun``, ``g``, ``weights`` for ``segloss``)."""
+    (``lfun``, ``g``, ``weights``, ``on`` for ``segloss``)."""
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}; valid: {list(LOSSES)}")
     return LOSSES[name](**kwargs)

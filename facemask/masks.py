@@ -605,13 +605,13 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
             df[c] = df[c].astype("Int64")
         df.to_csv(work / "frames.csv", index=False)
         cv2.imwrite(str(work / "contact_sheet.png"), _sheet(results))
-        seconds = time.perf_counter() - t0
+        # No wall-clock figures or pool size in the output: its bytes depend on the data and params alone.
         summary = _summary(results, reasons, source=source, crop_scale=crop_scale, jpeg_quality=jpeg_quality,
-                           outside_tol=outside_tol, workers=workers, seconds=round(seconds, 2),
-                           frames_per_s=round(len(rows) / seconds, 1) if seconds > 0 else None)
+                           outside_tol=outside_tol)
         atomic_write_json(work / "summary.json", summary)
+    seconds = time.perf_counter() - t0
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     log.info(
         "%s: %d videos, %d frames kept, %d dropped (%s); %.1f frames/s", out_dir, summary["videos"],
-        summary["kept"], summary["dropped_total"], dropped, summary["frames_per_s"] or 0)
+        summary["kept"], summary["dropped_total"], dropped, len(rows) / max(seconds, 1e-9))
     return summary

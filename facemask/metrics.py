@@ -294,6 +294,51 @@ def _with_verdict(test: dict, alpha: float) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Seeds
+#
+# A number is evidence only when it survives the training seed. One run of the pipeline gives each
+# method's IoUs and per-group mIoUs (`significance`); the runs with other seeds are recorded as
+# ``metrics/seeds/seed_<N>.json`` (``{"seed", "eval": <eval.json>, "group_miou": {method: [...]}}``,
+# written by scripts/seeds.py from queued `dvc exp run -S seed=N` experiments).
+
+
+def seeds_table(runs: Mapping[int, Mapping], methods: Sequence[str],
+                classes: Sequence[str] = CLASS_NAMES[1:]) -> pd.DataFrame:
+    """One row per (seed, method) with its ``miou`` and per-class IoU, from ``{seed: run record}``;
+    methods a run lacks are left out."""
+    rows = []
+    for seed in sorted(runs):
+        report = runs[seed]["eval"]
+        for m in methods:
+            if m in report:
+                rows.append({"seed": int(seed), "method": m, "miou": report[m].get("miou"),
+                             **{c: report[m].get(c) for c in classes}})
+    return pd.DataFrame(rows, columns=["seed", "method", "miou", *classes])
+
+
+def seeds_summary(runs: Mapping[int, Mapping], methods: Sequence[str], baseline: str = "fcn") -> dict:
+    """Per method: mean and sample standard deviation of the mIoU over the seeds, their number, and the
+    paper's paired test against `baseline` on the per-group mIoUs averaged over the seeds that ran both.
+
+    The spread is what a single run's difference must beat: a difference smaller than it is not evidence.
+    """
+    out = {}
+    for m in methods:
+        vals = [runs[s]["eval"][m]["miou"] for s in sorted(runs) if m in runs[s]["eval"]
+                and runs[s]["eval"][m].get("miou") is not None]
+        both = [s for s in sorted(runs) if m in runs[s].get("group_miou", {}) and baseline in runs[s]["group_miou"]]
+        test = None
+        if m != baseline and both:
+            a = np.mean([runs[s]["group_miou"][m] for s in both], axis=0, dtype=np.float64)
+            b = np.mean([runs[s]["group_miou"][baseline] for s in both], axis=0, dtype=np.float64)
+            test = paired_tests(a, b)
+        out[m] = {"seeds": len(vals), "mean": finite_or_none(np.mean(vals)) if vals else None,
+                  "std": finite_or_none(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+                  "test_vs_" + baseline: test}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
 # Figure
 
 

@@ -75,8 +75,8 @@ def _normalisation(encoder: str, weights: str | None) -> tuple[list[float], list
     return list(IMAGENET_MEAN), list(IMAGENET_STD)
 
 
-def make_encoder(name: str, weights: str | None = None, output_stride: int = 16) -> nn.Module:
-    """An smp encoder (``model.encoder``) dilated to `output_stride`.
+def make_encoder(name: str, weights: str | None = None, output_stride: int = 16, depth: int = 5) -> nn.Module:
+    """An smp encoder (``model.encoder``) dilated to `output_stride`, truncated to its first `depth` stages.
 
     Args:
         name: any smp encoder name (``resnet18/34/50``, ``mobilenet_v2``, ``efficientnet-b0``…) or a timm
@@ -84,13 +84,15 @@ def make_encoder(name: str, weights: str | None = None, output_stride: int = 16)
         weights: ``None`` (random initialisation) or the name of smp's pretrained weights (``imagenet``;
             any non-null value for ``tu-`` encoders). Downloading them needs the internet.
         output_stride: 16 (the paper's) or 8; 32 leaves the encoder undilated.
+        depth: stages kept (5: the whole encoder, as the paper's ResNet-50; 4 drops the last stage, so a
+            ResNet ends at ``layer3``). With ``output_stride`` 8 and depth 4 the last kept stage is dilated.
     """
     from segmentation_models_pytorch.encoders import get_encoder
 
     if name.startswith("tu-") and weights is not None:
         weights = True  # timm: the pretrained tag is part of the name
     try:
-        return get_encoder(name, weights=weights, output_stride=output_stride)
+        return get_encoder(name, weights=weights, output_stride=output_stride, depth=depth)
     except OSError as e:  # huggingface_hub / requests / urllib failures are all OSErrors
         if weights is None:
             raise
@@ -104,12 +106,14 @@ def make_encoder(name: str, weights: str | None = None, output_stride: int = 16)
 class _EncoderNet(nn.Module):
     """What both networks share: the normalisation buffers, the encoder and the bilinear resize."""
 
-    def __init__(self, encoder: str, classes: int, encoder_weights: str | None, output_stride: int):
+    def __init__(self, encoder: str, classes: int, encoder_weights: str | None, output_stride: int,
+                 encoder_depth: int = 5):
         super().__init__()
         self.encoder_name = encoder
         self.classes = int(classes)
         self.output_stride = int(output_stride)
-        self.encoder = make_encoder(encoder, encoder_weights, output_stride)
+        self.encoder_depth = int(encoder_depth)
+        self.encoder = make_encoder(encoder, encoder_weights, output_stride, self.encoder_depth)
         mean, std = _normalisation(encoder, encoder_weights)
         # Persistent: a checkpoint keeps the statistics its weights were trained with.
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
@@ -141,14 +145,15 @@ class FCN(_EncoderNet):
         classes: C, the number of classes (``conv6`` has C filters).
         encoder_weights: ``None`` or ``"imagenet"`` (downloaded; offline a RuntimeError says so).
         output_stride: 16 in the paper.
+        encoder_depth: encoder stages kept (paper: 5, the whole ResNet-50).
 
     Input: (B, 3, H, W) float RGB in [0, 1] (or (B, T, 3, H, W), processed frame by frame).
     Output: raw scores of the same leading shape with C channels at the input's H×W.
     """
 
     def __init__(self, encoder: str = "resnet50", classes: int = 5, encoder_weights: str | None = None,
-                 output_stride: int = 16):
-        super().__init__(encoder, classes, encoder_weights, output_stride)
+                 output_stride: int = 16, encoder_depth: int = 5):
+        super().__init__(encoder, classes, encoder_weights, output_stride, encoder_depth)
         self.conv6 = nn.Conv2d(self.feature_channels, self.classes, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -321,7 +326,7 @@ class ConvLSTMFCN(_EncoderNet):
     filter settings (1×1, C filters), between Reshape1 (B·T, c, h, w) -> (B, T, c, h, w) and Reshape2 back.
 
     Args:
-        encoder, classes, encoder_weights, output_stride: as `FCN`.
+        encoder, classes, encoder_weights, output_stride, encoder_depth: as `FCN`.
         peephole: the ConvLSTM's Hadamard peepholes (Eq. 1).
         output_scale: fixed factor on the scores; 1 (default) is the paper's model, whose scores are the
             ConvLSTM's h ∈ (−1, 1) (see the module docstring for what that bound does to the losses).
@@ -332,11 +337,12 @@ class ConvLSTMFCN(_EncoderNet):
     """
 
     def __init__(self, encoder: str = "resnet50", classes: int = 5, encoder_weights: str | None = None,
-                 output_stride: int = 16, peephole: bool = True, output_scale: float = 1.0):
-        super().__init__(encoder, classes, encoder_weights, output_stride)
+                 output_stride: int = 16, peephole: bool = True, output_scale: float = 1.0, encoder_depth: int = 5):
+        super().__init__(encoder, classes, encoder_weights, output_stride, encoder_depth)
         self.convlstm = ConvLSTM(self.feature_channels, self.classes, kernel_size=1, peephole=peephole)
         self.output_scale = float(output_scale)
         self.backbone_frozen = False
+        self.bn_frozen = False
 
     @classmethod
     def from_fcn(cls, fcn: FCN, peephole: bool = True, output_scale: float = 1.0,
@@ -357,7 +363,7 @@ class ConvLSTMFCN(_EncoderNet):
             raise ValueError(f"ConvLSTM init {init!r}; valid: conv6, glorot")
         fcn = getattr(fcn, "module", fcn)  # DDP-wrapped
         model = cls(fcn.encoder_name, fcn.classes, None, fcn.output_stride, peephole=peephole,
-                    output_scale=output_scale)
+                    output_scale=output_scale, encoder_depth=fcn.encoder_depth)
         shared = {k: v for k, v in fcn.state_dict().items() if not k.startswith("conv6.")}
         missing, unexpected = model.load_state_dict(shared, strict=False)
         if unexpected or any(not k.startswith("convlstm.") for k in missing):
@@ -401,10 +407,26 @@ class ConvLSTMFCN(_EncoderNet):
         self.encoder.requires_grad_(not frozen)
         return self.train(self.training)
 
+    def freeze_bn(self, frozen: bool = True) -> "ConvLSTMFCN":
+        """Keep the encoder's batch-norm statistics as the FCN left them (``train.convlstm.freeze_bn``).
+
+        A ConvLSTM batch is N sequences of T consecutive frames (the paper: 2 × 5), i.e. 10 strongly
+        correlated images of 2 faces: batch statistics over it are a poor estimate of the population's,
+        and updating the running averages from them drifts the converted model away from its FCN. With
+        `frozen` the batch-norm layers normalise with the FCN's running statistics in training too (their
+        affine weights still learn at lr·γ). `train()` keeps them there.
+        """
+        self.bn_frozen = frozen
+        return self.train(self.training)
+
     def train(self, mode: bool = True) -> "ConvLSTMFCN":
         super().train(mode)
         if self.backbone_frozen:
             self.encoder.eval()
+        elif self.bn_frozen:
+            for m in self.encoder.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         return self
 
 
@@ -420,14 +442,16 @@ def build_model(arch: str, config: Mapping[str, Any]) -> nn.Module:
 
     Args:
         arch: ``"fcn"`` or ``"convlstm"``.
-        config: ``encoder``, ``classes``, ``output_stride`` (default 16), ``encoder_weights`` (default None),
+        config: ``encoder``, ``classes``, ``output_stride`` (default 16), ``encoder_depth`` (default 5),
+            ``encoder_weights`` (default None),
             for ``convlstm`` also ``peephole`` (default True) and ``output_scale`` (default 1). Other keys
             (``input_size``, ``region``, ``class_names``…) are metadata and ignored here.
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown arch {arch!r}; valid: {sorted(ARCHS)}")
     kw = dict(encoder=config["encoder"], classes=int(config["classes"]),
-              encoder_weights=config.get("encoder_weights"), output_stride=int(config.get("output_stride", 16)))
+              encoder_weights=config.get("encoder_weights"), output_stride=int(config.get("output_stride", 16)),
+              encoder_depth=int(config.get("encoder_depth", 5)))
     if arch == "convlstm":
         kw.update(peephole=bool(config.get("peephole", True)), output_scale=float(config.get("output_scale", 1.0)))
     return ARCHS[arch](**kw)

@@ -1,19 +1,24 @@
 #!/usr/bin/env python
-"""The paper's experiment tables (3, 4, 5, 6, 7, 8) in markdown, from `dvc exp show --json`.
+"""The paper's experiment tables (3-9) in markdown, from the DVC experiments, with the seeds' spread.
 
-    python scripts/exp_tables.py                  # runs `dvc exp show --json` here
+    python scripts/exp_tables.py                       # runs `dvc exp show --json` here
+    python scripts/exp_tables.py --out metrics/tables  # also writes metrics/tables/table<N>.md
     dvc exp show --json > exps.json && python scripts/exp_tables.py exps.json
-    python scripts/exp_tables.py --out results/tables.md
 
 Experiments are recognised by their params (see `scripts/sweep.py`), so the workspace, commits and
-experiments queued by hand all count; where several share the row's setting, the first listed wins.
-IoUs are shown in percent, as in the paper. Sources:
+experiments queued by hand all count. Runs that differ only in ``seed`` form one row: each cell is the
+mean ± standard deviation over those seeds (n in the last column; one seed: the value alone). P is the
+paper's test (Sect. 4.2): a paired t-test over the groups of test sequences, here on each group's mIoU
+averaged over the row's seeds, against the baseline FCN's averaged over the same seeds (per-group values
+from each experiment's ``metrics/eval/run.json``). IoUs in percent, as in the paper. Sources:
 
 * Tables 3, 5, 6 — the primary (face) ConvLSTM-FCN on the test set: ``metrics/eval.json`` → ``primary``;
-  the baseline FCN row is ``fcn`` of the same file.
-* Table 4 — the primary model's mIoU minus the FCN's at each of the T frames of a window:
+  the baseline FCN row is ``fcn`` of the same runs.
+* Table 4 — the primary model's mIoU minus the FCN's at each of the T frames of a window (Table 3's runs):
   ``metrics/eval/timestep.json``.
 * Tables 7, 8 — the eye and mouth models on their test sub-datasets: ``metrics/zoomed.json``.
+* Table 9 — the key techniques: the FCN, FCN + temporal smoothing, the ConvLSTM alone trained with CE
+  (Table 3, Adam), and the default run's primary and cascade.
 """
 from __future__ import annotations
 
@@ -21,14 +26,23 @@ import argparse
 import json
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from facemask.metrics import paired_tests  # noqa: E402
 
 EVAL = "metrics/eval.json"
 TIMESTEP = "metrics/eval/timestep.json"
 ZOOMED = "metrics/zoomed.json"
 FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
 ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
+C = "train.convlstm."
+#: The paper's numbers where its text gives them (mIoU %).
+PAPER = {"fcn": 54.50, "cascade": 63.76}
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,7 +55,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def records(show: list[dict]) -> Iterator[dict]:
-    """One ``{"name", "params" (flat), "metrics" {file: data}}`` per row of `dvc exp show --json`."""
+    """One ``{"name", "rev", "params" (flat), "metrics" {file: data}}`` per row of `dvc exp show --json`."""
 
     def one(entry: dict, name: str | None):
         data = entry.get("data") or {}
@@ -51,7 +65,8 @@ def records(show: list[dict]) -> Iterator[dict]:
         for f in (data.get("params") or {}).values():
             params.update(_flat(f.get("data") or {}))
         metrics = {path: f["data"] for path, f in (data.get("metrics") or {}).items() if f.get("data")}
-        return {"name": name or entry.get("name") or str(entry.get("rev", ""))[:7], "params": params, "metrics": metrics}
+        return {"name": name or entry.get("name") or str(entry.get("rev", ""))[:7], "rev": entry.get("rev"),
+                "params": params, "metrics": metrics}
 
     for base in show:
         for exp in base.get("experiments") or []:
@@ -64,14 +79,14 @@ def records(show: list[dict]) -> Iterator[dict]:
             yield r
 
 
-def _pct(x: Any) -> str:
-    return f"{100 * x:.2f}" if isinstance(x, (int, float)) else "–"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+@lru_cache(maxsize=None)
+def run_record(rev: str | None) -> dict:
+    """``metrics/eval/run.json`` of the commit or experiment `rev` (per-group mIoUs); {} if absent."""
+    if not rev or rev == "workspace":
+        path = Path("metrics/eval/run.json")
+        return json.loads(path.read_text()) if path.is_file() else {}
+    res = subprocess.run(["git", "show", f"{rev}:metrics/eval/run.json"], capture_output=True, text=True)
+    return json.loads(res.stdout) if res.returncode == 0 else {}
 
 
 def _is(p: dict, want: dict) -> bool:
@@ -79,97 +94,136 @@ def _is(p: dict, want: dict) -> bool:
     return all(str(p.get(k)).lower() == str(v).lower() for k, v in want.items())
 
 
-C = "train.convlstm."
-FROZEN_CE = {C + "freeze_backbone": True, C + "loss": "ce"}                 # Tables 3, 4
-FROZEN_ADAM = {C + "freeze_backbone": True, C + "optimizer": "adam"}        # Table 5
-FULL = {C + "freeze_backbone": False, C + "optimizer": "adam", C + "loss": "segloss", C + "lfun": "eq9"}  # 6-8
-
-
-def _pick(recs: list[dict], match, key, source: str) -> dict:
-    """{row key: record} for the records that `match` and have `source`; the first per key."""
-    rows = {}
+def _rows(recs: list[dict], match: Callable, key: Callable, source: str) -> dict[Any, list[dict]]:
+    """{row key: [one record per seed]} for the records that `match` and have `source`."""
+    rows: dict[Any, dict[Any, dict]] = {}
     for r in recs:
-        if match(r["params"]) and source in r["metrics"] and key(r["params"]) not in rows:
-            rows[key(r["params"])] = r
-    return rows
+        if match(r["params"]) and source in r["metrics"]:
+            rows.setdefault(key(r["params"]), {}).setdefault(r["params"].get("seed"), r)
+    return {k: list(v.values()) for k, v in rows.items()}
 
 
-def _fcn_row(recs: list[dict]) -> list[str] | None:
-    for r in recs:
-        fcn = r["metrics"].get(EVAL, {}).get("fcn")
-        if fcn:
-            return ["baseline FCN", "–"] + [_pct(fcn.get(c)) for c in FACE_COLS]
-    return None
+def _cell(values: list) -> str:
+    v = [100 * x for x in values if isinstance(x, (int, float))]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.2f}" if len(v) == 1 else f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
 
 
-def _face_table(recs, match, key, label, title) -> str:
-    rows = _pick(recs, match, key, EVAL)
-    body = [r for r in [_fcn_row(recs)] if r]
-    for k, r in sorted(rows.items(), key=lambda kv: str(kv[0])):
-        prim = r["metrics"][EVAL].get("primary", {})
-        body.append([label(k), r["name"]] + [_pct(prim.get(c)) for c in FACE_COLS])
-    if len(body) <= 1 and not rows:
+def _p(runs: list[dict], method: str, get_groups: Callable[[dict, str], list | None], base: str = "fcn") -> str:
+    a, b = [], []
+    for r in runs:
+        rec = run_record(r["rev"])
+        ga, gb = get_groups(rec, method), get_groups(rec, base)
+        if ga and gb and None not in ga and None not in gb:
+            a.append(ga)
+            b.append(gb)
+    if not a:
+        return "n/a"
+    p = paired_tests(np.mean(a, axis=0), np.mean(b, axis=0))["p_ttest"]
+    return "n/a" if p is None else f"{p:.2g}"
+
+
+def _face_groups(rec: dict, method: str):
+    return (rec.get("group_miou") or {}).get(method)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _method_row(label: str, runs: list[dict], method: str, p: str = "–") -> list[str]:
+    return [label] + [_cell([r["metrics"][EVAL].get(method, {}).get(c) for r in runs]) for c in FACE_COLS] + \
+        [p, str(len(runs))]
+
+
+def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], str], note: str = "") -> str:
+    if not rows:
         return f"### {title}\n\n(no experiment with these settings)\n"
-    return f"### {title}\n\n" + _table(["setting", "experiment", *FACE_COLS], body) + "\n"
+    every = [r for runs in rows.values() for r in runs]
+    fcn_runs = list({r["params"].get("seed"): r for r in every}.values())
+    body = [_method_row("baseline FCN", fcn_runs, "fcn")]
+    for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        body.append(_method_row(label(k), runs, "primary", _p(runs, "primary", _face_groups)))
+    head = ["setting", *FACE_COLS, "P vs FCN", "seeds"]
+    return f"### {title}\n\n" + _table(head, body) + "\n" + (f"\n{note}\n" if note else "")
 
 
-def tables(recs: list[dict]) -> str:
-    def frozen_ce(p):
-        return _is(p, FROZEN_CE)
+def _loss_key(p: dict) -> str:
+    loss = p.get(C + "loss")
+    if loss == "segloss":
+        return f"SegLoss {p.get(C + 'lfun')}, g = {float(p.get(C + 'g')):g}, on {p.get(C + 'segloss_on', 'scores')}"
+    return {"ce": "cross-entropy", "iou": "IoU loss (Eq. 3)"}.get(loss, str(loss))
 
-    def frozen_adam(p):
-        return _is(p, FROZEN_ADAM)
 
-    def full(p):
-        return _is(p, FULL) and float(p.get(C + "g", -1)) == 0.0
-
-    def loss_key(p):
-        loss = p.get(C + "loss")
-        if loss == "segloss":
-            return f"SegLoss {p.get(C + 'lfun')}, g={float(p.get(C + 'g')):g}"
-        return {"ce": "cross-entropy", "iou": "IoU loss (Eq. 3)"}.get(loss, str(loss))
-
-    def opt(p):
-        return p.get(C + "optimizer")
-
-    out = ["## Experiment tables (IoU %, test set)\n"]
-    out.append(_face_table(recs, frozen_ce, opt, str,
-                           "Table 3 — optimiser, ConvLSTM layer alone trained, cross-entropy"))
-    # Table 4: per time step improvement, for the Table 3 runs
-    rows = _pick(recs, frozen_ce, opt, TIMESTEP)
-    if rows:
-        body, steps = [], None
-        for k, r in sorted(rows.items()):
-            d = r["metrics"][TIMESTEP].get("primary_minus_fcn", {})
-            steps = steps or sorted(d, key=lambda s: int(str(s).lstrip("t")))
-            body.append([k, r["name"]] + [_pct(d.get(s)) for s in steps])
-        out.append("### Table 4 — mIoU improvement over the baseline FCN at each time step (points)\n\n"
-                   + _table(["optimiser", "experiment", *steps], body) + "\n")
-    out.append(_face_table(recs, frozen_adam, loss_key, str,
-                           "Table 5 — loss, ConvLSTM layer alone trained, Adam"))
-    out.append(_face_table(recs, full, lambda p: float(p.get("regions.face.gamma")), lambda g: f"γ = {g:g}",
-                           "Table 6 — primary model, γ (SegLoss Eq. 9, g = 0)"))
-    for num, region in (("7", "eyes"), ("8", "mouth")):
+def tables(recs: list[dict]) -> dict[str, str]:
+    frozen_ce = lambda p: _is(p, {C + "freeze_backbone": True, C + "loss": "ce"})  # noqa: E731
+    frozen_adam = lambda p: _is(p, {C + "freeze_backbone": True, C + "optimizer": "adam"})  # noqa: E731
+    full = lambda p: _is(p, {C + "freeze_backbone": False, C + "optimizer": "adam"})  # noqa: E731
+    out = {}
+    t3 = _rows(recs, frozen_ce, lambda p: p.get(C + "optimizer"), EVAL)
+    out["table3"] = _face_table("Table 3 — optimiser, ConvLSTM layer alone trained, cross-entropy (IoU %, test set)",
+                                t3, str)
+    body = []
+    for k, runs in sorted(_rows(recs, frozen_ce, lambda p: p.get(C + "optimizer"), TIMESTEP).items()):
+        steps = sorted(runs[0]["metrics"][TIMESTEP].get("primary_minus_fcn", {}), key=lambda s: int(str(s)[1:]))
+        body.append([k] + [_cell([r["metrics"][TIMESTEP]["primary_minus_fcn"].get(s) for r in runs]) for s in steps]
+                    + [str(len(runs))])
+    out["table4"] = ("### Table 4 — mIoU of the ConvLSTM-FCN minus the FCN's at each frame t of a window "
+                     "(points; Table 3's runs)\n\n" + (_table(["optimiser", *[f"t = {i + 1}" for i in range(
+                         len(body[0]) - 2)], "seeds"], body) if body else "(no experiment)") + "\n")
+    out["table5"] = _face_table("Table 5 — loss, ConvLSTM layer alone trained, Adam (IoU %, test set)",
+                                _rows(recs, frozen_adam, _loss_key, EVAL), str)
+    losses = {}
+    for num, region in (("6", "face"), ("7", "eyes"), ("8", "mouth")):
+        key = lambda p, region=region: (_loss_key(p), float(p.get(f"regions.{region}.gamma")))  # noqa: E731
+        rows = _rows(recs, full, key, EVAL if region == "face" else ZOOMED)
+        losses[region] = sorted({k[0] for k in rows})
+        if region == "face":
+            out["table6"] = _face_table("Table 6 — primary model: γ, all layers trained (IoU %, test set)", rows,
+                                        lambda k: f"{k[0]}, γ = {k[1]:g}")
+            continue
         cols = ZOOM_COLS[region]
-        rows = _pick(recs, full, lambda p, region=region: float(p.get(f"regions.{region}.gamma")), ZOOMED)
-        body = []
-        for r in recs:
-            fcn = r["metrics"].get(ZOOMED, {}).get(region, {}).get("fcn")
-            if fcn:
-                body.append(["baseline FCN", "–"] + [_pct(fcn.get(c)) for c in cols])
-                break
-        for g, r in sorted(rows.items()):
-            d = r["metrics"][ZOOMED].get(region, {}).get("convlstm", {})
-            body.append([f"γ = {g:g}", r["name"]] + [_pct(d.get(c)) for c in cols])
-        title = f"### Table {num} — {'eye' if region == 'eyes' else 'mouth'} model on its test sub-dataset, γ\n\n"
-        out.append(title + (_table(["setting", "experiment", *cols], body) if body else "(no experiment)") + "\n")
-    return "\n".join(out)
+        groups = lambda rec, arch, region=region: ((rec.get("zoomed_group_miou") or {}).get(region) or {}).get(arch)  # noqa: E731
+        every = [r for runs in rows.values() for r in runs]
+        fcn_runs = list({r["params"].get("seed"): r for r in every}.values())
+        zoom = lambda runs, arch, c, region=region: _cell([r["metrics"][ZOOMED][region][arch].get(c) for r in runs])  # noqa: E731
+        body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", str(len(fcn_runs))]] if rows else []
+        for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
+            body.append([f"{k[0]}, γ = {k[1]:g}"] + [zoom(runs, "convlstm", c) for c in cols]
+                        + [_p(runs, "convlstm", groups), str(len(runs))])
+        what = "eye" if region == "eyes" else "mouth"
+        out[f"table{num}"] = (f"### Table {num} — {what} model on its test sub-dataset: γ (IoU %)\n\n"
+                              + (_table(["setting", *cols, "P vs FCN", "seeds"], body) if body else "(no experiment)")
+                              + "\n")
+    # Table 9: the key techniques. The default's runs: no sweep key changed from params.yaml's defaults.
+    default = [r for r in recs if r["name"] == "workspace" or str(r["name"]).startswith("seed")]
+    default = list({r["params"].get("seed"): r for r in default if EVAL in r["metrics"]}.values())
+    frozen = t3.get("adam", [])
+    rows9 = []
+    if default:
+        rows9.append(_method_row("baseline FCN", default, "fcn"))
+        rows9.append(_method_row("FCN + temporal smoothing", default, "fcn_smooth", _p(default, "fcn_smooth", _face_groups)))
+    if frozen:
+        rows9.append(_method_row("ConvLSTM-FCN, ConvLSTM alone trained, CE (Table 3)", frozen, "primary",
+                                 _p(frozen, "primary", _face_groups)))
+    if default:
+        rows9.append(_method_row("primary ConvLSTM-FCN (the default's loss)", default, "primary",
+                                 _p(default, "primary", _face_groups)))
+        rows9.append(_method_row("primary + zoomed eye/mouth models (cascade)", default, "cascade",
+                                 _p(default, "cascade", _face_groups)))
+    out["table9"] = ("### Table 9 — key techniques against the baseline FCN (IoU %, test set)\n\n"
+                     + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows9) if rows9 else "(no runs)") + "\n"
+                     + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("json", nargs="?", help="output of `dvc exp show --json` (default: run it here)")
-    ap.add_argument("--out", help="also write the markdown to this file")
+    ap.add_argument("--out", type=Path, help="also write table<N>.md into this folder")
+    ap.add_argument("--only", nargs="+", help="write only these tables (e.g. table3 table4)")
     args = ap.parse_args(argv)
     if args.json:
         show = json.loads(Path(args.json).read_text())
@@ -178,10 +232,13 @@ def main(argv: list[str] | None = None) -> None:
                              capture_output=True, text=True)
         show = json.loads(res.stdout)
     md = tables(list(records(show)))
-    print(md)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(md + "\n")
+    for name, text in md.items():
+        if args.only and name not in args.only:
+            continue
+        print(text)
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"{name}.md").write_text(text)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 
     python scripts/sweep.py                      # queue every table's experiments
     python scripts/sweep.py table3 table5        # only these tables
+    python scripts/sweep.py --seeds 0 1 2        # every experiment with three training seeds
     python scripts/sweep.py --dry-run            # print the commands, queue nothing
     python scripts/sweep.py table3 --set train.convlstm.epochs=1   # extra overrides for every experiment
     dvc queue start -j 2                          # run the queue (or: python scripts/sweep.py --run)
@@ -20,9 +21,12 @@ The sweeps (Sect. 4.3):
 
 * Table 3 — ConvLSTM alone trained (the rest of the converted FCN frozen), cross-entropy, Adam vs RMSprop.
 * Table 5 — same freezing, Adam: cross-entropy vs the multi-class IoU loss (Eq. 3) vs SegLoss (Eq. 7)
-  with the L_p / L_n of Eq. 8 or Eq. 9 for g in `G_VALUES`.
-* Tables 6, 7, 8 — the full ConvLSTM-FCN (layer-wise learning rates) with SegLoss Eq. 9, g = 0, and
-  γ in `GAMMAS` for the primary (face), eye and mouth models respectively.
+  with the L_p / L_n of Eq. 8 or Eq. 9 for g in `G_VALUES`, on the raw scores or the softmax (`READINGS`).
+* Tables 6, 7, 8 — the full ConvLSTM-FCN (layer-wise learning rates) with SegLoss Eq. 9, g = 0 (or the
+  loss `--full-loss` names), and γ in `GAMMAS` for the primary (face), eye and mouth models respectively.
+
+With ``--seeds 0 1 2`` every experiment is queued once per training seed (``-S seed=N``); the tables then
+show mean ± std over the seeds (scripts/exp_tables.py).
 """
 from __future__ import annotations
 
@@ -32,48 +36,62 @@ import subprocess
 import sys
 import time
 
-G_VALUES = (0.0, 0.5, 1.0)
-GAMMAS = (0.01, 0.02, 0.05, 0.1, 0.2)
+G_VALUES = (0.0, 0.5)
+READINGS = ("scores", "softmax")
+GAMMAS = (0.01, 0.02, 0.05, 0.1)
 
 _FROZEN = {"train.convlstm.freeze_backbone": "true"}
-_FULL = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam",
-         "train.convlstm.loss": "segloss", "train.convlstm.lfun": "eq9", "train.convlstm.g": "0.0"}
+#: Tables 6-8: the full ConvLSTM-FCN (layer-wise learning rates) with the paper's loss, SegLoss Eq. 9, g = 0
+#: (on the raw scores, as the paper's example); `--full-loss` picks another (e.g. the best of Table 5).
+FULL_LOSSES = {
+    "paper": {"train.convlstm.loss": "segloss", "train.convlstm.lfun": "eq9", "train.convlstm.g": "0.0",
+              "train.convlstm.segloss_on": "scores"},
+    "softmax": {"train.convlstm.loss": "segloss", "train.convlstm.lfun": "eq9", "train.convlstm.g": "0.0",
+                "train.convlstm.segloss_on": "softmax"},
+    "ce": {"train.convlstm.loss": "ce"},
+}
 
 
 def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def sweeps() -> dict[str, list[tuple[str, dict[str, str]]]]:
-    """Table -> [(experiment name, {param key: value})]."""
+def sweeps(full_loss: str = "paper") -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Table -> [(experiment name, {param key: value})], without the seed."""
     t3 = [(f"t3-{opt}", {**_FROZEN, "train.convlstm.loss": "ce", "train.convlstm.optimizer": opt})
           for opt in ("adam", "rmsprop")]
     adam = {**_FROZEN, "train.convlstm.optimizer": "adam"}
     t5 = [("t5-ce", {**adam, "train.convlstm.loss": "ce"}), ("t5-iou", {**adam, "train.convlstm.loss": "iou"})]
-    t5 += [(f"t5-{lfun}-g{_num(g)}", {**adam, "train.convlstm.loss": "segloss", "train.convlstm.lfun": lfun,
-                                      "train.convlstm.g": _num(g)})
-           for lfun in ("eq8", "eq9") for g in G_VALUES]
+    t5 += [(f"t5-{lfun}-g{_num(g)}-{on}", {**adam, "train.convlstm.loss": "segloss", "train.convlstm.lfun": lfun,
+                                           "train.convlstm.g": _num(g), "train.convlstm.segloss_on": on})
+           for lfun in ("eq8", "eq9") for g in G_VALUES for on in READINGS]
     out = {"table3": t3, "table5": t5}
+    full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", **FULL_LOSSES[full_loss]}
     for table, region in (("table6", "face"), ("table7", "eyes"), ("table8", "mouth")):
-        out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}", {**_FULL, f"regions.{region}.gamma": _num(g)})
+        out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}", {**full, f"regions.{region}.gamma": _num(g)})
                       for g in GAMMAS]
     return out
 
 
-def experiments(tables: list[str], extra: dict[str, str] | None = None) -> list[tuple[str, dict[str, str]]]:
-    """The experiments of `tables`, each once (the first name wins), with `extra` overrides added."""
-    all_sweeps = sweeps()
+def experiments(tables: list[str], extra: dict[str, str] | None = None, seeds: list[int] | None = None,
+                full_loss: str = "paper") -> list[tuple[str, dict[str, str]]]:
+    """The experiments of `tables` for each of `seeds` (default: the workspace's seed only), each once (the
+    first name wins), with `extra` overrides added."""
+    all_sweeps = sweeps(full_loss)
     unknown = [t for t in tables if t not in all_sweeps]
     if unknown:
         raise SystemExit(f"unknown table(s) {unknown}; valid: {sorted(all_sweeps)}")
     seen, out = set(), []
-    for table in tables:
-        for name, overrides in all_sweeps[table]:
-            key = tuple(sorted(overrides.items()))
-            if key in seen:
-                continue
-            seen.add(key)
-            out.append((name, {**overrides, **(extra or {})}))
+    for seed in seeds if seeds is not None else [None]:
+        for table in tables:
+            for name, overrides in all_sweeps[table]:
+                key = (seed, tuple(sorted(overrides.items())))
+                if key in seen:
+                    continue
+                seen.add(key)
+                if seed is not None:
+                    name, overrides = f"{name}-s{seed}", {**overrides, "seed": str(seed)}
+                out.append((name, {**overrides, **(extra or {})}))
     return out
 
 
@@ -103,6 +121,10 @@ def run_queue(jobs: int, poll: float = 5.0) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("tables", nargs="*", help=f"tables to queue (default: all of {sorted(sweeps())})")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                    help="queue every experiment for each of these training seeds (default: the workspace's)")
+    ap.add_argument("--full-loss", choices=sorted(FULL_LOSSES), default="paper",
+                    help="the loss of Tables 6-8 (default: the paper's, SegLoss Eq. 9, g = 0, raw scores)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra -S override for every experiment (repeatable)")
     ap.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
@@ -115,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             ap.error(f"--set {kv!r}: expected KEY=VALUE")
         extra[key] = value
-    for name, overrides in experiments(args.tables or list(sweeps()), extra):
+    for name, overrides in experiments(args.tables or list(sweeps()), extra, args.seeds, args.full_loss):
         cmd = queue_command(name, overrides)
         print(shlex.join(["dvc"] + cmd[3:]), flush=True)
         if not args.dry_run:

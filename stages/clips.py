@@ -1,4 +1,4 @@
-"""Stage `clips`: params `seed`, `data.source`, `clips` -> data/clips.
+"""Stage `clips`: params `data.seed`, `data.source`, `clips` -> data/clips.
 
 Reads data/300VW-Mask (frames.csv, images_orig/, labels_orig/, and data_splits/split_1/ for the
 authors' release) and writes data/clips/{index.csv, split/*_per10.txt, <region>/<split>/*.npy,
@@ -15,7 +15,7 @@ from stages._common import load_params, setup_logging
 def main() -> None:
     setup_logging()
     params = load_params()
-    build_clips(Path("data/300VW-Mask"), Path("data/clips"), params["clips"], int(params["seed"]),
+    build_clips(Path("data/300VW-Mask"), Path("data/clips"), params["clips"], int(params["data"]["seed"]),
                 source=params["data"]["source"])
 
 

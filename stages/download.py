@@ -1,4 +1,4 @@
-"""Stage `download`: params `seed`, `data` -> data/raw (300VW layout, metadata.csv, report.json)."""
+"""Stage `download`: params `data` (`data.seed` seeds the generator) -> data/raw (300VW layout, metadata.csv, report.json)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +10,8 @@ from stages._common import load_params, seed_everything, setup_logging
 def main() -> None:
     setup_logging()
     params = load_params()
-    seed_everything(params["seed"])
-    fetch_raw(params["data"], Path("data/raw"), params["seed"])
+    seed_everything(params["data"]["seed"])
+    fetch_raw(params["data"], Path("data/raw"), params["data"]["seed"])
 
 
 if __name__ == "__main__":

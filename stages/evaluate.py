@@ -11,10 +11,13 @@ whole test set (confusion matrices summed). Writes:
 * ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
   ``timestep.csv`` / ``timestep.json`` (Table 4), ``significance.json`` (paired tests against the
   FCN over groups of test sequences), ``stability.json`` (flicker), ``examples.png`` (Fig. 5),
-  ``fuse_timings.json`` and ``results.md`` (also printed).
+  ``seeds.csv`` / ``seeds.json`` (this run and the runs with other training seeds recorded in
+  ``metrics/seeds/seed_<N>.json`` by scripts/seeds.py: mIoU per seed, mean ± std, seed-averaged P),
+  ``fuse_info.json`` (box fallbacks) and ``results.md`` (also printed).
 """
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -34,31 +37,41 @@ LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "prim
 #: mIoU (%) the paper reports (Table 9); the per-class values were not part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76}
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
-CLIPS, MASKS, PRED = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions")
+CLIPS, MASKS, PRED, SEEDS = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions"), Path("metrics/seeds")
 
 
 def _pct(x) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
 
 
-def results_markdown(report: dict, sig: dict, stability: dict, categories: dict) -> str:
-    head = ["method", *CLASS_NAMES[1:], "mIoU", "paper mIoU", "P vs FCN", "flip rate / GT's"]
+def _p(test: dict | None) -> str:
+    p = (test or {}).get("p_ttest")
+    return "n/a" if p is None else f"{p:.2g}"
+
+
+def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int) -> str:
+    n = max(v["seeds"] for v in seeds.values())
+    head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {n} seeds", "paper mIoU", "P vs FCN", f"P, {n} seeds",
+            "flip rate / GT's"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in METHODS:
-        r = report[m]
-        p = sig["tests"].get(m, {}).get("p_ttest")
+        r, sd = report[m], seeds[m]
         ratio = stability["ratio_to_ground_truth"].get(m)
+        spread = "–" if sd["mean"] is None else f"{_pct(sd['mean'])} ± {_pct(sd['std']) if sd['std'] is not None else '?'}"
         lines.append("| " + " | ".join([LABELS[m], *(_pct(r[c]) for c in CLASS_NAMES[1:]), f"**{_pct(r['miou'])}**",
-                                        f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
-                                        "–" if m == "fcn" else ("n/a" if p is None else f"{p:.3g}"),
+                                        spread, f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
+                                        "–" if m == "fcn" else _p(sig["tests"].get(m)),
+                                        "–" if m == "fcn" else _p(sd["test_vs_fcn"]),
                                         "–" if ratio is None else f"{ratio:.2f}"]) + " |")
     cat = ["", "mIoU (%) per 300VW category:", "",
            "| category | frames | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     for c, d in categories.items():
         cat.append(f"| {c} | {d['frames']} | " + " | ".join(_pct(d[m]["miou"]) for m in METHODS) + " |")
-    note = (f"\nIoU (%) on the test set ({sig['sequences']} sequences), at each crop's original resolution. "
-            f"P: paired t-test of the per-group mIoU against the baseline FCN over {sig['groups']} groups "
-            f"of sequences. Flip rate: share of pixels whose class changes between consecutive frames, "
+    note = (f"\nIoU (%) on the test set ({sig['sequences']} sequences), at each crop's original resolution, "
+            f"training seed {seed}; mIoU over seeds: mean ± standard deviation over the training seeds "
+            f"(metrics/eval/seeds.csv). P: paired t-test of the per-group mIoU against the baseline FCN over "
+            f"{sig['groups']} groups of sequences (this run; and on the per-group mIoU averaged over the seeds). "
+            f"Flip rate: share of pixels whose class changes between consecutive frames, "
             f"relative to the ground truth's ({_pct(stability['flip_rate']['ground_truth'])} %).")
     return "\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n"
 
@@ -100,13 +113,16 @@ def main() -> None:
     stability = {**metrics.stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
                  "counts": {k: {"flips": int(v[0]), "pixels": int(v[1])} for k, v in flips.items()}}
 
-    zoomed = {}
+    zoomed, zoomed_groups = {}, {}
     for region, names in ZOOM_CLASSES.items():
         gt = np.load(CLIPS / region / "test" / "labels.npy", mmap_mode="r")
-        zoomed[region] = {}
+        zoomed[region], zoomed_groups[region] = {}, {}
         for arch in ("fcn", "convlstm"):
             pred = np.load(PRED / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
-            zoomed[region][arch] = metrics.iou_report(metrics.confusion_matrix(gt, pred, len(names)), names)
+            per_clip = np.stack([metrics.confusion_matrix(gt[k], pred[k], len(names)) for k in range(len(gt))])
+            zoomed[region][arch] = metrics.iou_report(per_clip.sum(0), names)
+            zoomed_groups[region][arch] = [metrics.finite_or_none(metrics.mean_iou(per_clip[g].sum(0)))
+                                           for g in metrics.sequence_groups(len(gt), groups)]
 
     # Fig. 5: the middle frame of evenly spaced test clips
     picks = sorted({int(round(x)) for x in np.linspace(0, len(clips) - 1, min(n_examples, len(clips)))})
@@ -118,7 +134,12 @@ def main() -> None:
         rows.append((image, gt, {m: read_label_png(PRED / m / f"{name}.png") for m in METHODS}, name))
     figure = metrics.comparison_figure(rows, METHODS)
 
-    md = results_markdown(report, sig, stability, categories)
+    seed = int(params["seed"])
+    runs = {int(r["seed"]): r for r in (json.loads(f.read_text()) for f in sorted(SEEDS.glob("seed_*.json")))}
+    runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
+                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups}
+    seeds = metrics.seeds_summary(runs, METHODS)
+    md = results_markdown(report, sig, stability, categories, seeds, seed)
     atomic_write_json("metrics/eval.json", report)
     atomic_write_json("metrics/zoomed.json", zoomed)
     with atomic_dir("metrics/eval") as out:
@@ -130,9 +151,12 @@ def main() -> None:
             for m in METHODS if m != "fcn"})
         atomic_write_json(out / "significance.json", sig)
         atomic_write_json(out / "stability.json", stability)
+        metrics.seeds_table(runs, METHODS).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
+        atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
+        atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
         cv2.imwrite(str(out / "examples.png"), figure)
-        if (PRED / "timings.json").is_file():
-            shutil.copy(PRED / "timings.json", out / "fuse_timings.json")
+        if (PRED / "info.json").is_file():
+            shutil.copy(PRED / "info.json", out / "fuse_info.json")
         (out / "results.md").write_text(md)
     print(md)
     log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),

@@ -19,7 +19,7 @@ from stages._common import load_params, setup_logging
 
 
 #: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
-FCN_KEYS = ("encoder", "encoder_weights", "output_stride")
+FCN_KEYS = ("encoder", "encoder_weights", "output_stride", "encoder_depth")
 CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
 
 
@@ -38,9 +38,11 @@ def config(params: dict, phase: str, region: str) -> TrainConfig:
     )
     if phase == "fcn":
         return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
-    loss_kwargs = {k: p[k] for k in ("lfun", "g", "weights")} if p["loss"] == "segloss" else {}
+    loss_kwargs = ({"lfun": p["lfun"], "g": p["g"], "weights": p["weights"], "on": p.get("segloss_on", "scores")}
+                   if p["loss"] == "segloss" else {})
     return TrainConfig(**common, batch_size=p["N"], T=p["T"], lr_decay=p.get("lr_decay", "none"),
                        optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
+                       freeze_bn=p.get("freeze_bn", False),
                        loss=p["loss"], loss_kwargs=loss_kwargs)
 
 

@@ -144,7 +144,11 @@ def test_sweep_keys_exist_and_reach_only_their_stages():
     params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
     stages = _declared(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
     exps = sweep.experiments(list(sweep.sweeps()))
-    assert len(exps) == 2 + 8 - 1 + 3 * len(sweep.GAMMAS)  # Table 5's CE run is Table 3's Adam run
+    # Table 5: CE, IoU, SegLoss Eq. 8 / Eq. 9 x g x reading; its CE run is Table 3's Adam run
+    assert len(exps) == 2 + 2 + 2 * len(sweep.G_VALUES) * len(sweep.READINGS) - 1 + 3 * len(sweep.GAMMAS)
+    seeded = sweep.experiments(["table3"], seeds=[0, 1, 2])
+    assert len(seeded) == 6 and {o["seed"] for _, o in seeded} == {"0", "1", "2"}
+    assert len({n for n, _ in seeded}) == 6
     for name, overrides in exps:
         for key in overrides:
             assert key in params, f"{name}: -S {key} is not in params.yaml"
@@ -162,7 +166,8 @@ def test_sweep_commands():
     assert sets == {"train.convlstm.freeze_backbone=true", "train.convlstm.loss=ce",
                     "train.convlstm.optimizer=rmsprop", "train.fcn.epochs=1"}
     t5 = dict(sweep.experiments(["table5"]))
-    assert t5["t5-eq8-g0.5"]["train.convlstm.lfun"] == "eq8" and t5["t5-eq8-g0.5"]["train.convlstm.g"] == "0.5"
+    e = t5["t5-eq8-g0.5-softmax"]
+    assert (e["train.convlstm.lfun"], e["train.convlstm.g"], e["train.convlstm.segloss_on"]) == ("eq8", "0.5", "softmax")
     with pytest.raises(SystemExit):
         sweep.experiments(["table9"])
 
@@ -223,28 +228,47 @@ def _show_entry(name, params, eval_miou, zoomed=None):
 
 
 def test_exp_tables_from_exp_show_json():
-    def conv(**kw):
-        return {"train": {"convlstm": {"freeze_backbone": True, "loss": "ce", "optimizer": "adam", "lfun": "eq9",
-                                       "g": 0.0, **kw}}, "regions": {"face": {"gamma": 0.05}}}
+    def conv(seed=0, **kw):
+        return {"seed": seed, "train": {"convlstm": {"freeze_backbone": True, "loss": "ce", "optimizer": "adam",
+                                                     "lfun": "eq9", "g": 0.0, "segloss_on": "scores", **kw}},
+                "regions": {"face": {"gamma": 0.05}}}
 
     base = _show_entry("main", conv(freeze_backbone=False, loss="segloss"), 0.58)
     base["experiments"] = [
         {"revs": [_show_entry("t3-rmsprop", conv(optimizer="rmsprop"), 0.56)], "name": "t3-rmsprop"},
         {"revs": [_show_entry("t5-eq8-g0.5", conv(loss="segloss", lfun="eq8", g=0.5), 0.57)], "name": "t5-eq8-g0.5"},
         {"revs": [_show_entry("t3-adam", conv(), 0.55)], "name": "t3-adam"},
+        {"revs": [_show_entry("t3-adam-s1", conv(seed=1), 0.57)], "name": "t3-adam-s1"},
         {"revs": [{"rev": "x", "name": "broken", "error": {"msg": "failed"}, "data": {}}], "name": "broken"},
     ]
     recs = list(exp_tables.records([base]))
-    assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "main"]
-    md = exp_tables.tables(recs)
+    assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "t3-adam-s1", "main"]
+    md = "\n".join(exp_tables.tables(recs).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
-    assert ("adam", "t3-adam", *["55.00"] * 5) in rows and ("rmsprop", "t3-rmsprop", *["56.00"] * 5) in rows
-    assert ("baseline FCN", "–", *["50.00"] * 5) in rows
-    # Table 5: the Adam / CE run again, and SegLoss Eq. 8 with g = 0.5
-    assert ("cross-entropy", "t3-adam", *["55.00"] * 5) in rows
-    assert ("SegLoss eq8, g=0.5", "t5-eq8-g0.5", *["57.00"] * 5) in rows
-    # Table 6: the workspace's own run (full training, SegLoss Eq. 9, g = 0, gamma 0.05)
-    assert ("γ = 0.05", "main", *["58.00"] * 5) in rows
+    # seeds 0 and 1 of one setting: mean ± sample std of 55 and 57 = 56.00 ± 1.41 (no run.json here: P n/a)
+    assert ("adam", *["56.00 ± 1.41"] * 5, "n/a", "2") in rows
+    assert ("rmsprop", *["56.00"] * 5, "n/a", "1") in rows
+    assert ("baseline FCN", *["50.00 ± 0.00"] * 5, "–", "2") in rows  # Tables 3, 5: seeds 0 and 1
+    # Table 5: the Adam / CE runs again, and SegLoss Eq. 8 with g = 0.5 on the raw scores
+    assert ("cross-entropy", *["56.00 ± 1.41"] * 5, "n/a", "2") in rows
+    assert ("SegLoss eq8, g = 0.5, on scores", *["57.00"] * 5, "n/a", "1") in rows
+    # Table 6: the workspace's own run (all layers trained, SegLoss Eq. 9, g = 0, gamma 0.05)
+    assert ("SegLoss eq9, g = 0, on scores, γ = 0.05", *["58.00"] * 5, "n/a", "1") in rows
+
+
+def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
+    # two seeds of one setting; per-group mIoUs of the primary and the FCN in each seed's run.json
+    groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "primary": [0.52, 0.43, 0.31]},
+              "s1": {"fcn": [0.48, 0.42, 0.30], "primary": [0.50, 0.43, 0.33]}}
+    monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups[rev]})
+    runs = [{"rev": "s0"}, {"rev": "s1"}]
+    # by hand: seed-averaged differences per group = (0.02, 0.02, 0.02): the same everywhere, so t is
+    # infinite and P = 0 (facemask.metrics.paired_tests)
+    assert exp_tables._p(runs, "primary", exp_tables._face_groups) == "0"
+    groups["s1"]["primary"] = [0.50, 0.45, 0.33]  # differences (0.02, 0.03, 0.02): scipy's paired t-test
+    from scipy import stats
+    want = stats.ttest_rel([0.51, 0.44, 0.32], [0.49, 0.41, 0.30]).pvalue
+    assert exp_tables._p(runs, "primary", exp_tables._face_groups) == f"{want:.2g}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -286,18 +310,18 @@ def test_queued_sweep_to_tables(tmp_path):
          timeout=600)
     show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
     names = {r["name"] for r in exp_tables.records(show)}
-    assert {"t3-adam", "t3-rmsprop", "t7-eyes-gamma0.01", "t7-eyes-gamma0.2"} <= names
-    md = exp_tables.tables(list(exp_tables.records(show)))
+    assert {"t3-adam", "t3-rmsprop", "t7-eyes-gamma0.01-paper", "t7-eyes-gamma0.1-paper"} <= names
+    md = "\n".join(exp_tables.tables(list(exp_tables.records(show))).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
     # Table 3: primary mIoU = 0.5 + face gamma (0.05 in params.yaml) + 0.01 for RMSprop, in percent
-    assert ("rmsprop", "t3-rmsprop", "56.00", "56.00", "56.00", "56.00", "56.00") in rows
-    assert ("adam", "t3-adam", "55.00", "55.00", "55.00", "55.00", "55.00") in rows
-    assert ("baseline FCN", "–", "50.00", "50.00", "50.00", "50.00", "50.00") in rows
+    assert ("rmsprop", *["56.00"] * 5, "n/a", "1") in rows
+    assert ("adam", *["55.00"] * 5, "n/a", "1") in rows
+    assert ("baseline FCN", *["50.00"] * 5, "–", "1") in rows
     # Table 4: per time step, for the two optimisers
-    assert ("rmsprop", "t3-rmsprop", "1.10", "1.20", "1.30", "1.40", "1.50") in rows
-    # Table 7: eye model, gamma 0.2 -> 0.9
-    assert ("γ = 0.2", "t7-eyes-gamma0.2", "90.00", "90.00") in rows
-    assert ("baseline FCN", "–", "70.00", "70.00") in rows
+    assert ("rmsprop", "1.10", "1.20", "1.30", "1.40", "1.50", "1") in rows
+    # Table 7: eye model, gamma 0.1 -> 0.8
+    assert ("SegLoss eq9, g = 0, on scores, γ = 0.1", "80.00", "80.00", "n/a", "1") in rows
+    assert ("baseline FCN", "70.00", "70.00", "–", "1") in rows
 
 
 @pytest.mark.slow
@@ -328,4 +352,4 @@ def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path):
     _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "--run"], repo, timeout=3000)
     show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
     md = exp_tables.tables(list(exp_tables.records(show)))
-    assert "t3-adam" in md and "t3-rmsprop" in md
+    assert "| adam |" in md["table3"] and "| rmsprop |" in md["table3"]

@@ -286,8 +286,10 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
         for arch in ("fcn", "convlstm"):
             z = np.load(pred / "zoomed" / region / f"{arch}.npy")
             assert z.shape == (2, 5, 32, 32) and z.max() < classes
-    timings = json.loads((pred / "timings.json").read_text())
-    assert timings["frames"] == 10 and set(timings["seconds"]) == {"fcn", "fcn_smooth", "cascade"}
+    info = json.loads((pred / "info.json").read_text())
+    assert info["frames"] == 10 and info["clips"] == 2
+    assert sum(info["box_fallbacks"].values()) == len(boxes)  # one entry per window and region
+    assert not any("second" in k or "per_s" in k for k in info)  # no wall-clock figures in a DVC output
 
 
 def test_per_frame_keeps_the_first_occurrence():

@@ -164,8 +164,10 @@ def test_convlstm_state_starts_at_zero_per_sequence():
     a, b = torch.randn(1, 3, 4, 5, 5), torch.randn(1, 3, 4, 5, 5)
     both = lstm(torch.cat([a, b]))
     torch.testing.assert_close(both[1:], lstm(b))  # no state leaks across the batch ...
-    torch.testing.assert_close(lstm(a), lstm(a))   # ... nor across calls
-    torch.testing.assert_close(both[:1], lstm(a))
+    first = lstm(a)
+    lstm(b)                                          # ... nor across calls: b leaves nothing behind for a
+    torch.testing.assert_close(lstm(a), first)
+    torch.testing.assert_close(both[:1], first)
     # H_0 depends on X_0 only: stepping from an explicit zero state gives the same first output
     h, _ = lstm.step(a[:, 0], lstm.zero_state(a[:, 0]))
     torch.testing.assert_close(h, both[:1, 0])
@@ -263,6 +265,26 @@ def test_param_groups_cover_every_parameter_once(lstm_fcn):
     ids = [id(p) for g in groups for p in g["params"]]
     assert len(ids) == len(set(ids)) == len(list(lstm_fcn.parameters()))
     assert {id(p) for p in groups[0]["params"]} == {id(p) for p in lstm_fcn.convlstm.parameters()}
+
+
+def test_frozen_bn_keeps_statistics_but_trains_the_weights(fcn):
+    m = ConvLSTMFCN.from_fcn(fcn).freeze_bn()
+    bn = [(k, v.clone()) for k, v in m.encoder.state_dict().items() if "running" in k]
+    affine = {k: v.detach().clone() for k, v in m.encoder.named_parameters() if "bn" in k}
+    opt = torch.optim.SGD(m.param_groups(1e-2, 1.0), lr=1e-2)
+    m.train()
+    assert m.encoder.training and not m.encoder.bn1.training and m.convlstm.training
+    x = torch.rand(1, 2, 3, 64, 64) * 3  # far from the statistics the FCN was built with
+    loss = m(x).square().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert bn and all(torch.equal(m.encoder.state_dict()[k], v) for k, v in bn), "running statistics moved"
+    assert any(not torch.equal(v, affine[k]) for k, v in m.encoder.named_parameters() if k in affine)
+    # the same step without freeze_bn moves them (the check above can fail)
+    free = ConvLSTMFCN.from_fcn(fcn).train()
+    free(x)
+    assert any(not torch.equal(free.encoder.state_dict()[k], v) for k, v in bn)
 
 
 def test_frozen_backbone_keeps_weights_and_bn_statistics(fcn):
@@ -388,10 +410,14 @@ def test_glorot_init_differs_from_conv6(fcn):
 def test_conv6_init_scale_comes_from_the_calibration_frames(fcn):
     """Cell-input block = centred conv6 / std of the FCN's centred scores on the calibration frames,
     the std recomputed here from the FCN's own layers."""
-    fcn.eval()
+    fcn.train()  # as the engine might hand it over: the calibration pass must not update its BatchNorm statistics
+    stats = {k: v.clone() for k, v in fcn.state_dict().items() if "running" in k}
     torch.manual_seed(3)
     frames = torch.rand(6, 3, 64, 64)
     m = ConvLSTMFCN.from_fcn(fcn, init="conv6", calibration=frames)
+    assert fcn.training is True  # the calibration pass leaves the FCN's mode as it was ...
+    assert stats and all(torch.equal(fcn.state_dict()[k], v) for k, v in stats.items())  # ... and its statistics
+    fcn.eval()
     with torch.no_grad():
         s = fcn.conv6(fcn.features(frames))
         std = float((s - s.mean(1, keepdim=True)).std())
@@ -399,4 +425,3 @@ def test_conv6_init_scale_comes_from_the_calibration_frames(fcn):
     n = 3
     assert std > 0.0
     assert torch.allclose(m.convlstm.conv_x.weight[2 * n:3 * n], w / std, atol=1e-6)
-    assert fcn.training is False  # the calibration pass leaves the FCN's mode as it was

@@ -198,11 +198,11 @@ class Pipeline:
         if cam.vignette > 0 or noise > 0.3:
             f = out.astype(np.float32)
             if cam.vignette > 0:
-                cv2.multiply(f, self.vignette, dst=f)
-            if noise > 0.3:
+                f *= self.vignette
+            if noise > 0.3:  # NumPy, not cv2.scaleAdd: the same bits on every CPU (`facemask.synth.exact`)
                 k = rng.integers(len(self.noise))
                 oy, ox = rng.integers(0, 32, 2)
-                cv2.scaleAdd(self.noise[k, oy: oy + H, ox: ox + W], noise, f, dst=f)
+                f += self.noise[k, oy: oy + H, ox: ox + W] * np.float32(noise)
             out = np.clip(f, 0, 255, out=f).astype(np.uint8)
         if cam.lowres > 1.05:
             small = cv2.resize(out, (max(8, int(W / cam.lowres)), max(8, int(H / cam.lowres))), interpolation=cv2.INTER_AREA)

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from facemask.synth import contours as C
+from facemask.synth import exact
 from facemask.synth.face import CAMERA_DIST, FOREHEAD_SECTIONS, Pose, Projector, silhouette_sections
 
 AA = cv2.LINE_AA
@@ -174,7 +175,7 @@ class Background:
                     cv2.line(canvas, (int(x + 3 * unit), yy_), (int(x + rng.uniform(0.3, 0.9) * w), yy_),
                              _c(rng.uniform(0, 255, 3)), max(1, int(2 * unit)))
         noise = rng.normal(0, 6, (H // 4 + 1, W // 4 + 1, 3)).astype(np.float32)
-        canvas = np.clip(canvas + cv2.resize(noise, (W, H)), 0, 255).astype(np.uint8)
+        canvas = np.clip(canvas + exact.resize_linear(noise, (W, H)), 0, 255).astype(np.uint8)
         self.defocus = float(rng.uniform(0.5, 2.5) * unit)
         self.canvas = cv2.GaussianBlur(canvas, (0, 0), self.defocus)
         # camera pan (pixels of canvas) and a few things moving across the room
@@ -324,7 +325,7 @@ class PersonRenderer:
                 r = 0.22 * s
                 layer = img.copy()
                 cv2.circle(layer, tuple(int(v) for v in cc), int(r), _c(skin * 0.8 + np.array([0, 0, 40])), -1, AA)
-                cv2.addWeighted(layer, app.blush, img, 1 - app.blush, 0, dst=img)
+                exact.blend(layer, app.blush, img, 1 - app.blush)
 
         # facial hair
         if app.beard != "none":
@@ -396,12 +397,12 @@ class PersonRenderer:
         line = np.stack([lm[28], 0.5 * (lm[29] + lm[side]), lm[side]])
         layer = img.copy()
         polyline(layer, line, skin * 0.7, max(1.0, 0.03 * s))
-        cv2.addWeighted(layer, 0.35, img, 0.65, 0, dst=img)
+        exact.blend(layer, 0.35, img, 0.65)
         # the tip catches the light
         tip = tuple(C.to_cv(lm[30] + np.array([0, 0.02 * s]), SHIFT))
         layer = img.copy()
         cv2.circle(layer, tip, int(0.09 * s * 16), _c(np.minimum(skin * 1.12, 255)), -1, AA, SHIFT)
-        cv2.addWeighted(layer, 0.4, img, 0.6, 0, dst=img)
+        exact.blend(layer, 0.4, img, 0.6)
         # wings (a soft crease around each) and nostrils
         layer = img.copy()
         for wing, nostril in ((31, 32), (35, 34)):
@@ -412,7 +413,7 @@ class PersonRenderer:
             n = lm[nostril] + 0.35 * (lm[33] - lm[nostril]) + np.array([0, -0.012 * s])
             cv2.ellipse(layer, tuple(C.to_cv(n, SHIFT)), (max(1, int(0.045 * s * 16)), max(1, int(0.022 * s * 16))),
                         0, 0, 360, _c(skin * 0.35), -1, AA, SHIFT)
-        cv2.addWeighted(layer, 0.7, img, 0.3, 0, dst=img)
+        exact.blend(layer, 0.7, img, 0.3)
 
     def _eye(self, img, lm, idx, name, s, gaze, pose):
         app = self.app
@@ -539,11 +540,11 @@ class PersonRenderer:
             if app.glasses == "sun":
                 layer = img.copy()
                 fill(layer, rim, (20, 25, 25))
-                cv2.addWeighted(layer, 0.85, img, 0.15, 0, dst=img)
+                exact.blend(layer, 0.85, img, 0.15)
             else:
                 layer = img.copy()
                 fill(layer, rim, (230, 230, 220))
-                cv2.addWeighted(layer, 0.12, img, 0.88, 0, dst=img)
+                exact.blend(layer, 0.12, img, 0.88)
             polyline(img, rim, col, thick, closed=True)
         bridge = proj(np.array([rims[0][0] + [0.24, -0.03, 0.0], [0, -0.04, rims[0][0][2] + 0.03], rims[1][0] + [-0.24, -0.03, 0.0]]))
         polyline(img, bridge, col, thick)
@@ -579,11 +580,11 @@ class PersonRenderer:
                       M[2, 0] * X + M[2, 1] * Y + M[2, 2] * t], axis=-1)
         n /= np.linalg.norm(n, axis=-1, keepdims=True) + 1e-9
         L = (app.light_dir / np.linalg.norm(app.light_dir)).astype(np.float32)
-        ndl = n @ L
+        ndl = exact.dot3(n, L)
         diff = np.maximum(ndl, 0)
         hv = L + np.array([0, 0, 1.0])
         hv = (hv / np.linalg.norm(hv)).astype(np.float32)
-        spec = np.maximum(n @ hv, 0) ** 24 * app.specular
+        spec = np.maximum(exact.dot3(n, hv), 0) ** 24 * app.specular
         shade = (app.ambient + app.diffuse * diff).astype(np.float32)
         # occlusion shadows, drawn at half resolution
         ao = np.zeros((h, w), np.float32)
@@ -598,10 +599,10 @@ class PersonRenderer:
         cv2.fillPoly(ao, [np.round(nose_side).astype(np.int32)], 0.2)
         lip = half(lm[57] + (lm[57] - lm[51]) * 0.25)
         cv2.ellipse(ao, (int(lip[0]), int(lip[1])), (max(1, int(0.18 * s / q)), max(1, int(0.08 * s / q))), 0, 0, 360, 0.15, -1)
-        ao = cv2.GaussianBlur(ao, (0, 0), max(0.6, 0.1 * s / q))
+        ao = exact.gaussian_blur(ao, max(0.6, 0.1 * s / q))
         shade *= 1 - ao
-        full = cv2.resize(shade, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
-        spec_full = cv2.resize((spec * 90).astype(np.float32), (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        full = exact.resize_linear(shade, (x1 - x0, y1 - y0))
+        spec_full = exact.resize_linear(spec * 90, (x1 - x0, y1 - y0))
         m = pmask[y0:y1, x0:x1].astype(np.float32) * (1 / 255.0)
         # person pixels: roi * shade + specular; elsewhere unchanged
         gain = cv2.merge([1 + (full - 1) * m] * 3)

@@ -109,6 +109,9 @@ def plan_video(cfg: dict, seed: int, index: int, category: int) -> VideoPlan:
     shape = identity_shape(identity)
     tracks = make_tracks(np.random.default_rng(s_motion), n, fps, style, W, H)
     pts3, lm = _fit_in_frame(shape, tracks, W, H)
+    # Geometry on a fixed grid before anything is drawn (the .pts files hold 3 decimals): a last-bit
+    # difference of a CPU's sin/cos/BLAS kernels then never moves a landmark (`facemask.synth.exact`).
+    lm, pts3 = np.round(lm, 3), [np.round(p, 6) for p in pts3]
     camera = Camera.sample(np.random.default_rng(s_cam), style, n, fps, knob["degrade_strength"])
     background = Background(np.random.default_rng(s_bg), W, H, n, fps, style["move"])
     r_occ = np.random.default_rng(s_occ)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Run the pipeline with other training seeds and record them for the evaluate stage's seed table.
+
+    python scripts/seeds.py                  # seeds 1 and 2 (the workspace's run is seed 0)
+    python scripts/seeds.py --seeds 1 2 3 -j 1
+    dvc repro                                # evaluate then writes metrics/eval/seeds.csv / seeds.json
+
+Each seed is a queued experiment ``dvc exp run --queue -S seed=N``: only the stages that read ``seed``
+rerun (the six training stages, fuse, evaluate; the data stages read ``data.seed`` and come from the
+cache). When the queue is done, each experiment's ``metrics/eval/run.json`` (committed in its
+experiment ref, as metrics are) is copied to ``metrics/seeds/seed_<N>.json`` with the commit it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep import queue_command, run_queue  # noqa: E402
+
+SEEDS = Path("metrics/seeds")
+
+
+def _dvc(*args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], check=True, capture_output=True, text=True).stdout
+
+
+def experiment_revs() -> dict[str, str]:
+    """{experiment name: its commit} for the experiments of the workspace's baseline commit."""
+    out = {}
+    for base in json.loads(_dvc("exp", "show", "--json")):
+        for exp in base.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                name = rev.get("name") or exp.get("name")
+                if name and rev.get("rev"):
+                    out[name] = rev["rev"]
+    return out
+
+
+def record(name: str, rev: str, seed: int, base: str) -> Path:
+    run = json.loads(subprocess.run(["git", "show", f"{rev}:metrics/eval/run.json"], check=True,
+                                    capture_output=True, text=True).stdout)
+    if int(run["seed"]) != seed:
+        raise SystemExit(f"experiment {name} ({rev[:7]}) ran seed {run['seed']}, not {seed}")
+    SEEDS.mkdir(parents=True, exist_ok=True)
+    path = SEEDS / f"seed_{seed}.json"
+    path.write_text(json.dumps({**run, "rev": base, "experiment": name}, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("-j", "--jobs", type=int, default=1, help="queue workers")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra -S override for every seed (repeatable)")
+    ap.add_argument("--collect-only", action="store_true", help="record finished experiments, queue nothing")
+    args = ap.parse_args(argv)
+    base = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    names = {s: f"seed{s}-{base}" for s in args.seeds}
+    extra = dict(kv.split("=", 1) for kv in args.set)
+    if not args.collect_only:
+        existing = experiment_revs()
+        for seed, name in names.items():
+            if name in existing:
+                _dvc("exp", "remove", name)
+            subprocess.run(queue_command(name, {"seed": str(seed), **extra}), check=True, stdout=subprocess.DEVNULL)
+        run_queue(args.jobs)
+    revs = experiment_revs()
+    for seed, name in names.items():
+        if name not in revs:
+            raise SystemExit(f"no experiment {name}: did it fail? (dvc queue logs {name})")
+        print(f"seed {seed}: {name} -> {record(name, revs[name], seed, base)}")
+
+
+if __name__ == "__main__":
+    main()
