@@ -33,7 +33,7 @@ last word on lips and inner mouth, and the eye model's eyes survive unless the m
 `ClipPredictor` adds the paper's comparison methods on whole test clips, with the same resizing: the
 baseline FCN frame by frame, and the FCN with temporal smoothing (`facemask.metrics.temporal_smooth` of
 the softmax at model resolution, then resized: the crops of a clip differ in size, the model's grid is
-the one they share). Models run under bf16 autocast and channels_last on CUDA.
+the one they share). Models run channels_last, under bf16 autocast on CUDA.
 """
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ DEFAULT_ZOOM = {"eyes": {"margin": 0.35}, "mouth": {"margin": 0.3}}
 
 
 def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """`model` on `device` in eval mode, channels_last on CUDA."""
+    """`model` on `device` in eval mode, channels_last."""
     model = model.to(device).eval()
-    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+    return model.to(memory_format=torch.channels_last)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

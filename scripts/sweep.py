@@ -5,6 +5,7 @@
     python scripts/sweep.py table3 table5        # only these tables
     python scripts/sweep.py --seeds 0 1 2        # every experiment with three training seeds
     python scripts/sweep.py --dry-run            # print the commands, queue nothing
+    python scripts/sweep.py table5 --g 0 --lfuns eq9   # a smaller grid
     python scripts/sweep.py table3 --set train.convlstm.epochs=1   # extra overrides for every experiment
     dvc queue start -j 2                          # run the queue (or: python scripts/sweep.py --run)
     dvc queue status; dvc exp show
@@ -39,6 +40,7 @@ import time
 G_VALUES = (0.0, 0.5)
 READINGS = ("scores", "softmax")
 GAMMAS = (0.01, 0.02, 0.05, 0.1)
+LFUNS = ("eq8", "eq9")
 
 _FROZEN = {"train.convlstm.freeze_backbone": "true"}
 #: Tables 6-8: the full ConvLSTM-FCN (layer-wise learning rates) with the paper's loss, SegLoss Eq. 9, g = 0
@@ -56,28 +58,30 @@ def _num(x: float) -> str:
     return f"{x:g}"
 
 
-def sweeps(full_loss: str = "paper") -> dict[str, list[tuple[str, dict[str, str]]]]:
-    """Table -> [(experiment name, {param key: value})], without the seed."""
+def sweeps(full_loss: str = "paper", g_values=G_VALUES, readings=READINGS, gammas=GAMMAS,
+           lfuns=LFUNS) -> dict[str, list[tuple[str, dict[str, str]]]]:
+    """Table -> [(experiment name, {param key: value})], without the seed; the grids default to the
+    module's constants (the paper's), smaller ones make a cheaper sweep."""
     t3 = [(f"t3-{opt}", {**_FROZEN, "train.convlstm.loss": "ce", "train.convlstm.optimizer": opt})
           for opt in ("adam", "rmsprop")]
     adam = {**_FROZEN, "train.convlstm.optimizer": "adam"}
     t5 = [("t5-ce", {**adam, "train.convlstm.loss": "ce"}), ("t5-iou", {**adam, "train.convlstm.loss": "iou"})]
     t5 += [(f"t5-{lfun}-g{_num(g)}-{on}", {**adam, "train.convlstm.loss": "segloss", "train.convlstm.lfun": lfun,
                                            "train.convlstm.g": _num(g), "train.convlstm.segloss_on": on})
-           for lfun in ("eq8", "eq9") for g in G_VALUES for on in READINGS]
+           for lfun in lfuns for g in g_values for on in readings]
     out = {"table3": t3, "table5": t5}
     full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", **FULL_LOSSES[full_loss]}
     for table, region in (("table6", "face"), ("table7", "eyes"), ("table8", "mouth")):
         out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}", {**full, f"regions.{region}.gamma": _num(g)})
-                      for g in GAMMAS]
+                      for g in gammas]
     return out
 
 
 def experiments(tables: list[str], extra: dict[str, str] | None = None, seeds: list[int] | None = None,
-                full_loss: str = "paper") -> list[tuple[str, dict[str, str]]]:
+                full_loss: str = "paper", **grids) -> list[tuple[str, dict[str, str]]]:
     """The experiments of `tables` for each of `seeds` (default: the workspace's seed only), each once (the
-    first name wins), with `extra` overrides added."""
-    all_sweeps = sweeps(full_loss)
+    first name wins), with `extra` overrides added; `grids` as `sweeps`."""
+    all_sweeps = sweeps(full_loss, **grids)
     unknown = [t for t in tables if t not in all_sweeps]
     if unknown:
         raise SystemExit(f"unknown table(s) {unknown}; valid: {sorted(all_sweeps)}")
@@ -125,6 +129,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="queue every experiment for each of these training seeds (default: the workspace's)")
     ap.add_argument("--full-loss", choices=sorted(FULL_LOSSES), default="paper",
                     help="the loss of Tables 6-8 (default: the paper's, SegLoss Eq. 9, g = 0, raw scores)")
+    ap.add_argument("--g", type=float, nargs="+", default=list(G_VALUES), help="Table 5's g values")
+    ap.add_argument("--readings", nargs="+", choices=READINGS, default=list(READINGS),
+                    help="Table 5's SegLoss readings (raw scores, softmax)")
+    ap.add_argument("--lfuns", nargs="+", choices=LFUNS, default=list(LFUNS), help="Table 5's L_p/L_n (Eq. 8, Eq. 9)")
+    ap.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS), help="Tables 6-8's γ values")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra -S override for every experiment (repeatable)")
     ap.add_argument("--dry-run", action="store_true", help="print the dvc commands only")
@@ -137,7 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         if not sep:
             ap.error(f"--set {kv!r}: expected KEY=VALUE")
         extra[key] = value
-    for name, overrides in experiments(args.tables or list(sweeps()), extra, args.seeds, args.full_loss):
+    grids = dict(g_values=args.g, readings=args.readings, gammas=args.gammas, lfuns=args.lfuns)
+    for name, overrides in experiments(args.tables or list(sweeps()), extra, args.seeds, args.full_loss, **grids):
         cmd = queue_command(name, overrides)
         print(shlex.join(["dvc"] + cmd[3:]), flush=True)
         if not args.dry_run:

@@ -51,7 +51,8 @@ def _p(test: dict | None) -> str:
 
 def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int) -> str:
     n = max(v["seeds"] for v in seeds.values())
-    head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {n} seeds", "paper mIoU", "P vs FCN", f"P, {n} seeds",
+    seeds_col = f"{n} seed" + ("s" if n != 1 else "")
+    head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {seeds_col}", "paper mIoU", "P vs FCN", f"P, {seeds_col}",
             "flip rate / GT's"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in METHODS:

@@ -71,7 +71,8 @@ def test_paper_config_holds_the_papers_hyper_parameters():
         "clips.length": 30,                      # 1-s sequences at 30 fps
         "clips.fraction": 0.1,                   # 10 % of each video's 1-s sequences
         "clips.split": [93, 9, 12],              # train / val / test videos
-        "clips.input_size": 320,                 # "resized to 320 by 320"
+        "clips.input_size.face": 320, "clips.input_size.eyes": 320,   # "resized to 320 by 320"
+        "clips.input_size.mouth": 320,
         "clips.window": 5,                       # zoom box fixed for every 5 frames
         "model.encoder": "resnet50",             # FCN on ResNet-50
         "model.output_stride": 16,

@@ -273,3 +273,68 @@ def test_adam_steps_lower_the_loss(name, kw, one_thread):
         loss.backward()
         opt.step()
     assert loss_fn(scores(), y).item() < first - 1e-3
+
+
+# ------------------------------------------------------------------------------------------------
+# Starting from a head that already classifies well, no loss may unlearn it (issue 11, item 6)
+
+
+def _good_head_setup():
+    """Frozen "encoder features" of 5 classes (class means + noise, 4-frame sequences) and a `ConvLSTM`
+    started by `init_from_conv6` from the nearest-class-mean classifier: the converted ConvLSTM-FCN's
+    situation in small. Returns (features, labels, head, output scale, classifier's mIoU)."""
+    from facemask.metrics import mean_iou
+    from facemask.nets import ConvLSTM, auto_output_scale, init_from_conv6
+
+    g = torch.Generator().manual_seed(11)
+    C, Fc, B, T, H, W = 5, 16, 4, 4, 8, 8
+    y = torch.multinomial(torch.tensor([0.45, 0.35, 0.05, 0.1, 0.05]), B * (H // 2) * (W // 2),
+                          replacement=True, generator=g).view(B, 1, H // 2, W // 2)
+    y = y.repeat_interleave(2, -1).repeat_interleave(2, -2).expand(B, T, H, W).contiguous()
+    means = torch.randn(C, Fc, generator=g)
+    feats = means[y].permute(0, 1, 4, 2, 3) + 0.9 * torch.randn(B, T, Fc, H, W, generator=g)
+    conv6 = torch.nn.Conv2d(Fc, C, 1)
+    with torch.no_grad():  # nearest class mean: argmax_c (2 m_c·x − |m_c|²)
+        conv6.weight.copy_(2 * means[:, :, None, None])
+        conv6.bias.copy_(-(means ** 2).sum(1))
+        s = conv6(feats.flatten(0, 1))
+        std = float((s - s.mean(1, keepdim=True)).std())
+    head = ConvLSTM(Fc, C, 1)
+    init_from_conv6(head, conv6, 1.0 / (6.0 * std))
+
+    def miou(scores):
+        pred = scores.argmax(2)
+        cm = torch.bincount((y * C + pred).flatten(), minlength=C * C).reshape(C, C).numpy()
+        return mean_iou(cm)
+
+    return feats, y, head, auto_output_scale(std), miou(s.unflatten(0, (B, T))), miou
+
+
+@pytest.mark.parametrize("name,kw", [("ce", {}), ("iou", {}),
+                                     ("segloss", {"lfun": "eq8", "on": "softmax"}),
+                                     ("segloss", {"lfun": "eq9", "on": "softmax"}),
+                                     ("segloss", {"lfun": "eq8", "on": "scores"}),
+                                     ("segloss", {"lfun": "eq9", "on": "scores"})])
+def test_a_good_head_stays_good(name, kw, one_thread):
+    """300 Adam steps of each loss from a converted head that already classifies well: its arg-max stays
+    (≥ 90 % of the pixels keep their class) and its mIoU does not fall by more than 0.02. The classifier
+    scores well above chance (checked), so a loss that pushes every class's scores up together, or
+    squashes the gaps (the failure the "loss goes down" tests above cannot see), fails here."""
+    feats, y, head, scale, fcn_miou, miou = _good_head_setup()
+    assert fcn_miou > 0.7  # the start really is good (5 classes: chance is far below)
+    with torch.no_grad():
+        start = head(feats) * scale
+    assert miou(start) > fcn_miou - 0.02  # the conversion keeps it (init_from_conv6)
+    loss_fn = build_loss(name, **kw)
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(head.parameters(), lr=1e-3)
+    for _ in range(300):
+        loss = loss_fn(head(feats) * scale, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        end = head(feats) * scale
+    agree = (end.argmax(2) == start.argmax(2)).float().mean().item()
+    assert agree >= 0.9, f"{name} {kw}: only {agree:.2f} of the pixels keep their class"
+    assert miou(end) >= miou(start) - 0.02, f"{name} {kw}: mIoU {miou(start):.3f} -> {miou(end):.3f}"

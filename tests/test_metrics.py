@@ -192,7 +192,8 @@ def _write_eval_layout(root):
 
     from facemask.masks import write_label_png
 
-    (root / "params.yaml").write_text(yaml.safe_dump({"clips": {"window": 5}, "evaluate": {"groups": 2, "examples": 2}}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "clips": {"window": 5},
+                                                     "evaluate": {"groups": 2, "examples": 2}}))
     clips = root / "data" / "clips"
     clips.mkdir(parents=True)
     (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
@@ -232,6 +233,14 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     from stages import evaluate
 
     _write_eval_layout(tmp_path)
+    # a run with training seed 1, recorded earlier: every method at mIoU 0.5, per-group 0.4 and 0.6
+    (tmp_path / "metrics" / "seeds").mkdir(parents=True)
+    other = {m: {"skin": 0.5, "eyes": 0.5, "lips": 0.5, "inner_mouth": 0.5, "miou": 0.5}
+             for m in ("fcn", "fcn_smooth", "primary", "cascade")}
+    (tmp_path / "metrics" / "seeds" / "seed_1.json").write_text(json.dumps(
+        {"seed": 1, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}}))
+    (tmp_path / "metrics" / "seeds" / "seed_0.json").write_text(json.dumps(  # stale: this run replaces it
+        {"seed": 0, "eval": {m: dict(v, miou=0.0) for m, v in other.items()}, "group_miou": {}}))
     monkeypatch.chdir(tmp_path)
     evaluate.main()
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
@@ -257,6 +266,19 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     assert sig["groups"] == 2 and sig["tests"]["primary"]["mean_diff"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
     assert json.loads((out / "categories.json").read_text()).keys() == {"1", "2"}
     assert "| primary + zoomed eye/mouth models |" in capsys.readouterr().out
+    # seeds: this run (seed 0) and the recorded seed 1, by hand
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 8
+    fcn0 = (274 / 298 + 2) / 4
+    summary = json.loads((out / "seeds.json").read_text())["methods"]
+    assert summary["cascade"]["mean"] == pytest.approx(0.75) and summary["cascade"]["std"] == pytest.approx(0.5 ** 0.5 / 2)
+    assert summary["fcn"]["mean"] == pytest.approx((fcn0 + 0.5) / 2) and summary["fcn"]["seeds"] == 2
+    # P on the per-group mIoU averaged over both seeds: cascade (1 + 0.4) / 2, (1 + 0.6) / 2 against the FCN's
+    # (fcn0 + 0.4) / 2, (fcn0 + 0.6) / 2: the same difference in both groups, so P = 0
+    assert summary["cascade"]["test_vs_fcn"]["p_ttest"] == 0.0
+    assert summary["cascade"]["test_vs_fcn"]["mean_diff"] == pytest.approx((1 - fcn0) / 2)
+    run = json.loads((out / "run.json").read_text())
+    assert run["seed"] == 0 and run["eval"]["cascade"]["miou"] == pytest.approx(1.0)
 
 
 def test_paired_test_with_a_constant_difference():
