@@ -1,8 +1,10 @@
 """The `facemask` console command: a small dispatcher, one function per subcommand.
 
-A subcommand is a pair ``(add_arguments(parser), run(args) -> exit code)`` registered in `COMMANDS`;
-errors that are the user's to fix (bad input, missing models) are printed as one line on stderr
-with a non-zero exit, not as a traceback.
+A subcommand is a pair ``(add_arguments(parser), run(args) -> exit code)`` registered in `COMMANDS`.
+Every subcommand runs under `facemask.errors.run`: errors that are the user's to fix (bad input,
+missing models, a bad params file) are printed as one line on stderr (``error: <file or key>:
+<reason>``) with exit status 1, not as a traceback (``facemask --debug ...`` shows it); Ctrl-C,
+SIGTERM and SIGHUP remove what was half-written and exit 128 + the signal.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import argparse
 import sys
 from typing import Callable
 
-EXIT_ERROR = 1
+from facemask import errors
 
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,26 +76,25 @@ faces: OpenCV's bundled Haar cascades (frontal, else profile), largest face; the
 outliers, bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared
 like the training crops. Frames in longer gaps are reported as frames without a face, not guessed.
 
+--out DIR is checked before any model loads: it may not be the current folder (or one above it),
+your home folder or /, must be writable and have room for a rough estimate of the output; with
+--overwrite, only a folder that an earlier `facemask predict` wrote (it holds its summary.json and
+nothing else) is replaced.
+
 exit status: 0 done, 1 bad input, models or output folder (one line on stderr says which file and
-why; nothing is left at DIR), 2 bad command line, 130 interrupted.
+why; nothing is left at DIR), 2 bad command line, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (nothing is
+left at DIR either).
 """
 
 
 def _predict_run(args: argparse.Namespace) -> int:
-    from facemask.predict import PredictError, default_out, predict
+    from facemask.predict import default_out, predict
 
     out = args.out or default_out(args.input)
-    try:
-        s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
-                    batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
-                    overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
-                    progress=not args.quiet, threads=args.threads)
-    except PredictError as e:
-        print(f"facemask predict: error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("facemask predict: interrupted; nothing written", file=sys.stderr)
-        return 130
+    s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
+                batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
+                overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
+                progress=not args.quiet, threads=args.threads)
     for w in s["warnings"]:
         print(f"facemask predict: warning: {w}", file=sys.stderr)
     if not args.quiet:
@@ -102,10 +103,36 @@ def _predict_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_params_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", default="params.yaml",
+                   help="the params file to check (default: %(default)s); e.g. configs/paper.yaml")
+
+
+CHECK_PARAMS_EPILOG = """\
+Checks every key's type, range and choices, and that no key is unknown or missing (the schema is
+facemask/params.py; each key's meaning is documented there). The pipeline's stages run the same
+check when they start; run it yourself before `dvc exp run` or in CI. One line per problem, e.g.
+
+  error: params.yaml: masks.crop_scale: must be > 0, got -1
+
+exit status: 0 valid, 1 not.
+"""
+
+
+def _check_params_run(args: argparse.Namespace) -> int:
+    from facemask.params import load_params
+
+    load_params(args.file)
+    print(f"{args.file}: valid")
+    return 0
+
+
 #: name -> (help, epilog, add_arguments, run)
 COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
     "predict": ("face masks for a video, a folder of frames or of face crops", PREDICT_EPILOG,
                 _predict_arguments, _predict_run),
+    "check-params": ("check a params file (params.yaml) against the pipeline's schema", CHECK_PARAMS_EPILOG,
+                     _check_params_arguments, _check_params_run),
 }
 
 
@@ -113,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facemask",
         description="Face mask extraction in video (ConvLSTM-FCN cascade, Wang et al., IJCV 2019).")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error too (or set FACEMASK_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_, epilog, add_arguments, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".", epilog=epilog,
@@ -124,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args._run(args)
+    return errors.run(lambda: args._run(args), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from facemask.errors import BadInputError, MissingInputError
 from facemask.io import atomic_dir, atomic_write_json, atomic_write_text, save_ragged
 from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet, read_label_png
 
@@ -88,7 +89,7 @@ def read_frames(mask_dir: str | Path) -> pd.DataFrame:
     """``frames.csv`` of the masks stage (video names kept as strings: ``001``)."""
     path = Path(mask_dir) / "frames.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (run the masks stage first)")
+        raise MissingInputError(f"{path}: missing (run the masks stage first)")
     df = pd.read_csv(path, dtype={"video": str})
     missing = {"video", "frame"} - set(df.columns)
     if missing:
@@ -183,7 +184,7 @@ def split_sizes(n_videos: int, proportions: Sequence[float], min_eval: int = 1) 
     if p.shape != (3,) or (p < 0).any() or p.sum() <= 0:
         raise ValueError(f"clips.split must be three non-negative proportions, got {proportions!r}")
     if n_videos < 3:
-        raise ValueError(f"a train / val / test split by video needs at least 3 videos with a clip, got {n_videos}")
+        raise BadInputError(f"a train / val / test split by video needs at least 3 videos with a clip, got {n_videos}")
     p = p / p.sum()
     raw = p * n_videos
     counts = np.floor(raw).astype(int)
@@ -255,7 +256,7 @@ def official_clips(mask_dir: str | Path, length: int) -> tuple[pd.DataFrame, dic
     for split in SPLITS:
         path = split_dir / f"{split}_per10.txt"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing (clips.official_split needs the authors' split files)")
+            raise MissingInputError(f"{path}: missing (clips.official_split needs the authors' split files)")
         frames: dict[str, list[int]] = {}
         lines = [ln.split() for ln in path.read_text().splitlines() if ln.strip()]
         for i, parts in enumerate(lines, 1):
@@ -473,7 +474,7 @@ def read_index(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     path = path / "index.csv" if path.is_dir() else path
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: missing (run the clips stage first)")
+        raise MissingInputError(f"{path}: missing (run the clips stage first)")
     return pd.read_csv(path, dtype={"video": str})
 
 

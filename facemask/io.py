@@ -1,19 +1,27 @@
 """Atomic file and directory writes: a stage never leaves half-written outputs.
 
 Everything is written under a temporary name next to its destination and renamed into
-place at the end (a rename within one file system is atomic on POSIX).
+place at the end (a rename within one file system is atomic on POSIX). The temporary names
+are hidden siblings, ``.<name>.tmp-<pid>-<random>`` (and ``.<name>.old-<pid>`` for the moment
+an old folder is swapped out). A run that fails, or is stopped by Ctrl-C, SIGTERM or SIGHUP
+(`facemask.errors`), removes its own; one killed outright (SIGKILL, power loss) cannot, so
+every write first removes the siblings that a process no longer running left behind.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -22,9 +30,51 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_siblings(path: str | Path) -> list[Path]:
+    """Remove the temporary siblings of `path` that an interrupted run left behind; return them.
+
+    A sibling whose name carries the id of a running process is kept (another run is writing);
+    one without an id is from before ids were added (``.<name>.tmp-<random>``,
+    ``.<name>.<random>.tmp``) and is removed too. Only names made from `path`'s own name match.
+    """
+    path = Path(path)
+    if not path.name or not path.parent.is_dir():
+        return []
+    own = re.compile(rf"^\.{re.escape(path.name)}\.(?:(?:tmp|old)-(\d+)(?:-\w+)?|tmp-\w{{8}}|\w{{8}}\.tmp)$")
+    removed = []
+    with os.scandir(path.parent) as entries:
+        stale = [(e.path, e.is_dir(follow_symlinks=False), m) for e in entries if (m := own.match(e.name))]
+    for p, is_dir, m in stale:
+        if m.group(1) and (int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1)))):
+            continue
+        if is_dir:
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p)
+        log.warning("removed %s, left by an interrupted run", p)
+        removed.append(Path(p))
+    return removed
+
+
+def _tmp_prefix(path: Path, kind: str = "tmp") -> str:
+    return f".{path.name}.{kind}-{os.getpid()}-"
+
+
 def _tmp_sibling(path: Path, kind: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{kind}-", dir=path.parent))
+    remove_stale_siblings(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(path, kind), dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700; outputs get the usual permissions
     return tmp
 
@@ -44,7 +94,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         raise
     old = None
     if path.exists() or path.is_symlink():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")  # see remove_stale_siblings
         os.replace(path, old)
     os.replace(tmp, path)
     if old is not None:
@@ -59,7 +109,8 @@ def atomic_file(path: str | Path, mode: str = "w") -> Iterator:
     """Open a temporary file that replaces `path` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_siblings(path)
+    fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(path), dir=path.parent)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
     try:
         with os.fdopen(fd, mode) as f:

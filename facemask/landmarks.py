@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facemask.errors import InputError
 from facemask.io import atomic_write_text
 
 N_POINTS = 68
@@ -29,7 +30,7 @@ GROUPS: dict[str, range] = {
 }
 
 
-class PtsError(ValueError):
+class PtsError(InputError, ValueError):
     """A `.pts` file that cannot be read; the message names the file and the reason."""
 
 

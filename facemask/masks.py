@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 from scipy.interpolate import CubicSpline
 
+from facemask.errors import BadInputError, MissingInputError, ParamsError
 from facemask.io import atomic_dir, atomic_write_json
 from facemask.landmarks import N_POINTS
 
@@ -481,9 +482,11 @@ def _categories(root: Path, videos) -> dict[str, int]:
 
 def _run_pool(fn, jobs: list, workers: int, desc: str, weights: list[int], progress: bool) -> list[dict]:
     """Run `fn` over `jobs` (in a process pool when workers > 1), with a frame-weighted tqdm bar."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
     from tqdm import tqdm
+
+    from facemask.pool import process_pool
 
     results = []
     with tqdm(total=sum(weights), desc=desc, unit="frame", disable=not progress) as bar:
@@ -493,10 +496,7 @@ def _run_pool(fn, jobs: list, workers: int, desc: str, weights: list[int], progr
                 results.append(fn(job))
                 bar.update(w)
         else:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                                     initializer=_worker_init) as ex:
+            with process_pool(min(workers, len(jobs)), _worker_init) as ex:
                 futures = {ex.submit(fn, job): w for job, w in zip(jobs, weights)}
                 for fut in as_completed(futures):
                     results.append(fut.result())
@@ -533,8 +533,47 @@ def _summary(results: list[dict], reasons: tuple[str, ...], **extra) -> dict:
     }
 
 
+#: Where a dropped frame's problem lies, per drop reason: (video folder or release root, video, frame) -> text.
+_DROP_WHERE = {
+    "no_annotation": lambda root, v, n: f"{root / v / 'annot' / f'{n:06d}.pts'} missing",
+    "no_frame": lambda root, v, n: f"{root / v / 'vid.avi'} has no frame {n}",
+    "unreadable_frame": lambda root, v, n: f"{root / v / 'vid.avi'} frame {n} does not decode",
+    "bad_annotation": lambda root, v, n: f"{root / v / 'annot' / f'{n:06d}.pts'} unreadable",
+    "landmarks_nan": lambda root, v, n: f"{root / v / 'annot' / f'{n:06d}.pts'} holds NaN",
+    "landmarks_outside": lambda root, v, n: f"{root / v / 'annot' / f'{n:06d}.pts'} has points outside the frame",
+    "bad_label": lambda root, v, n: f"{root / 'labels_orig' / f'{stem(v, n)}.png'} unreadable",
+    "size_mismatch": lambda root, v, n: f"{root / 'images_orig' / f'{stem(v, n)}.jpg'} and its label differ in size",
+}
+
+
+def check_drops(summary: dict, root: Path, max_drop_share: float, top: int = 3) -> None:
+    """Fail when no frame is kept, or when more than `max_drop_share` of them are dropped.
+
+    Raises:
+        BadInputError: one line naming `root`, the counts, the `top` drop reasons and an example
+            file for each.
+    """
+    kept, dropped = summary["kept"], summary["dropped_total"]
+    total = kept + dropped
+    if total == 0:
+        raise BadInputError(f"{root}: no frame found in {summary['videos']} video(s)")
+    share = dropped / total
+    if kept > 0 and share <= max_drop_share:
+        return
+    reasons = sorted(((n, r) for r, n in summary["dropped"].items() if n), reverse=True)[:top]
+    parts = []
+    for n, reason in reasons:
+        example = next(((r["video"], r["examples"][reason][0]) for r in summary["per_video"]
+                        if r["examples"].get(reason)), None)
+        where = _DROP_WHERE.get(reason)
+        parts.append(f"{reason} {n}" + (f" (e.g. {where(root, *example)})" if example and where else ""))
+    why = "no frame kept" if kept == 0 else f"{share:.0%} dropped, more than masks.max_drop_share {max_drop_share:g}"
+    raise BadInputError(f"{root}: {dropped} of {total} frames dropped ({why}): {'; '.join(parts)}")
+
+
 def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthetic", crop_scale: float = 1.3,
-                jpeg_quality: int = 95, workers: int = 2, outside_tol: float = 0.0, progress: bool = True) -> dict:
+                jpeg_quality: int = 95, workers: int = 2, outside_tol: float = 0.0, max_drop_share: float = 0.5,
+                progress: bool = True) -> dict:
     """Write the 300VW-Mask dataset (the authors' layout) from ``data/raw``; all or nothing.
 
     With ``source`` ``synthetic`` or ``300vw``, every video of ``raw_dir/300VW`` is reconciled
@@ -551,8 +590,10 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
         The summary (also in ``summary.json``).
 
     Raises:
-        ValueError: unknown source.
-        FileNotFoundError: the raw folder for the source is missing.
+        ParamsError: unknown source.
+        MissingInputError: the raw folder for the source is missing (a FileNotFoundError).
+        BadInputError: no frame kept, or more than `max_drop_share` of the frames dropped
+            (`check_drops`); nothing is written then.
     """
     import pandas as pd
 
@@ -563,10 +604,10 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
     if source in ("synthetic", "300vw"):
         root = raw_dir / "300VW"
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: no 300VW folder (run the download stage with data.source={source})")
+            raise MissingInputError(f"{root}: no 300VW folder (run the download stage with data.source={source})")
         vdirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit())
         if not vdirs:
-            raise FileNotFoundError(f"{root}: no video folders (NNN/)")
+            raise MissingInputError(f"{root}: no video folders (NNN/)")
         cats = _categories(root, [p.name for p in vdirs])
         weights = [max(1, frame_count(p / "vid.avi")) for p in vdirs]
     elif source == "300vw-mask":
@@ -574,7 +615,7 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
 
         root = raw_dir / MASK_DATASET_DIR
         if not (root / "images_orig").is_dir():
-            raise FileNotFoundError(f"{root}: no images_orig/ (run the download stage with data.source=300vw-mask)")
+            raise MissingInputError(f"{root}: no images_orig/ (run the download stage with data.source=300vw-mask)")
         by_video: dict[str, list[int]] = {}
         for p in (root / "images_orig").glob("*.jpg"):
             v, _, f = p.stem.partition("_")
@@ -583,7 +624,7 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
         videos = sorted(by_video)
         weights = [len(by_video[v]) for v in videos]
     else:
-        raise ValueError(f"unknown data.source {source!r}; valid: synthetic, 300vw, 300vw-mask")
+        raise ParamsError(f"unknown data.source {source!r}; valid: synthetic, 300vw, 300vw-mask")
 
     with atomic_dir(out_dir) as work:
         (work / "images_orig").mkdir()
@@ -599,6 +640,7 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
             jobs = [(str(p), str(work), cats[p.name], crop_scale, jpeg_quality, outside_tol) for p in vdirs]
             results = _run_pool(masks_for_video, jobs, workers, "masks", weights, progress)
             reasons = DROP_REASONS
+        check_drops(_summary(results, reasons), root, max_drop_share)
         rows = [row for r in results for row in r["rows"]]
         df = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
         for c in ("x0", "y0", "x1", "y1", "frame_w", "frame_h"):
@@ -607,7 +649,7 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
         cv2.imwrite(str(work / "contact_sheet.png"), _sheet(results))
         # No wall-clock figures or pool size in the output: its bytes depend on the data and params alone.
         summary = _summary(results, reasons, source=source, crop_scale=crop_scale, jpeg_quality=jpeg_quality,
-                           outside_tol=outside_tol)
+                           outside_tol=outside_tol, max_drop_share=max_drop_share)
         atomic_write_json(work / "summary.json", summary)
     seconds = time.perf_counter() - t0
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"

@@ -26,10 +26,15 @@ run that fails leaves no DIR behind):
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +43,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from facemask.errors import InputError, OutputError
 from facemask.io import atomic_dir
 from facemask.masks import CLASS_NAMES, write_label_png
 from facemask.masks import overlay as blend_labels
@@ -45,7 +51,7 @@ from facemask.masks import overlay as blend_labels
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-class PredictError(Exception):
+class PredictError(InputError):
     """Bad input or models; the message names the file and the problem."""
 
 
@@ -158,10 +164,15 @@ def _load(path: Path, hint: str):
 
     if not path.is_file():
         raise PredictError(f"{path}: model missing ({hint})")
-    try:
-        return load_model(path)
-    except Exception as e:  # torch and pickle raise many kinds on a bad file
-        raise PredictError(f"{path}: not a readable facemask model ({type(e).__name__}: {e})") from None
+    with warnings.catch_warnings(record=True) as caught:  # torch warns about a bad file before it fails
+        warnings.simplefilter("always")
+        try:
+            model = load_model(path)
+        except Exception:  # torch and pickle raise many kinds, with advice that is not for users
+            raise PredictError(f"not a facemask model file (or corrupted): {path}") from None
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return model
 
 
 def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
@@ -415,17 +426,90 @@ def default_out(input: str | Path) -> Path:
     return p.with_name(f"{p.stem if p.is_file() else p.name}_masks")
 
 
-def _check_out(out: Path, overwrite: bool, keep: dict[str, Path]) -> None:
-    """`out` may be created or replaced: it is no folder of someone else's, nor holds `keep` (input, models)."""
-    dst = out.resolve()
+#: What `predict` writes in its output folder; `--overwrite` replaces a folder holding nothing else.
+OUTPUTS = ("labels", "boxes.csv", "summary.json", "overlay.mp4", "overlay.avi")
+#: Rough output bytes per frame pixel: about 2.5x what a 60-frame 320x240 synthetic category-3 video gave
+#: (label PNGs 0.019, mp4v overlay 0.043).
+BYTES_PER_PIXEL = {"labels": 0.05, "overlay": 0.1}
+
+
+def estimate_bytes(source: FrameSource, video: bool) -> int:
+    """A rough upper estimate of what `predict` writes for `source` (label PNGs, boxes, overlay)."""
+    w, h = source.size
+    per_pixel = BYTES_PER_PIXEL["labels"] + (BYTES_PER_PIXEL["overlay"] if video else 0.0)
+    return int(source.count * (w * h * per_pixel + 200)) + (1 << 20)
+
+
+def _foreign_entries(out: Path) -> list[str]:
+    """What in `out` an earlier `predict` did not write (all of it when it holds no predict summary)."""
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        summary = None
+    if not (isinstance(summary, dict) and {"frames", "outputs", "timings_s"} <= set(summary)):
+        return ["no summary.json of facemask predict"]
+    foreign = [p.name + ("/" if p.is_dir() else "") for p in out.iterdir() if p.name not in OUTPUTS]
+    labels = out / "labels"
+    if labels.is_dir():
+        foreign += [f"labels/{p.name}" for p in labels.iterdir() if p.suffix != ".png" or not p.is_file()]
+    return sorted(foreign)
+
+
+def _existing_ancestor(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _check_out(out: Path, overwrite: bool, keep: dict[str, Path], need: int = 0) -> None:
+    """`out` may be created or replaced, before anything is loaded or computed.
+
+    Refused: the current folder or one above it, the home folder or one above it, a folder that
+    holds `keep` (input, models), a file, a non-empty folder without `overwrite`, and with it a
+    folder that an earlier `predict` did not write; a place that cannot be written, or with less
+    free space than `need` bytes.
+
+    Raises:
+        OutputError: naming ``--out`` and the reason.
+    """
+    dst = Path(os.path.abspath(out))
+    real = dst.resolve()
+    for what, place in (("the current folder", Path.cwd()), ("your home folder", Path.home())):
+        place = place.resolve()
+        if real == place or real in place.parents:
+            raise OutputError(f"--out {out}: would replace {what if real == place else 'a folder that holds ' + what}")
     for what, path in keep.items():
         src = Path(path).resolve()
-        if dst == src or dst in src.parents:
-            raise PredictError(f"--out {out}: would replace the {what} {path}")
+        if real == src or real in src.parents:
+            raise OutputError(f"--out {out}: would replace the {what} {path}")
     if out.exists() and not out.is_dir():
-        raise PredictError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise PredictError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace it)")
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputError(f"--out {out}: folder exists and is not empty (pass --overwrite to replace it)")
+        foreign = _foreign_entries(out)
+        if foreign:
+            raise OutputError(f"--out {out}: --overwrite only replaces a folder written by facemask predict; this "
+                              f"one holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}")
+    base = _existing_ancestor(dst.parent)
+    try:  # a real write tells more than os.access (root, read-only mounts, ACLs)
+        with tempfile.TemporaryFile(dir=base):
+            pass
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot write in {base} ({e.strerror or e})") from None
+    free = shutil.disk_usage(base).free
+    if free < need:
+        raise OutputError(f"--out {out}: {free / 2**20:.0f} MiB free in {base}, this run needs about "
+                          f"{need / 2**20:.0f} MiB")
+
+
+@contextlib.contextmanager
+def _write_errors(out: Path):
+    """An OSError while writing (disk full, permissions changed meanwhile) as an OutputError naming --out."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot write ({e.strerror or e})") from e
 
 
 def predict(input: str | Path, out: str | Path, models: str | Path = "models", cropped: bool = False,
@@ -436,7 +520,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
 
     Args:
         input: a video file, a folder of frames, or with `cropped` a folder of face crops.
-        out: output folder, created atomically (it must not exist or be empty, unless `overwrite`).
+        out: output folder, created atomically (it must not exist or be empty; with `overwrite` it may
+            hold the outputs of an earlier `predict`, and nothing else).
         models: folder with ``{face,eyes,mouth}/convlstm.pt``.
         cropped: the images are face crops already (made like the training crops): no detection.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -453,7 +538,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             and returning their label maps, with an attribute ``T`` (as `facemask.fusion.Cascade`).
 
     Raises:
-        PredictError: bad input, models or output folder; nothing is left at `out`.
+        PredictError: bad input or models; OutputError: an output folder that cannot or must not be
+            written (`_check_out`, checked before the models load). Nothing is left at `out`.
     """
     from tqdm import tqdm
 
@@ -475,7 +561,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     out = Path(out)
     source = open_source(input, cropped, fps)
     segmenter_given = segmenter is not None
-    _check_out(out, overwrite, {"input": source.path, **({} if segmenter_given else {"models": Path(models)})})
+    _check_out(out, overwrite, {"input": source.path, **({} if segmenter_given else {"models": Path(models)})},
+               estimate_bytes(source, video))
     if not segmenter_given:
         segmenter = load_segmenter(models, method, device, batch)
     try:
@@ -488,7 +575,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     located: deque[_Item] = deque()  # frames waiting for the smoother's verdict
     n = detected = 0
 
-    with atomic_dir(out) as tmp:
+    with _write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
         writer = _Writer(tmp, source, video, video_format)
         bar = tqdm(total=source.count, unit="frame", desc="predict", disable=not progress, file=sys.stderr,
                    dynamic_ncols=True)

@@ -35,6 +35,7 @@ import cv2
 import pandas as pd
 from tqdm import tqdm
 
+from facemask.errors import InputError, ParamsError
 from facemask.io import atomic_dir, atomic_write_json
 from facemask.landmarks import PtsError, read_pts
 
@@ -64,7 +65,7 @@ _MASK_NAME = re.compile(r"^(\d{3})_(\d{6})\.(jpg|png)$")
 _SPLIT_FILES = ("train_per10.txt", "val_per10.txt", "test_per10.txt")
 
 
-class RawDataError(RuntimeError):
+class RawDataError(InputError, RuntimeError):
     """Raw data that cannot be fetched or used; the message names the file and the reason."""
 
 
@@ -341,10 +342,14 @@ def _video_dirs(root: Path) -> list[Path]:
 
 
 def _check_video(vdir: Path) -> tuple[dict, list[str]]:
-    """Frame and annotation counts of one video folder, and the errors found in it."""
+    """Frame and annotation counts of one video folder, and the errors found in it.
+
+    A video whose first frame decodes but whose last announced one does not (found by seeking to
+    it, which costs one frame) is marked ``truncated``: usable, with a warning.
+    """
     errors = []
     avi, annot = vdir / "vid.avi", vdir / "annot"
-    frames = None
+    frames, truncated = None, False
     if not avi.is_file():
         errors.append(f"{avi}: missing video file")
     else:
@@ -354,6 +359,9 @@ def _check_video(vdir: Path) -> tuple[dict, list[str]]:
             if frames <= 0 or not cap.read()[0]:
                 errors.append(f"{avi}: unreadable video (OpenCV cannot open it or read its frames)")
                 frames = None
+            elif frames > 1:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+                truncated = not cap.read()[0]
         finally:
             cap.release()
     annotations = None
@@ -370,10 +378,13 @@ def _check_video(vdir: Path) -> tuple[dict, list[str]]:
                 errors.append(str(e))
         annotations = len(pts)
     mismatch = frames is not None and annotations is not None and frames != annotations
-    return {"frames": frames, "annotations": annotations, "mismatch": mismatch}, errors
+    return {"frames": frames, "annotations": annotations, "mismatch": mismatch, "truncated": truncated}, errors
 
 
 def _raise_errors(root: Path, errors: list[str], limit: int = 50) -> None:
+    """One LayoutError: the problem itself when there is one, else a count and one line per problem."""
+    if len(errors) == 1:
+        raise LayoutError(errors[0])
     if errors:
         more = f"\n... and {len(errors) - limit} more" if len(errors) > limit else ""
         raise LayoutError(f"{root}: {len(errors)} problem(s) in the dataset:\n" + "\n".join(errors[:limit]) + more)
@@ -383,10 +394,12 @@ def validate_300vw(root: str | Path) -> dict:
     """Check a ``300VW/`` folder: every ``NNN/`` has a readable ``vid.avi`` and 68-point ``annot/*.pts``.
 
     Frame/annotation count mismatches are reported (and logged as warnings), not fatal:
-    the masks stage reconciles them.
+    the masks stage reconciles them. So are truncated videos (the last announced frame does not
+    decode): listed in ``warnings``, each naming its file, for the caller to log.
 
     Returns:
-        ``{"videos": {NNN: {"frames", "annotations", "mismatch"}}, "mismatched": [...], "totals": {...}}``.
+        ``{"videos": {NNN: {"frames", "annotations", "mismatch", "truncated"}}, "mismatched": [...],
+        "warnings": [...], "totals": {...}}``.
 
     Raises:
         LayoutError: no video folder, a missing ``vid.avi`` or ``annot/``, an unreadable
@@ -404,6 +417,9 @@ def validate_300vw(root: str | Path) -> dict:
         errors += errs
     _raise_errors(root, errors)
     mismatched = [v for v, r in videos.items() if r["mismatch"]]
+    warnings = [f"{root / v / 'vid.avi'}: the header announces {r['frames']} frames but the last one cannot be "
+                "decoded (truncated or damaged file; the masks stage drops the frames it cannot read)"
+                for v, r in videos.items() if r["truncated"]]
     for v in mismatched:
         log.warning("video %s: %d frames but %d annotations (reconciled by the masks stage)",
                     v, videos[v]["frames"], videos[v]["annotations"])
@@ -414,7 +430,7 @@ def validate_300vw(root: str | Path) -> dict:
     }
     log.info("%s: %d videos, %d frames, %d annotations, %d with mismatched counts",
              root, totals["videos"], totals["frames"], totals["annotations"], len(mismatched))
-    return {"videos": videos, "mismatched": mismatched, "totals": totals}
+    return {"videos": videos, "mismatched": mismatched, "warnings": warnings, "totals": totals}
 
 
 def validate_300vw_mask(root: str | Path) -> dict:
@@ -558,7 +574,8 @@ def fetch_raw(data: dict, out_dir: str | Path, seed: int, cache_dir: str | Path 
     ``synthetic`` writes ``out_dir/300VW/``; ``300vw`` downloads (or takes) the official archive
     and unpacks it to ``out_dir/300VW/``; ``300vw-mask`` unpacks the authors' release to
     ``out_dir/300VW-Mask-Dataset/``. Each gets a ``metadata.csv`` (video, category), and
-    ``out_dir/report.json`` records what was found. `out_dir` is replaced only on success.
+    ``out_dir/report.json`` records what was found, with ``warnings`` (truncated videos, each
+    named; also logged). `out_dir` is replaced only on success.
 
     Args:
         data: the ``data`` section of params.yaml.
@@ -569,16 +586,20 @@ def fetch_raw(data: dict, out_dir: str | Path, seed: int, cache_dir: str | Path 
             midway resumes on the next one.
 
     Raises:
-        ValueError: an unknown ``data.source`` (the message lists the valid ones).
+        ParamsError: an unknown ``data.source`` (the message lists the valid ones; a ValueError).
         RawDataError: anything wrong with the download, the archive or its layout.
     """
     out_dir = Path(out_dir)
     source = data.get("source")
     if source not in SOURCES:
-        raise ValueError(f"unknown data.source {source!r}; valid: {', '.join(SOURCES)}")
+        raise ParamsError(f"unknown data.source {source!r}; valid: {', '.join(SOURCES)}")
     cache_dir = Path(cache_dir) if cache_dir is not None else out_dir.parent / "downloads"
     with atomic_dir(out_dir) as work:
         report = {"source": source, **SOURCES[source](data, work, seed, cache_dir)}
+        # name the files where they will be, not in the temporary folder
+        report["warnings"] = [w.replace(str(work), str(out_dir)) for w in report.get("warnings", [])]
+        for w in report["warnings"]:
+            log.warning("%s", w)
         atomic_write_json(work / "report.json", report)
     log.info("wrote %s (%s, %d videos)", out_dir, source, report["totals"]["videos"])
     return report

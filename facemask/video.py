@@ -26,6 +26,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from facemask.errors import InputError
 from facemask.landmarks import PtsError, read_pts
 
 DROP_REASONS = ("no_annotation", "no_frame", "unreadable_frame", "bad_annotation", "landmarks_nan",
@@ -43,7 +44,7 @@ def _order(reason: str) -> tuple[int, str]:
     return (DROP_REASONS.index(reason) if reason in DROP_REASONS else len(DROP_REASONS), reason)
 
 
-class VideoError(RuntimeError):
+class VideoError(InputError, RuntimeError):
     """A video that cannot be opened at all; the message names the file."""
 
 

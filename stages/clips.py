@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facemask.clips import build_clips
-from stages._common import load_params, setup_logging
+from stages._common import load_params, run_stage, setup_logging
 
 
 def main() -> None:
@@ -20,4 +20,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facemask.raw import fetch_raw
-from stages._common import load_params, seed_everything, setup_logging
+from stages._common import load_params, run_stage, seed_everything, setup_logging
 
 
 def main() -> None:
@@ -15,4 +15,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

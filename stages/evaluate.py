@@ -29,7 +29,7 @@ from tqdm import tqdm
 from facemask import metrics
 from facemask.io import atomic_dir, atomic_write_json
 from facemask.masks import CLASS_NAMES, read_label_png
-from stages._common import load_params, setup_logging
+from stages._common import load_params, run_stage, setup_logging
 
 METHODS = ("fcn", "fcn_smooth", "primary", "cascade")
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
@@ -165,4 +165,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

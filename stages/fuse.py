@@ -29,7 +29,7 @@ from facemask.io import atomic_dir
 from facemask.masks import write_label_png
 from facemask.metrics import split_clips
 from facemask.nets import load_model
-from stages._common import load_params, setup_logging
+from stages._common import load_params, run_stage, setup_logging
 
 CLIPS, MASKS, MODELS, OUT = Path("data/clips"), Path("data/300VW-Mask"), Path("models"), Path("data/predictions")
 
@@ -96,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

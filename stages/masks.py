@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facemask.masks import build_masks
-from stages._common import load_params, setup_logging
+from stages._common import load_params, run_stage, setup_logging
 
 
 def main() -> None:
@@ -19,8 +19,8 @@ def main() -> None:
     m = params["masks"]
     build_masks(Path("data/raw"), Path("data/300VW-Mask"), source=params["data"]["source"],
                 crop_scale=float(m["crop_scale"]), jpeg_quality=int(m["jpeg_quality"]), workers=int(m["workers"]),
-                outside_tol=float(m.get("outside_tol", 0.0)))
+                outside_tol=float(m["outside_tol"]), max_drop_share=float(m["max_drop_share"]))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from facemask.clips import REGION_CLASS_NAMES
 from facemask.engine import PHASES, RunPaths, TrainConfig, train
-from stages._common import load_params, setup_logging
+from stages._common import load_params, run_stage, setup_logging
 
 
 #: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
@@ -66,4 +66,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -281,16 +281,17 @@ def test_bad_crc_names_the_entry(tmp_path):
 def test_validate_reports_counts(tiny_300vw):
     report = validate_300vw(tiny_300vw)
     assert report["videos"] == {
-        "001": {"frames": 3, "annotations": 3, "mismatch": False},
-        "410": {"frames": 4, "annotations": 4, "mismatch": False},
+        "001": {"frames": 3, "annotations": 3, "mismatch": False, "truncated": False},
+        "410": {"frames": 4, "annotations": 4, "mismatch": False, "truncated": False},
     }
     assert report["totals"] == {"videos": 2, "frames": 7, "annotations": 7} and report["mismatched"] == []
+    assert report["warnings"] == []
 
 
 def test_count_mismatch_is_reported_not_fatal(tmp_path, caplog):
     ds = write_300vw(tmp_path / DATASET_DIR, {"001": 3, "410": 4}, annotations={"410": 2})
     report = validate_300vw(ds)
-    assert report["videos"]["410"] == {"frames": 4, "annotations": 2, "mismatch": True}
+    assert report["videos"]["410"] == {"frames": 4, "annotations": 2, "mismatch": True, "truncated": False}
     assert report["mismatched"] == ["410"]
     assert "video 410: 4 frames but 2 annotations" in caplog.text
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from _clips import write_clips
+from _params import write_params
 
 from facemask import engine, nets
 from facemask.engine import RunPaths, TrainConfig
@@ -163,10 +163,10 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
     work = tmp_path / "ddp"
     (work / "data" / "clips").mkdir(parents=True)
     (work / "data" / "clips" / "face").symlink_to(clips)
-    params = {"seed": cfg.seed, "model": MODEL, "regions": {"face": {"classes": 5, "gamma": 0.05}},
-              "train": {"device": "cpu", "workers": 0,
-                        "fcn": {"epochs": 1, "batch_size": 4, "lr": cfg.lr, "augment": True, "max_steps_per_epoch": 3}}}
-    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(work, seed=cfg.seed, **{f"model.{k}": v for k, v in MODEL.items()}, **{
+        "train.device": "cpu", "train.workers": 0, "train.fcn.epochs": 1, "train.fcn.batch_size": 4,
+        "train.fcn.lr": cfg.lr, "train.fcn.augment": True, "train.fcn.lr_decay": "linear", "train.fcn.accum": 1,
+        "train.fcn.max_steps_per_epoch": 3})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "stages.train", "fcn", "face"]

@@ -242,15 +242,15 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
 
     import cv2
     import pandas as pd
-    import yaml
+    from _params import write_params
 
     from facemask.nets import save_model
     from stages import fuse
 
     fcn, nets = tiny_models
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({
-        "clips": {"window": 5, "zoom": {"eyes": {"margin": 0.35, "noise": 0.1}, "mouth": {"margin": 0.3, "noise": 0.1}}},
-        "train": {"device": "cpu"}, "fuse": {"smooth_sigma": 0.6}}))
+    write_params(tmp_path, **{"clips.window": 5, "clips.zoom": {"eyes": {"margin": 0.35, "noise": 0.1},
+                                                                "mouth": {"margin": 0.3, "noise": 0.1}},
+                              "train.device": "cpu", "fuse.smooth_sigma": 0.6})
     clips = tmp_path / "data" / "clips"
     clips.mkdir(parents=True)
     (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"

@@ -188,12 +188,11 @@ def test_significance_over_groups_of_sequences():
 
 def _write_eval_layout(root):
     import cv2
-    import yaml
+    from _params import write_params
 
     from facemask.masks import write_label_png
 
-    (root / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "clips": {"window": 5},
-                                                     "evaluate": {"groups": 2, "examples": 2}}))
+    write_params(root, **{"seed": 0, "clips.window": 5, "evaluate.groups": 2, "evaluate.examples": 2})
     clips = root / "data" / "clips"
     clips.mkdir(parents=True)
     (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"

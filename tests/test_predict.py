@@ -360,7 +360,7 @@ def test_bad_models(scene, models, tmp_path, capsys):
     if not torch.cuda.is_available():
         _fails(capsys, [video, "--models", models, "--device", "cuda"], out, "--device cuda", "CUDA")
     (wrong / "eyes" / "convlstm.pt").write_bytes(b"not a checkpoint")
-    _fails(capsys, [video, "--models", wrong], out, "eyes", "not a readable facemask model")
+    _fails(capsys, [video, "--models", wrong], out, "eyes", "not a facemask model file (or corrupted)")
 
 
 def test_existing_output_is_not_replaced_without_overwrite(scene, models, tmp_path, capsys):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +21,7 @@ from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
 from facemask.landmarks import write_pts
+from facemask.pool import process_pool
 from facemask.synth import contours as C
 from facemask.synth import occluders as O
 from facemask.synth.degrade import KNOBS, Camera, Event, Pipeline, category_style, plan_transients
@@ -304,9 +304,7 @@ def generate(out_dir, cfg: dict, seed: int) -> None:
     log.info("synthetic 300VW: %d videos x %d frames at %dx%d, categories %s, %d worker(s)",
              n_videos, n_frames, cfg["width"], cfg["height"], np.bincount(cats, minlength=4)[1:].tolist(), workers)
     if workers > 1 and n_videos > 1:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=min(workers, n_videos), mp_context=mp.get_context("spawn")) as ex:
+        with process_pool(min(workers, n_videos)) as ex:
             results = list(tqdm(ex.map(make_video, jobs), total=len(jobs), desc="synth videos", unit="video"))
     else:
         results = [make_video(j) for j in tqdm(jobs, desc="synth videos", unit="video")]
