@@ -1,21 +1,22 @@
 """The two still-image baselines of the paper's Table 2 (Sect. 4.2) on VGG-16: FCN-8s and DeepLab-V2.
 
 * `FCN8s` (``model.arch: fcn_vgg16``) — Long, Shelhamer & Darrell, "Fully Convolutional Networks for
-  Semantic Segmentation", CVPR 2015: VGG-16 with its fully connected layers cast to convolutions
-  (fc6, 4096 filters, 3×3 here where VGG's is 7×7 — see `FCN8s`; fc7 1×1, 4096; dropout 0.5 after
-  each), a class-score layer on fc7 and on pool3 and pool4, the
-  coarse scores upsampled ×2 by learned transposed convolutions initialised to bilinear interpolation
-  and summed with the finer ones (the skip architecture of their Fig. 3, Sect. 4.2), the stride-8 sum
-  upsampled bilinearly (fixed, as their final ×8 "deconvolution") to the input size.
+  Semantic Segmentation", CVPR 2015: VGG-16 with its fully connected layers cast to convolutions (fc6,
+  4096 filters, 3×3 here where VGG's is 7×7 — see `FCN8s`; fc7 1×1, 4096; dropout 0.5 after each), a
+  class-score layer on fc7, on pool4 and on pool3, the coarser scores upsampled ×2 by learned transposed
+  convolutions initialised to bilinear interpolation and summed with the finer ones (the skip
+  architecture of their Sect. 4.2 and Fig. 3), the stride-8 sum upsampled bilinearly (fixed, as their
+  final ×8 "deconvolution") to the input size.
 * `DeepLabV2` (``model.arch: deeplab_v2``) — Chen, Papandreou, Kokkinos, Murphy & Yuille, "DeepLab:
   Semantic Image Segmentation with Deep Convolutional Nets, Atrous Convolution, and Fully Connected
-  CRFs", TPAMI 2018 (arXiv 1606.00915): VGG-16 with pool4 and pool5 at stride 1 (3×3 max pooling,
-  padding 1) and conv5 dilated at rate 2 (atrous convolution, their Eq. 1, y[i] = Σ_k x[i + r·k] w[k]),
-  so the features stay at output stride 8; then atrous spatial pyramid pooling (ASPP, their Fig. 4 and
-  Sect. 3.1, "ASPP-L"): four branches fc6 (3×3, 1024 filters, rate r ∈ {6, 12, 18, 24}) → fc7 (1×1,
-  1024) → fc8 (1×1, C), dropout 0.5 after fc6 and fc7, whose scores are summed; the stride-8 scores are
-  resized bilinearly to the input size. ``rates=(12,)`` is the single-branch DeepLab-LargeFOV head.
-  The fully connected CRF of their Sect. 3.3 is not provided (DESIGN.md says why).
+  CRFs", TPAMI 2018 (arXiv 1606.00915): VGG-16 with 3×3 max pooling (padding 1) throughout, pool4 and
+  pool5 at stride 1, and conv5 dilated at rate 2 (atrous convolution, their Eq. 1,
+  y[i] = Σ_k x[i + r·k] w[k], Sect. 3.1), so the features stay at output stride 8; then atrous spatial
+  pyramid pooling (ASPP, Sect. 3.2 and Fig. 4; "ASPP-L" of their Table 3): four branches fc6 (3×3, 1024
+  filters, rate r ∈ {6, 12, 18, 24}) → fc7 (1×1, 1024) → fc8 (1×1, C), dropout 0.5 after fc6 and fc7,
+  whose scores are summed; the stride-8 scores are resized bilinearly to the input size.
+  ``rates=(12,)`` is the single-branch DeepLab-LargeFOV head. The fully connected CRF of their
+  Sect. 3.3 is not provided (DESIGN.md says why).
 
 Both are built on the VGG-16 encoder of segmentation-models-pytorch (`facemask.nets.make_encoder`,
 undilated: smp cannot dilate VGG), so ``model.encoder_weights: imagenet`` loads its ImageNet
@@ -43,13 +44,13 @@ from facemask.nets import _EncoderNet
 
 #: The smp encoder both baselines are built on (the "VGG-16 version" of the paper's Sect. 4.2).
 VGG16 = "vgg16"
-#: DeepLab-V2's ASPP-L sampling rates (Chen et al., Sect. 4.1, Fig. 4).
+#: DeepLab-V2's ASPP-L sampling rates (Chen et al. 2018, Table 3).
 ASPP_RATES = (6, 12, 18, 24)
 
 
 def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
     """The weight of a ×`factor` transposed convolution that performs bilinear interpolation, channel by
-    channel (Long et al. 2015, Sect. 3.3: "we initialize the 2× upsampling to bilinear interpolation").
+    channel (Long et al. 2015, Sect. 4.2: the 2× upsamplings start as bilinear interpolation, then learn).
 
     Kernel side 2f − f mod 2; tap t weighs 1 − |t − c| / f, c the kernel's centre; the 2-D kernel is the
     outer product, on the (c, c) diagonal of the (out, in) channel matrix, zero elsewhere.
@@ -63,16 +64,17 @@ def bilinear_kernel(channels: int, factor: int) -> torch.Tensor:
 
 
 class LearnedUpsample(nn.ConvTranspose2d):
-    """FCN's learned ×2 upsampling: a C→C transposed convolution (kernel 4, stride 2, no bias) initialised
-    to bilinear interpolation (`bilinear_kernel`) and trained with the rest of the network.
+    """FCN's learned upsampling: a C→C transposed convolution (stride f, kernel 2f − f mod 2: 4 for ×2, no
+    bias) initialised to bilinear interpolation (`bilinear_kernel`) and trained with the rest of the network.
 
-    Padding 1 makes the output 2h × 2w and aligns it with the finer map (where FCN pads the input by 100
-    and crops); `forward` takes that map's size, which may be one larger than 2h on odd sizes.
-    Away from the border it equals ``F.interpolate(..., scale_factor=2, mode="bilinear")``.
+    Padding ⌊f/2⌋ makes the output f·h × f·w and aligns it with the finer map (where FCN pads the input by
+    100 and crops); `forward` takes that map's size, which may be one larger than 2h on odd sizes.
+    Away from the border it equals ``F.interpolate(..., scale_factor=f, mode="bilinear")``.
     """
 
     def __init__(self, channels: int, factor: int = 2):
-        super().__init__(channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False)
+        super().__init__(channels, channels, 2 * factor - factor % 2, stride=factor, padding=factor // 2,
+                         bias=False)
         with torch.no_grad():
             self.weight.copy_(bilinear_kernel(channels, factor))
 
@@ -92,8 +94,8 @@ class _VGGNet(_EncoderNet):
     """What both baselines share: smp's undilated VGG-16 encoder, the input normalisation (`_EncoderNet`),
     frame-by-frame forward and the bilinear resize of the stride-8 scores to the input size."""
 
-    #: The smallest input side: five poolings (FCN-8s) or three (DeepLab) must leave at least one pixel.
-    min_size = 32
+    #: The smallest input side (FCN-8s: five 2×2 poolings must leave one pixel; DeepLab's never empty a map).
+    min_size = 1
 
     def __init__(self, classes: int, encoder_weights: str | None):
         super().__init__(VGG16, classes, encoder_weights, output_stride=32)
@@ -142,6 +144,8 @@ class FCN8s(_VGGNet):
             slow (measured: minutes per step; DESIGN.md). 7 gives VGG-16's layer.
         dropout: after fc6 and after fc7 (0.5 in FCN, as in VGG-16).
     """
+
+    min_size = 32
 
     def __init__(self, classes: int = 5, encoder_weights: str | None = None, fc6_kernel: int = 3,
                  dropout: float = 0.5):

@@ -84,8 +84,9 @@ def run_seeing(model, x, names, inputs: bool = False):
 
 @pytest.mark.parametrize("size", [(96, 96), (128, 128), (160, 160), (320, 320), (100, 100), (112, 144)])
 def test_fcn8s_score_maps_at_strides_32_16_8(fcn8s_meta, size):
-    out, got = run_seeing(fcn8s_meta, torch.empty(2, 3, *size, device="meta"), ["score_fr", "score_pool4", "score_pool3"])
-    coarse = fcn8s_meta.score_maps(torch.empty(2, 3, *size, device="meta"))
+    x = torch.empty(2, 3, *size, device="meta")
+    out, got = run_seeing(fcn8s_meta, x, ["score_fr", "score_pool4", "score_pool3"])
+    coarse = fcn8s_meta.score_maps(x)
     assert out.shape == (2, 5, *size)
     # VGG's 2×2 pools round down: pool_k is floor(H / 2^k) (floored at every step, the same thing)
     for name, stride in (("score_fr", 32), ("score_pool4", 16), ("score_pool3", 8)):
@@ -166,7 +167,8 @@ def pretrained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         sd, stats = _fake_imagenet(mp, tmp_path_factory.mktemp("imagenet"))
         torch.manual_seed(0)
-        models = {arch: nets.build_model("fcn", {**config, "arch": arch}).eval() for arch in ("fcn_vgg16", "deeplab_v2")}
+        models = {arch: nets.build_model("fcn", {**config, "arch": arch}).eval()
+                  for arch in ("fcn_vgg16", "deeplab_v2")}
     return models, {**config, "encoder_weights": None}, sd, stats
 
 
@@ -252,6 +254,11 @@ def test_learned_upsample_starts_as_bilinear_interpolation():
     # equal away from the one-pixel border (there the transposed convolution sees zero padding)
     torch.testing.assert_close(y[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1])
     assert up.weight.requires_grad and up.bias is None
+    x3 = torch.randn(1, 1, 4, 4)
+    with torch.no_grad():  # ×3: kernel 5, output 12×12
+        y3 = LearnedUpsample(1, 3)(x3)
+    assert y3.shape == (1, 1, 12, 12)
+    torch.testing.assert_close(y3[..., 2:-2, 2:-2], F.interpolate(x3, scale_factor=3, mode="bilinear")[..., 2:-2, 2:-2])
 
 
 def test_aspp_rate_beyond_the_map_is_its_centre_tap(one_thread):
