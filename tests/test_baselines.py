@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from _clips import write_clips
 
 from facemask import baselines, engine, nets
 from facemask.baselines import DeepLabV2, FCN8s, LearnedUpsample, bilinear_kernel
-from facemask.engine import TrainConfig
+from facemask.engine import RunPaths, TrainConfig
 from facemask.fusion import predict_packed
 from stages import train as train_stage
 
@@ -330,6 +331,31 @@ def test_checkpoint_round_trip_and_fuse_path(pretrained, tmp_path, arch, one_thr
         cfg = TrainConfig(phase="convlstm", classes=3, model={**config, "arch": arch})
         with pytest.raises(TypeError, match=r"built from model.arch: fcn only, not from a DeepLabV2"):
             engine.build_model(cfg, path)
+
+
+def _engine_run(root, clips):
+    """The FCN phase's loop on FCN-8s (a 1×1 fc6 keeps the per-epoch checkpoints small)."""
+    cfg = TrainConfig(phase="fcn", classes=5, epochs=1, batch_size=4, max_steps_per_epoch=2,
+                      model={"arch": "fcn_vgg16", "encoder": "resnet18", "encoder_weights": None,
+                             "output_stride": 16, "fc6_kernel": 1})
+    paths = RunPaths(clips=clips, model=root / "fcn.pt", live=root / "live", checkpoint=root / "ckpt.pt")
+    metrics = engine.train(cfg, paths)
+    assert 0 <= metrics["val"]["mIoU"] <= 1
+    return paths.model
+
+
+def test_the_engine_trains_fcn8s(tmp_path, one_thread):
+    clips = write_clips(tmp_path / "data", clips={"train": 2, "val": 1}, length=6, size=32)
+    model = nets.load_model(_engine_run(tmp_path / "run", clips))
+    assert isinstance(model, FCN8s) and model.fc6_kernel == 1 and model.config["input_size"] == 32
+    assert not torch.equal(model.upscore2.weight, bilinear_kernel(5, 2))  # the upsampling learned
+
+
+@pytest.mark.slow
+def test_the_engine_trains_fcn8s_deterministically(tmp_path, one_thread):
+    clips = write_clips(tmp_path / "data", clips={"train": 2, "val": 1}, length=6, size=32)
+    a, b = (torch.load(_engine_run(tmp_path / run, clips), weights_only=True)["state_dict"] for run in "ab")
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
 
 
 def test_the_fcn_stage_reads_model_arch():
