@@ -141,7 +141,8 @@ class FCN8s(_VGGNet):
             maps are 3×3 (input 96) to 5×5 (160), 10×10 at the paper's 320. Default 3, as DeepLab-LargeFOV
             subsampled VGG's fc6 to 3×3: at input 96 a 7×7 kernel's outer ring only ever meets padding,
             and PyTorch's CPU backward of a 7×7, 4096-filter convolution on 3×3–5×5 maps is pathologically
-            slow (measured: minutes per step; DESIGN.md). 7 gives VGG-16's layer.
+            slow (measured: 71–148 s for 4 frames, against about 1 s for 3×3; DESIGN.md). 7 gives VGG-16's
+            layer.
         dropout: after fc6 and after fc7 (0.5 in FCN, as in VGG-16).
     """
 
