@@ -124,10 +124,14 @@ class _EncoderNet(nn.Module):
     def feature_channels(self) -> int:
         return self.encoder.out_channels[-1]
 
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(N, 3, H, W) RGB in [0, 1] -> every feature map the encoder returns, finest first."""
+        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return self.encoder(x)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in [0, 1] -> the encoder's last feature map (N, c, H/16, W/16)."""
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
-        return self.encoder(x)[-1]
+        return self.encode(x)[-1]
 
     @staticmethod
     def _resize(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -387,6 +391,9 @@ class ConvLSTMFCN(_EncoderNet):
         if init not in ("conv6", "glorot"):
             raise ValueError(f"ConvLSTM init {init!r}; valid: conv6, glorot")
         fcn = getattr(fcn, "module", fcn)  # DDP-wrapped
+        if not isinstance(fcn, FCN):
+            raise TypeError(f"the ConvLSTM-FCN replaces the reference FCN's conv6, so it is built from model.arch: "
+                            f"fcn only, not from a {type(fcn).__name__} (model.arch: fcn_vgg16 / deeplab_v2)")
         std = conv6_score_std(fcn, calibration) if calibration is not None else 1.0
         if output_scale == "auto":
             output_scale = auto_output_scale(std)
@@ -466,14 +473,20 @@ def build_model(arch: str, config: Mapping[str, Any]) -> nn.Module:
     """A new model from a checkpoint-style config.
 
     Args:
-        arch: ``"fcn"`` or ``"convlstm"``.
+        arch: ``"fcn"`` (the FCN phase's model, whichever ``config["arch"]`` names) or ``"convlstm"``.
         config: ``encoder``, ``classes``, ``output_stride`` (default 16), ``encoder_depth`` (default 5),
             ``encoder_weights`` (default None),
             for ``convlstm`` also ``peephole`` (default True) and ``output_scale`` (default 1). Other keys
-            (``input_size``, ``region``, ``class_names``…) are metadata and ignored here.
+            (``input_size``, ``region``, ``class_names``…) are metadata and ignored here. For ``fcn``,
+            ``arch`` (default ``fcn``) picks the network: ``fcn_vgg16`` and ``deeplab_v2`` are built by
+            `facemask.baselines.build`.
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown arch {arch!r}; valid: {sorted(ARCHS)}")
+    if arch == "fcn" and config.get("arch", "fcn") != "fcn":  # model.arch: a baseline of Table 2
+        from facemask import baselines  # it builds on this module
+
+        return baselines.build(config["arch"], config)
     kw = dict(encoder=config["encoder"], classes=int(config["classes"]),
               encoder_weights=config.get("encoder_weights"), output_stride=int(config.get("output_stride", 16)),
               encoder_depth=int(config.get("encoder_depth", 5)))

@@ -19,7 +19,8 @@ from stages._common import load_params, run_stage, setup_logging
 
 
 #: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
-FCN_KEYS = ("encoder", "encoder_weights", "output_stride", "encoder_depth")
+#: ``arch``: fcn (the reference FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines, facemask.baselines).
+FCN_KEYS = ("arch", "encoder", "encoder_weights", "output_stride", "encoder_depth")
 CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
 
 

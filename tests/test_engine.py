@@ -18,7 +18,7 @@ from facemask import engine, nets
 from facemask.engine import RunPaths, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = {"encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
+MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
          "convlstm_init": "conv6", "output_scale": 1.0}
 
 
