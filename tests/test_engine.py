@@ -163,7 +163,9 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
     work = tmp_path / "ddp"
     (work / "data" / "clips").mkdir(parents=True)
     (work / "data" / "clips" / "face").symlink_to(clips)
-    params = {"seed": cfg.seed, "model": MODEL, "regions": {"face": {"classes": 5, "gamma": 0.05}},
+    (work / "data" / "clips" / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
+                                                       "0,train,0,001,1,5,1\n1,train,1,002,1,5,1\n2,test,0,003,1,5,1\n")
+    params = {"seed": cfg.seed, "model": MODEL, "data": {"source": "synthetic"}, "regions": {"face": {"classes": 5, "gamma": 0.05}},
               "train": {"device": "cpu", "workers": 0,
                         "fcn": {"epochs": 1, "batch_size": 4, "lr": cfg.lr, "augment": True, "max_steps_per_epoch": 3}}}
     (work / "params.yaml").write_text(yaml.safe_dump(params))
@@ -178,7 +180,9 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
     a = torch.load(one.model, weights_only=True)["state_dict"]
-    b = torch.load(work / "models" / "face" / "fcn.pt", weights_only=True)["state_dict"]
+    saved = torch.load(work / "models" / "face" / "fcn.pt", weights_only=True)
+    b = saved["state_dict"]
+    assert saved["config"]["data"] == {"source": "synthetic", "videos": 2}  # what `predict --method auto` reads
     torch.manual_seed(cfg.seed)
     init = dict(nets.FCN("resnet18", 5).named_parameters())   # the weights both runs started from
     # Adam's first steps are ~lr * sign(gradient): summation-order noise flips a few near-zero
