@@ -134,6 +134,8 @@ def main(argv=None) -> int:
                 print(f"{name:5s} {rows[-1]['mode']:12s} {video:10s} {cat:10s} found {r['found']}/{r['frames']} "
                       f"correct {r['correct']} {1000 * r['wall'] / max(r['calls'], 1):.1f} ms", file=sys.stderr)
     df = pd.DataFrame(rows)
+    order = {k: i for i, k in enumerate(dict.fromkeys(zip(df.detector, df["mode"])))}  # as run; sets sorted
+    df = df.assign(_run=[order[k] for k in zip(df.detector, df["mode"])]).sort_values(["_run", "set"], kind="stable")
     g = df.groupby(["detector", "mode", "set"], sort=False)[["frames", "found", "correct", "occluded", "lost_ok",
                                                                "wall", "cpu", "calls"]].sum()
     table = pd.DataFrame({

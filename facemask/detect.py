@@ -64,7 +64,8 @@ def dlib_model(name: str) -> Path:
 
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise DetectorError("the face_recognition_models package is not installed (pip install -e .; see pyproject.toml)")
+        raise DetectorError("the face_recognition_models package is not installed "
+                            "(pip install -e .; see pyproject.toml)")
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
     if not path.is_file():
         raise DetectorError(f"{path}: model file missing from face_recognition_models")
@@ -75,7 +76,8 @@ def _dlib():
     try:
         import dlib
     except ImportError:
-        raise DetectorError("dlib is not installed (pip install -e .: the dlib-bin wheel; see pyproject.toml)") from None
+        raise DetectorError("dlib is not installed (pip install -e .: the dlib-bin wheel; "
+                            "see pyproject.toml)") from None
     return dlib
 
 

@@ -649,7 +649,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     else:
         reason, data = "--method", models_data(models)
     landmarks_only = method == "landmarks"
-    _check_out(out, overwrite, {"input": source.path, **({} if segmenter_given or landmarks_only else {"models": Path(models)})})
+    keep = {"input": source.path, **({} if segmenter_given or landmarks_only else {"models": Path(models)})}
+    _check_out(out, overwrite, keep)
     if not segmenter_given and not landmarks_only:
         segmenter = load_segmenter(models, method, device, batch)
     warnings = [w for w in [_models_warning(method, data)] if w and not segmenter_given]

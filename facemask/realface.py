@@ -108,8 +108,8 @@ def moving_face(n: int = 60, size: tuple[int, int] = (320, 240), face_px: float 
         if k in occluded:  # a board over the face box, 1.6x its size, with some texture
             cx, cy = centre[k]
             half = 0.8 * face_px * (1 + scale_range)
-            a, b = int(max(0, cx - half)), int(max(0, cy - half))
-            img[b:int(cy + half), a:int(cx + half)] = 128 + rng.normal(0, 6, img[b:int(cy + half), a:int(cx + half)].shape)
+            a, b, c, d = int(max(0, cx - half)), int(max(0, cy - half)), int(cx + half), int(cy + half)
+            img[b:d, a:c] = 128 + rng.normal(0, 6, img[b:d, a:c].shape)
         frames[k] = np.clip(img, 0, 255).astype(np.uint8)
     return MovingFace(frames, transforms, occluded)
 

@@ -56,6 +56,12 @@ def _err(points, truth):
     return float(np.mean(np.hypot(*(points - truth).T)) / landmark_box(truth)[2])
 
 
+def _corners(box):
+    """(cx, cy, side) -> (x0, y0, x1, y1)."""
+    cx, cy, s = box
+    return [cx - s / 2, cy - s / 2, cx + s / 2, cy + s / 2]
+
+
 def _iou(a, b):
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -70,13 +76,15 @@ def test_tracker_stays_on_the_face_without_jumps(face, tracked):
     _, truth = face
     visible = [k for k in range(N) if k not in OCCLUDED]
     assert all(tracked[k].points is not None for k in visible)
-    assert tracked[0].status == "detected" and sum(tracked[k].status == "tracked" for k in visible) >= len(visible) - 3
+    assert tracked[0].status == "detected"
+    assert sum(tracked[k].status == "tracked" for k in visible) >= len(visible) - 3
     errors = [_err(tracked[k].points, truth[k]) for k in visible]
     assert max(errors) < 0.05, errors  # measured: ~0.01 of the face's side
     # no jumps: frame to frame the tracked box moves as the true one does, within 3 % of the side
     for a, b in zip(visible[:-1], visible[1:]):
         if b == a + 1:
-            (tx, ty, ts), (ux, uy, _) = landmark_box(truth[b]) - landmark_box(truth[a]), landmark_box(tracked[b].points) - landmark_box(tracked[a].points)
+            tx, ty, _ = landmark_box(truth[b]) - landmark_box(truth[a])
+            ux, uy, _ = landmark_box(tracked[b].points) - landmark_box(tracked[a].points)
             assert np.hypot(ux - tx, uy - ty) < 0.03 * landmark_box(truth[a])[2], (a, b)
 
 
@@ -92,9 +100,7 @@ def test_tracked_box_agrees_with_the_detector_frame_by_frame(face, tracked):
             assert found is None
             continue
         assert found is not None
-        b = map_box(landmark_box(tracked[k].points), LANDMARKS_TO_RECT)
-        ious.append(_iou([b[0] - b[2] / 2, b[1] - b[2] / 2, b[0] + b[2] / 2, b[1] + b[2] / 2],
-                         [found[0] - found[2] / 2, found[1] - found[2] / 2, found[0] + found[2] / 2, found[1] + found[2] / 2]))
+        ious.append(_iou(_corners(map_box(landmark_box(tracked[k].points), LANDMARKS_TO_RECT)), _corners(found)))
     assert min(ious) > 0.7, ious
 
 
@@ -169,7 +175,8 @@ def _mean_iou(gts, preds):
 def test_predict_landmarks_on_a_real_face(face, video, tmp_path, capsys):
     mf, truth = face
     out = tmp_path / "out"
-    assert main(["predict", str(video), "--out", str(out), "--method", "landmarks", "--models", str(tmp_path / "none")]) == 0
+    assert main(["predict", str(video), "--out", str(out), "--method", "landmarks",
+                 "--models", str(tmp_path / "none")]) == 0
     err = capsys.readouterr().err
     assert "method landmarks (--method)" in err
     summary = json.loads((out / "summary.json").read_text())
@@ -239,8 +246,9 @@ def test_tracker_predictions_for_the_pipeline(face, tmp_path):
     out.mkdir()
     write_video(mf.frames, raw / "001" / "vid.avi")
     boxes = [square_crop_box(t, 240, 320) for t in truth]
-    pd.DataFrame([{"video": "001", "frame": k + 1, "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3],
-                   "w": b[2] - b[0], "h": b[3] - b[1]} for k, b in enumerate(boxes)]).to_csv(masks / "frames.csv", index=False)
+    rows = [{"video": "001", "frame": k + 1, "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3],
+             "w": b[2] - b[0], "h": b[3] - b[1]} for k, b in enumerate(boxes)]
+    pd.DataFrame(rows).to_csv(masks / "frames.csv", index=False)
     test = list(range(10, 20)) + list(range(28, 33))  # 0-based: two clips, one through the occlusion
     clips = [{"video": "001", "names": [f"001_{k + 1:06d}" for k in test[:10]]},
              {"video": "001", "names": [f"001_{k + 1:06d}" for k in test[10:]]}]
