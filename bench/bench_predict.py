@@ -34,7 +34,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,8 +149,8 @@ def main(argv=None) -> int:
                 print(f"{method} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
 
     n = args.frames
-    print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, torch threads "
-          f"{torch.get_num_threads()}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
+    print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, threads "
+          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
           f"overlay video: {'no' if args.no_video else 'yes'}\n")
     head = ["method", "detector", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame", "frames/s"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))

@@ -49,8 +49,8 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="T-frame windows per forward pass; more is faster on a GPU and uses more memory "
                         "(default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for the network and OpenCV (default: all cores); 1 is faster when "
-                        "several jobs share the machine")
+                   help="CPU threads for the network and OpenCV (default: every core but one, which "
+                        "decodes and writes); 1 is faster when several jobs share the machine")
     p.add_argument("--no-video", dest="video", action="store_false",
                    help="do not write the overlay video (labels and summary only)")
     p.add_argument("--video-format", choices=["mp4", "avi"], default="mp4",

@@ -559,6 +559,19 @@ class _Windows:
             self.bar.update(1)
 
 
+def default_threads() -> int:
+    """Every core this process may use but one: decoding and writing run in threads of their own and
+    take the last one. (Measured, 2 cores: one torch thread made the FCN method 15.4 frames/s, two 7.1,
+    with other work on the machine; README, "Speed".)"""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
 def default_out(input: str | Path) -> Path:
     """Where the output goes without ``--out``: next to the input, named after it (``clip.mp4`` ->
     ``clip_masks``; ``frames/`` -> ``frames_masks``)."""
@@ -600,7 +613,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             interpolating the box.
         smooth: learned methods: the face box is the median over ±`smooth` frames.
         progress: show a tqdm bar on stderr.
-        threads: CPU threads of torch and OpenCV (None: their defaults, every core).
+        threads: CPU threads of torch and OpenCV (None: `default_threads`, every core but one).
         method: ``auto`` (`choose_method`), ``landmarks`` (masks from the tracked 68 landmarks,
             `facemask.tracker`), ``cascade`` (the paper's final model), ``primary`` (the face
             ConvLSTM-FCN alone) or ``fcn`` (the per-frame baseline FCN).
@@ -629,13 +642,10 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         raise PredictError(f"--method {method!r}: valid: auto, landmarks, {', '.join(METHODS)}")
     if detector not in DETECTORS:
         raise PredictError(f"--detector {detector!r}: valid: {', '.join(DETECTORS)}")
-    if threads is not None:
-        if threads < 1:
-            raise PredictError(f"--threads {threads}: must be at least 1")
-        import torch
-
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
+    if threads is not None and threads < 1:
+        raise PredictError(f"--threads {threads}: must be at least 1")
+    threads = threads or default_threads()
+    cv2.setNumThreads(threads)
     t_start = time.perf_counter()
     out = Path(out)
     source = open_source(input, cropped, fps)
@@ -652,6 +662,9 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     keep = {"input": source.path, **({} if segmenter_given or landmarks_only else {"models": Path(models)})}
     _check_out(out, overwrite, keep)
     if not segmenter_given and not landmarks_only:
+        import torch
+
+        torch.set_num_threads(threads)
         segmenter = load_segmenter(models, method, device, batch)
     warnings = [w for w in [_models_warning(method, data)] if w and not segmenter_given]
     try:
@@ -756,6 +769,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             "device": None if landmarks_only else (str(getattr(segmenter, "device", "")) or None),
             "window": None if landmarks_only else segmenter.T,
             "batch": None if landmarks_only else batch,
+            "threads": threads,
             "detector": None if tracker is None or cropped else {
                 "name": detector, "detect_every": detect_every, "min_score": tracker.min_score,
                 **({} if landmarks_only else {"max_gap": max_gap, "smooth_radius": smooth})},
