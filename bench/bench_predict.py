@@ -1,13 +1,25 @@
-"""Frames/s of `facemask predict` at the default model size, split into decode, detection, network, writing.
+"""Frames/s of `facemask predict` for every method and detector, split into its phases.
 
-The input is a short video made here: synthetic talking-face frames (`facemask.synth`, 320 x 240)
-pasted into a larger frame (default 640 x 480, MJPG .avi). The models are the trained ones in
-``--models`` (default ``models/``) when they are there; otherwise untrained models of the default
-configuration in params.yaml (``model.*``, ``clips.input_size``, ``train.convlstm.T``) are built with
-`facemask.nets` and saved to a temporary folder — the figures are then for untrained weights, which
-changes nothing in the speed (the cascade's work does not depend on what it predicts).
+Phases: decode, detection, landmarks (shape predictor, loss-of-track test, and the landmark method's
+masks), network (the learned methods), writing.
 
-    python bench/bench_predict.py [--frames 120] [--size 640x480] [--device cpu] [--batch 4]
+The input is a real-face video made here (`facemask.realface`: scikit-image's astronaut photograph
+moving through the frames, default 640 x 480, MJPG .avi, with a few occluded frames), so every
+detector finds the face and the landmark method runs as it does on real video. ``--input synthetic``
+uses synthetic talking-face frames (`facemask.synth`, 320 x 240) pasted into the larger frame instead.
+
+The learned methods use the trained models in ``--models`` (default ``models/``) when they are there;
+otherwise untrained models of the default configuration in params.yaml (``model.*``,
+``clips.input_size``, ``train.convlstm.T``) are built with `facemask.nets` and saved to a temporary
+folder — the figures are then for untrained weights, which changes nothing in the speed.
+
+Decoding and writing run in threads of their own (`facemask.predict`), so the phases overlap: their
+times are each thread's own and add up to more than the wall time. ``frames/s`` is frames / (wall
+time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process) is
+less sensitive to other work on the machine than the wall time; the 1-minute load average is printed.
+
+    python bench/bench_predict.py                                    # every method, hog and haar
+    python bench/bench_predict.py --methods landmarks --detectors hog,cnn,haar --frames 240
 """
 from __future__ import annotations
 
@@ -17,11 +29,11 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +44,7 @@ from facemask.nets import build_model, save_model  # noqa: E402
 from facemask.predict import PredictError, load_cascade, predict  # noqa: E402
 
 CLASSES = {"face": 5, "eyes": 2, "mouth": 3}
+PHASES = ("decode", "detection", "landmarks", "network", "writing")
 
 
 def cpu_name() -> str:
@@ -44,79 +57,113 @@ def cpu_name() -> str:
     return f"{platform.machine()} x {os.cpu_count()}"
 
 
-def make_video(path: Path, frames: int, size: tuple[int, int], seed: int = 0) -> None:
-    """Synthetic 320 x 240 frames pasted at the centre of a grey frame of `size`, written as MJPG."""
+def make_video(path: Path, frames: int, size: tuple[int, int], kind: str = "real", seed: int = 0) -> None:
+    """A real-face video (the astronaut, face ~ a quarter of the frame height, 6 occluded frames) or
+    synthetic 320 x 240 frames pasted at the centre of a grey frame of `size`, as MJPG."""
+    from facemask.realface import moving_face, write_video
+
     w, h = size
+    if kind == "real":
+        mf = moving_face(frames, size, 0.27 * h, seed=seed, occluded=range(frames // 2, frames // 2 + 6))
+        write_video(mf.frames, path)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         synth.generate(tmp, {"videos": 1, "frames": frames, "fps": 30, "width": 320, "height": 240,
                              "categories": [1, 0, 0], "workers": 1}, seed)
         cap = cv2.VideoCapture(str(Path(tmp) / "001" / "vid.avi"))
-        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (w, h))
+        big = []
         x0, y0 = (w - 320) // 2, (h - 240) // 2
         while True:
             ok, small = cap.read()
             if not ok:
                 break
-            big = np.full((h, w, 3), 110, np.uint8)
-            big[y0:y0 + 240, x0:x0 + 320] = small
-            vw.write(big)
-        vw.release()
+            frame = np.full((h, w, 3), 110, np.uint8)
+            frame[y0:y0 + 240, x0:x0 + 320] = small
+            big.append(frame)
         cap.release()
+        write_video(np.stack(big), path)
 
 
 def untrained_models(root: Path, params: dict) -> dict:
-    """Untrained ConvLSTM-FCNs of the default configuration, saved as the pipeline saves them."""
+    """Untrained ConvLSTM-FCNs (and the face FCN) of the default configuration, saved as the pipeline saves them."""
     m = params["model"]
+    size = params["clips"]["input_size"]
     cfg = {"encoder": m["encoder"], "output_stride": m["output_stride"], "peephole": m["peephole"],
-           "input_size": params["clips"]["input_size"], "T": params["train"]["convlstm"]["T"]}
+           "T": params["train"]["convlstm"]["T"]}
     for region, classes in CLASSES.items():
         (root / region).mkdir(parents=True)
-        c = dict(cfg, classes=classes, region=region)
+        c = dict(cfg, classes=classes, region=region,
+                 input_size=size[region] if isinstance(size, dict) else size)
         save_model(root / region / "convlstm.pt", build_model("convlstm", c), "convlstm", c)
+        if region == "face":
+            save_model(root / region / "fcn.pt", build_model("fcn", c), "fcn", {**c, "T": None})
     return cfg
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=120)
     ap.add_argument("--size", default="640x480", help="frame size WxH (default: %(default)s)")
+    ap.add_argument("--input", choices=["real", "synthetic"], default="real")
+    ap.add_argument("--methods", default="landmarks,cascade,primary,fcn")
+    ap.add_argument("--detectors", default="hog,haar", help="any of hog, cnn, haar (cnn is slow on a CPU)")
+    ap.add_argument("--detect-every", type=int, default=None, help="default: predict's")
     ap.add_argument("--models", default=str(ROOT / "models"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, all cores)")
+    ap.add_argument("--no-video", action="store_true", help="no overlay video (labels and summary only)")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
-    ap.add_argument("--keep", metavar="DIR", help="keep predict's output (labels, overlay, summary) in DIR")
+    ap.add_argument("--json", metavar="FILE", help="also write every run's summary here")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     load = os.getloadavg()[0]  # other work on the machine: the figures are only as good as it is idle
+    extra = {} if args.detect_every is None else {"detect_every": args.detect_every}
+    runs = []
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        video = tmp / "bench.avi"
-        make_video(video, args.frames, size)
+        video, warm = tmp / "bench.avi", tmp / "warm.avi"
+        make_video(video, args.frames, size, args.input)
+        make_video(warm, 3, size, args.input)
         models, weights = Path(args.models), "trained"
-        try:
-            cfg = dict(load_cascade(models, "cpu").models["face"].config)
-        except PredictError as e:
-            print(f"no usable trained models ({e}); timing untrained models of the default config", file=sys.stderr)
-            models, weights = tmp / "models", "untrained (same speed)"
-            cfg = untrained_models(models, yaml.safe_load(open(args.params)))
-        out = Path(args.keep) if args.keep else tmp / "out"
-        s = predict(video, out, models=models, device=args.device, batch=args.batch, threads=args.threads,
-                    progress=False, overwrite=bool(args.keep))
+        learned = [m for m in args.methods.split(",") if m != "landmarks"]
+        if learned:
+            try:
+                load_cascade(models, "cpu")
+            except PredictError as e:
+                print(f"no usable trained models ({e}); timing untrained models of the default config",
+                      file=sys.stderr)
+                models, weights = tmp / "models", "untrained (same speed)"
+                untrained_models(models, yaml.safe_load(open(args.params)))
+        for method in args.methods.split(","):
+            for detector in args.detectors.split(","):
+                kw = dict(models=models, device=args.device, batch=args.batch, threads=args.threads, progress=False,
+                          method=method, detector=detector, video=not args.no_video, **extra)
+                predict(warm, tmp / f"warm_{method}_{detector}", **kw)  # dlib's models are read once per process
+                c0 = time.process_time()
+                s = predict(video, tmp / f"out_{method}_{detector}", **kw)
+                cpu = time.process_time() - c0
+                runs.append({"method": method, "detector": detector, "cpu_s": cpu, **s})
+                print(f"{method} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
 
-    t, n = s["timings_s"], s["frames"]
-    print(json.dumps({"frames": n, "frame_size": s["frame_size"], "faces_found": s["faces_found"],
-                      "device": s["device"], "batch": args.batch, "weights": weights,
-                      "model": {k: cfg.get(k) for k in ("encoder", "output_stride", "input_size", "T")},
-                      "torch_threads": torch.get_num_threads(), "cpu": cpu_name(),
-                      "load_avg_1min_before": round(load, 2),
-                      "timings_s": t, "frames_per_s": s["frames_per_s"]}, indent=2))
-    print(f"\n{'phase':<10} {'s':>8} {'ms/frame':>9} {'frames/s':>9} {'share':>6}")
-    for phase in ("decode", "detection", "network", "writing", "setup", "total"):
-        sec = t[phase]
-        print(f"{phase:<10} {sec:8.2f} {1000 * sec / n:9.1f} {n / sec if sec else float('inf'):9.1f} "
-              f"{100 * sec / t['total']:5.0f}%")
+    n = args.frames
+    print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, threads "
+          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
+          f"overlay video: {'no' if args.no_video else 'yes'}\n")
+    head = ["method", "detector", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame", "frames/s"]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for r in runs:
+        t = r["timings_s"]
+        work = t["total"] - t["setup"]
+        det = r["detector"]
+        print("| " + " | ".join([r["method"], f"{det['name']} k={det['detect_every']}" if det else "-",
+                                 f"{r['faces_found']}/{r['frames']}",
+                                 *(f"{1000 * t[p] / r['frames']:.1f}" for p in PHASES), f"{t['setup']:.1f}",
+                                 f"{1000 * r['cpu_s'] / r['frames']:.1f}", f"**{r['frames'] / work:.1f}**"]) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "runs": runs}, indent=1))
     return 0
 
 

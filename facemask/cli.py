@@ -16,6 +16,8 @@ from facemask import errors
 
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    from facemask.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR
+
     p.add_argument("input", help="a video file (anything OpenCV decodes: .mp4, .avi, ...), a folder of frames "
                                  "(images in name order, numbers sorted numerically), or with --cropped a "
                                  "folder of face crops")
@@ -25,11 +27,21 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="models", metavar="DIR",
                    help="trained models: DIR/{face,eyes,mouth}/convlstm.pt, as `dvc repro` writes them "
                         "(default: %(default)s)")
-    p.add_argument("--method", choices=["cascade", "primary", "fcn"], default="cascade",
-                   help="cascade: the face ConvLSTM-FCN fused with the zoomed eye and mouth models (the "
+    p.add_argument("--method", choices=["auto", "landmarks", "cascade", "primary", "fcn"], default="auto",
+                   help="auto: cascade when the models were trained on real video, landmarks otherwise (the "
+                        "choice and why are logged and in summary.json); landmarks: masks from 68 tracked "
+                        "landmarks (dlib's iBUG 300-W model: non-commercial use only; needs no --models); "
+                        "cascade: the face ConvLSTM-FCN fused with the zoomed eye and mouth models (the "
                         "paper's final method); primary: the face ConvLSTM-FCN alone; fcn: the per-frame "
                         "baseline FCN (DIR/face/fcn.pt). metrics/eval.json says which scored best "
                         "(default: %(default)s)")
+    p.add_argument("--detector", choices=["hog", "cnn", "haar"], default=DEFAULT_DETECTOR,
+                   help="face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more faces, much "
+                        "slower on a CPU), haar (OpenCV cascades); it finds the face on the first frame, "
+                        "whenever the track is lost and every --detect-every frames (default: %(default)s)")
+    p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="K",
+                   help="re-detect every K frames; between, the 68 landmarks are tracked from frame to frame "
+                        "(0: detect only when the track is lost) (default: %(default)s)")
     p.add_argument("--cropped", action="store_true",
                    help="INPUT is a folder of face crops made like the training crops (square, 1.3 x the "
                         "landmark box); no detection, labels at each crop's size")
@@ -39,8 +51,8 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
                    help="T-frame windows per forward pass; more is faster on a GPU and uses more memory "
                         "(default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="CPU threads for the network and OpenCV (default: all cores); 1 is faster when "
-                        "several jobs share the machine")
+                   help="CPU threads for the network and OpenCV (default: every core but one, which "
+                        "decodes and writes); 1 is faster when several jobs share the machine")
     p.add_argument("--no-video", dest="video", action="store_false",
                    help="do not write the overlay video (labels and summary only)")
     p.add_argument("--video-format", choices=["mp4", "avi"], default="mp4",
@@ -65,16 +77,20 @@ outputs in DIR:
                       ids (0 background, 1 skin, 2 eyes, 3 lips, 4 inner mouth), with a palette in the
                       paper's colours (red, green, cyan, blue). <frame> is 000001... for a video, the image's
                       own name for a folder. A frame without a face is all background.
-  boxes.csv           per frame the face crop box x0,y0,x1,y1 (empty: no face) and whether the detector
-                      found the face in that very frame (0: bridged over a short gap, or no face)
+  boxes.csv           per frame the face crop box x0,y0,x1,y1 (empty: no face) and how the face was found
+                      (status: detected, tracked, bridged over a short gap, outlier, lost, no_face, given)
   overlay.mp4         the frames with the masks blended in and the crop box drawn (.avi with
                       --video-format avi)
-  summary.json        frames, faces found, frames without a face, timings of decode / detection /
-                      network / writing, frames/s
+  summary.json        the method used and why, frames, faces detected / tracked / bridged / lost, frames
+                      without a face, timings of decode / detection / landmarks / network / writing, frames/s
 
-faces: OpenCV's bundled Haar cascades (frontal, else profile), largest face; the box is cleaned of
-outliers, bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared
-like the training crops. Frames in longer gaps are reported as frames without a face, not guessed.
+faces: a detector (--detector) finds the largest face on the first frame, whenever the track is lost and
+every --detect-every frames; between, dlib's 68-point shape predictor follows the landmarks from frame to
+frame, and a loss-of-track test (jumps, and a face/non-face score) stops it when the face goes. Landmark
+method: the masks are drawn from the landmarks. Learned methods: the landmark box is cleaned of outliers,
+bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared like the
+training crops. Frames where the face is lost are reported as frames without a face, not guessed.
+The 68-point model was trained on iBUG 300-W, whose licence excludes commercial use.
 
 --out DIR is checked before any model loads: it may not be the current folder (or one above it),
 your home folder or /, must be writable and have room for a rough estimate of the output; with
@@ -92,12 +108,14 @@ def _predict_run(args: argparse.Namespace) -> int:
 
     out = args.out or default_out(args.input)
     s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
+                detector=args.detector, detect_every=args.detect_every,
                 batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
                 overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
                 progress=not args.quiet, threads=args.threads)
     for w in s["warnings"]:
         print(f"facemask predict: warning: {w}", file=sys.stderr)
     if not args.quiet:
+        print(f"facemask predict: method {s['method']} ({s['method_reason']})", file=sys.stderr)
         print(f"{s['frames']} frames, face in {s['faces_found']}, none in {len(s['frames_without_face'])}; "
               f"{s['frames_per_s']} frames/s -> {out}", file=sys.stderr)
     return 0

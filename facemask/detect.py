@@ -1,9 +1,20 @@
-"""Face localisation for `facemask predict`, with nothing downloaded at run time.
+"""Face localisation for `facemask predict` and the landmark tracker, with nothing downloaded at run time.
 
-The detector is OpenCV's Haar cascades that ship inside the opencv-python-headless 4.x wheel
-(`cv2.data.haarcascades`; the 5.x wheels dropped them, hence the pin): the frontal cascade
-first, and only where it finds nothing the profile cascade on the frame and on its mirror image
-(the bundled profile cascade knows one side only). Of the candidates the largest face is kept.
+Three detectors, one interface (`candidates(frame)` -> boxes, `__call__(frame)` -> the largest face as
+(cx, cy, side)), picked by name with `make_detector` (``facemask predict --detector``):
+
+* ``hog`` — dlib's frontal face detector (HOG features + linear SVMs, 5 views; from the `dlib-bin`
+  wheel). The frame is resized so that the smallest face searched (`min_face` x the shorter side) fills
+  the detector's 80-pixel window: one pyramid pass, no upsampling of the whole frame.
+* ``cnn`` — dlib's CNN face detector (MMOD, `mmod_human_face_detector.dat` from the
+  `face_recognition_models` wheel): finds darker, blurrier and more turned faces, ~50x slower on a CPU.
+* ``haar`` — OpenCV's Haar cascades that ship inside the opencv-python-headless 4.x wheel
+  (`cv2.data.haarcascades`; the 5.x wheels dropped them, hence the pin): the frontal cascade
+  first, and only where it finds nothing the profile cascade on the frame and on its mirror image
+  (the bundled profile cascade knows one side only). Of the candidates the largest face is kept.
+
+Which one is the default was measured (`bench/bench_detect.py`, README "Speed"): found-face rate and
+frames/s on the synthetic test videos, category by category, and on a real face.
 
 Per-frame boxes jitter, sometimes miss and sometimes fire on the background, so `BoxSmoother`
 filters them over time with a bounded delay (the video is streamed, never held): a detection far
@@ -22,6 +33,7 @@ from __future__ import annotations
 import argparse
 from collections import deque
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import cv2
@@ -37,7 +49,42 @@ HAAR_TO_LANDMARKS = {"dx": 0.0, "dy": 0.21, "scale": 0.85}
 
 
 class DetectorError(RuntimeError):
-    """The bundled cascades cannot be loaded (a cv2 build without `cv2.data`)."""
+    """A detector's model cannot be loaded (a cv2 build without `cv2.data`, dlib or its models missing)."""
+
+
+def dlib_model(name: str) -> Path:
+    """The path of a model file of the `face_recognition_models` wheel (``shape_predictor_68_face_landmarks.dat``,
+    ``mmod_human_face_detector.dat``, ...), found without importing the package (its ``__init__`` needs
+    ``pkg_resources``, which recent setuptools no longer ship).
+
+    Raises:
+        DetectorError: the package or the file is missing.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise DetectorError("the face_recognition_models package is not installed "
+                            "(pip install -e .; see pyproject.toml)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name
+    if not path.is_file():
+        raise DetectorError(f"{path}: model file missing from face_recognition_models")
+    return path
+
+
+def _dlib():
+    try:
+        import dlib
+    except ImportError:
+        raise DetectorError("dlib is not installed (pip install -e .: the dlib-bin wheel; "
+                            "see pyproject.toml)") from None
+    return dlib
+
+
+@lru_cache(maxsize=1)
+def hog_svm():
+    """dlib's frontal face HOG detector (`dlib.get_frontal_face_detector`), built once per process (~1 s)."""
+    return _dlib().get_frontal_face_detector()
 
 
 def _cascade(name: str) -> cv2.CascadeClassifier:
@@ -54,7 +101,55 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     return clf
 
 
-class HaarFaceDetector:
+def _gray(frame: np.ndarray) -> np.ndarray:
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+
+
+def _resized(img: np.ndarray, f: float) -> np.ndarray:
+    if f == 1.0:
+        return img
+    return cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+
+
+class FaceDetector:
+    """What every detector offers: `candidates` (all boxes) and `__call__` (the largest face).
+
+    Attributes:
+        name: the ``--detector`` name.
+        to_landmarks: this detector's box (cx, cy, side) -> the 68-landmark box, as `HAAR_TO_LANDMARKS`
+            (measured on synthetic frames with `calibrate`); the learned methods' crops come from it.
+        to_rect: this detector's box -> the box dlib's 68-point shape predictor expects (the HOG
+            detector's, which it was trained with; measured on a real face with
+            `facemask.tracker.calibrate_rect`); the landmark tracker starts from it.
+    """
+
+    name = ""
+    to_landmarks: dict = {"dx": 0.0, "dy": 0.0, "scale": 1.0}
+    to_rect: dict = {"dx": 0.0, "dy": 0.0, "scale": 1.0}
+
+    min_face = 0.15
+
+    def candidates(self, frame: np.ndarray, min_side: float | None = None) -> np.ndarray:
+        """All face boxes (N, 4) as x, y, w, h in frame pixels.
+
+        Args:
+            min_side: smallest face searched, in pixels (default: `min_face` x the frame's shorter side).
+        """
+        raise NotImplementedError
+
+    def _min_side(self, shape: tuple[int, ...], min_side: float | None) -> float:
+        return max(1.0, min_side if min_side is not None else self.min_face * min(shape[:2]))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        """The largest face as (cx, cy, side) in frame pixels, or None."""
+        boxes = self.candidates(frame)
+        if len(boxes) == 0:
+            return None
+        x, y, w, h = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+        return np.array([x + w / 2, y + h / 2, (w + h) / 2])
+
+
+class HaarFaceDetector(FaceDetector):
     """Largest face in a BGR frame, from OpenCV's bundled Haar cascades.
 
     Args:
@@ -65,6 +160,12 @@ class HaarFaceDetector:
         profile: also try the profile cascade (both sides) on frames where no frontal face is found.
     """
 
+    name = "haar"
+    to_landmarks = HAAR_TO_LANDMARKS
+    #: measured with `facemask.tracker.calibrate_rect` (``python -m facemask.tracker``) on the astronaut
+    #: photograph, 26 frames: dx 0.023 (0 by symmetry), dy 0.107, scale 0.939
+    to_rect = {"dx": 0.0, "dy": 0.107, "scale": 0.94}
+
     def __init__(self, max_side: int = 480, min_face: float = 0.1, scale_factor: float = 1.1,
                  min_neighbors: int = 4, profile: bool = True):
         self.max_side = max_side
@@ -74,33 +175,100 @@ class HaarFaceDetector:
         self.frontal = _cascade("haarcascade_frontalface_alt2.xml")
         self.profile = _cascade("haarcascade_profileface.xml") if profile else None
 
-    def _detect(self, clf: cv2.CascadeClassifier, gray: np.ndarray) -> np.ndarray:
-        m = max(int(self.min_face * min(gray.shape)), 20)
+    def _detect(self, clf: cv2.CascadeClassifier, gray: np.ndarray, m: int) -> np.ndarray:
         boxes = clf.detectMultiScale(gray, scaleFactor=self.scale_factor,
                                      minNeighbors=self.min_neighbors, minSize=(m, m))
         return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
 
-    def candidates(self, frame: np.ndarray) -> np.ndarray:
+    def candidates(self, frame: np.ndarray, min_side: float | None = None) -> np.ndarray:
         """All face boxes (N, 4) as x, y, w, h in frame pixels (frontal, else profile)."""
-        gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        gray = _gray(frame)
         f = min(1.0, self.max_side / max(gray.shape))
-        if f < 1.0:
-            gray = cv2.resize(gray, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        gray = cv2.equalizeHist(gray)
-        boxes = self._detect(self.frontal, gray)
+        gray = cv2.equalizeHist(_resized(gray, f))
+        m = max(int(self._min_side(gray.shape, None if min_side is None else min_side * f)), 20)
+        boxes = self._detect(self.frontal, gray, m)
         if len(boxes) == 0 and self.profile is not None:
-            flipped = self._detect(self.profile, gray[:, ::-1].copy())
+            flipped = self._detect(self.profile, gray[:, ::-1].copy(), m)
             flipped[:, 0] = gray.shape[1] - flipped[:, 0] - flipped[:, 2]
-            boxes = np.concatenate([self._detect(self.profile, gray), flipped])
+            boxes = np.concatenate([self._detect(self.profile, gray, m), flipped])
         return boxes / f
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
-        """The largest face as (cx, cy, side) in frame pixels, or None."""
-        boxes = self.candidates(frame)
-        if len(boxes) == 0:
-            return None
-        x, y, w, h = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
-        return np.array([x + w / 2, y + h / 2, (w + h) / 2])
+
+class HogFaceDetector(FaceDetector):
+    """dlib's frontal face detector (HOG + linear SVM, `dlib.get_frontal_face_detector`).
+
+    Its window is 80 pixels: the frame is resized by ``80 / (min_face x shorter side)`` (shrunk or
+    enlarged) so that the smallest face searched just fills it, then searched in one pyramid pass.
+
+    Args:
+        min_face: smallest face searched, as a share of the frame's shorter side.
+        threshold: SVM score a detection needs (dlib's default 0; lower finds more and more falsely).
+    """
+
+    name = "hog"
+    WINDOW = 80
+    #: measured with `calibrate` (``python -m facemask.detect --detector hog --videos 6 --frames 60 --seed 0``):
+    #: dx -0.016 (0 by symmetry), dy 0.162, scale 0.996 (quartiles 0.87-1.04), 315 of 360 frames
+    to_landmarks = {"dx": 0.0, "dy": 0.16, "scale": 1.0}
+    to_rect = {"dx": 0.0, "dy": 0.0, "scale": 1.0}  # the shape predictor was trained on these very boxes
+
+    def __init__(self, min_face: float = 0.2, threshold: float = 0.0):
+        self.min_face, self.threshold = min_face, threshold
+        self.svm = hog_svm()
+
+    def candidates(self, frame: np.ndarray, min_side: float | None = None) -> np.ndarray:
+        gray = _gray(frame)
+        f = self.WINDOW / self._min_side(gray.shape, min_side)
+        rects, _, _ = self.svm.run(_resized(gray, f), 0, self.threshold)
+        return np.array([[r.left(), r.top(), r.width(), r.height()] for r in rects], np.float64).reshape(-1, 4) / f
+
+
+class CnnFaceDetector(FaceDetector):
+    """dlib's CNN face detector (max-margin object detection, `mmod_human_face_detector.dat`).
+
+    Args:
+        min_face: smallest face searched, as a share of the frame's shorter side; the frame is
+            resized so that it becomes `WINDOW` pixels (the smallest face the network finds reliably).
+        threshold: detection confidence needed (dlib's default 0).
+    """
+
+    name = "cnn"
+    #: the smallest face it finds reliably, in pixels (the astronaut, 12 frames with faces of 84-156 px
+    #: shrunk to 70-130 / 52-97 / 42-78 px: found in 12 / 10 / 6 of them)
+    WINDOW = 64
+    #: measured like HAAR_TO_LANDMARKS on 105 frames of 12 synthetic videos (320 x 240, the network at
+    #: the frames' own size): dx 0.009 (0 by symmetry), dy 0.218, scale 1.007
+    to_landmarks = {"dx": 0.0, "dy": 0.22, "scale": 1.0}
+    #: measured with `facemask.tracker.calibrate_rect` on the astronaut, 28 frames: dx 0.076 (0 by
+    #: symmetry: that photograph's face is turned a little), dy 0.080, scale 0.875
+    to_rect = {"dx": 0.0, "dy": 0.08, "scale": 0.875}
+
+    def __init__(self, min_face: float = 0.2, threshold: float = 0.0):
+        self.min_face, self.threshold = min_face, threshold
+        self.net = _dlib().cnn_face_detection_model_v1(str(dlib_model("mmod_human_face_detector.dat")))
+
+    def candidates(self, frame: np.ndarray, min_side: float | None = None) -> np.ndarray:
+        rgb = frame[:, :, ::-1] if frame.ndim == 3 else cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+        f = self.WINDOW / self._min_side(rgb.shape, min_side)
+        dets = [d for d in self.net(np.ascontiguousarray(_resized(rgb, f)), 0) if d.confidence >= self.threshold]
+        return np.array([[d.rect.left(), d.rect.top(), d.rect.width(), d.rect.height()] for d in dets],
+                        np.float64).reshape(-1, 4) / f
+
+
+#: ``--detector`` name -> class
+DETECTORS: dict[str, type[FaceDetector]] = {"hog": HogFaceDetector, "cnn": CnnFaceDetector, "haar": HaarFaceDetector}
+
+
+def make_detector(name: str, **kwargs) -> FaceDetector:
+    """The detector called `name` (``hog``, ``cnn`` or ``haar``).
+
+    Raises:
+        ValueError: an unknown name (the message lists the valid ones).
+        DetectorError: its model cannot be loaded.
+    """
+    if name not in DETECTORS:
+        raise ValueError(f"unknown detector {name!r}; valid: {', '.join(DETECTORS)}")
+    return DETECTORS[name](**kwargs)
 
 
 @dataclass
@@ -224,8 +392,8 @@ def crop_box(face: np.ndarray, frame_hw: tuple[int, int], scale: float = 1.3,
     return tuple(int(v) for v in square_crop_box(np.array([[x0, y0], [x1, y1]]), *frame_hw, scale=scale))
 
 
-def calibrate(samples, detector: HaarFaceDetector | None = None) -> dict:
-    """Measure `HAAR_TO_LANDMARKS` on frames whose 68 landmarks are known.
+def calibrate(samples, detector: FaceDetector | None = None) -> dict:
+    """Measure a detector's `to_landmarks` (for Haar: `HAAR_TO_LANDMARKS`) on frames whose 68 landmarks are known.
 
     Args:
         samples: iterable of (BGR frame, (68, 2) 0-based landmarks).
@@ -267,8 +435,9 @@ def _synthetic_samples(root: Path):
 
 
 def _main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Measure the Haar box -> landmark box mapping (HAAR_TO_LANDMARKS) "
-                                             "on synthetic video whose landmarks are known.")
+    ap = argparse.ArgumentParser(description="Measure a detector's box -> landmark box mapping (`to_landmarks`, "
+                                             "HAAR_TO_LANDMARKS) on synthetic video whose landmarks are known.")
+    ap.add_argument("--detector", default="haar", choices=list(DETECTORS))
     ap.add_argument("--videos", type=int, default=24)
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--seed", type=int, default=1)
@@ -281,7 +450,7 @@ def _main(argv=None) -> None:
         cfg = {"videos": args.videos, "frames": args.frames, "fps": 30, "width": 320, "height": 240,
                "categories": [0.4, 0.3, 0.3]}
         synth.generate(tmp, cfg, args.seed)
-        print(calibrate(_synthetic_samples(Path(tmp))))
+        print(calibrate(_synthetic_samples(Path(tmp)), make_detector(args.detector)))
 
 
 if __name__ == "__main__":

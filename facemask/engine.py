@@ -84,6 +84,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"                        # auto | cpu | cuda
     workers: int = 0                            # data-loader processes
+    data: dict = field(default_factory=dict)    # what the data is (source, videos): recorded in the model file
 
     def __post_init__(self):
         if self.phase not in PHASES:
@@ -206,7 +207,7 @@ def _set_rng_state(state: dict) -> None:
 def fingerprint(cfg: TrainConfig, paths: RunPaths) -> str:
     """What a checkpoint must share with this run to be continued: the config (not device or
     workers, which change nothing), the data files, and the FCN a ConvLSTM-FCN starts from."""
-    conf = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "workers")}
+    conf = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "workers", "data")}
     files = []
     for split in ("train", "val"):
         for name in ("images.npy", "labels.npy"):
@@ -442,7 +443,7 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
     if d.main:
         model.load_state_dict(best["state"])
         config = {**cfg.model, "classes": cfg.classes, "class_names": cfg.class_names, "region": paths.clips.name,
-                  "input_size": int(train_set.images.shape[2])}
+                  "input_size": int(train_set.images.shape[2]), "data": dict(cfg.data)}
         if cfg.phase == "convlstm":
             config["T"] = cfg.T
             config["output_scale"] = model.output_scale  # the number, where the params say `auto`

@@ -335,11 +335,21 @@ class Train(Section):
 # ----------------------------------------------------------------------------------- fuse, evaluate
 
 
+class Tracker(Section):
+    """``fuse.tracker``: the paper's landmark-tracker baseline (Table 2, row 1; `facemask.tracker`)."""
+
+    detector: Literal["hog", "cnn", "haar"]
+    """Finds the face on the first frame and whenever the track is lost."""
+    detect_every: int = Field(ge=0)
+    """Also re-detect every k frames and re-anchor the track (0: never)."""
+
+
 class Fuse(Section):
     """``fuse``: every method on the test clips."""
 
     smooth_sigma: float = Field(gt=0)
     """FCN + temporal smoothing: sigma of the Gaussian weights over a T-frame window."""
+    tracker: Tracker
 
 
 class Evaluate(Section):

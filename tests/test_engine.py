@@ -163,6 +163,8 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
     work = tmp_path / "ddp"
     (work / "data" / "clips").mkdir(parents=True)
     (work / "data" / "clips" / "face").symlink_to(clips)
+    (work / "data" / "clips" / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
+                                                       "0,train,0,001,1,5,1\n1,train,1,002,1,5,1\n2,test,0,003,1,5,1\n")
     write_params(work, seed=cfg.seed, **{f"model.{k}": v for k, v in MODEL.items()}, **{
         "train.device": "cpu", "train.workers": 0, "train.fcn.epochs": 1, "train.fcn.batch_size": 4,
         "train.fcn.lr": cfg.lr, "train.fcn.augment": True, "train.fcn.lr_decay": "linear", "train.fcn.accum": 1,
@@ -178,7 +180,9 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
 
     a = torch.load(one.model, weights_only=True)["state_dict"]
-    b = torch.load(work / "models" / "face" / "fcn.pt", weights_only=True)["state_dict"]
+    saved = torch.load(work / "models" / "face" / "fcn.pt", weights_only=True)
+    b = saved["state_dict"]
+    assert saved["config"]["data"] == {"source": "synthetic", "videos": 2}  # what `predict --method auto` reads
     torch.manual_seed(cfg.seed)
     init = dict(nets.FCN("resnet18", 5).named_parameters())   # the weights both runs started from
     # Adam's first steps are ~lr * sign(gradient): summation-order noise flips a few near-zero

@@ -265,6 +265,9 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     sizes = {n: (40 + i, 44 + i) for i, n in enumerate(names)}
     for n, (h, w) in sizes.items():
         cv2.imwrite(str(orig / f"{n}.jpg"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    # crops without raw videos (like the authors' release): the tracker runs over the crops of each clip
+    pd.DataFrame([{"video": n[:3], "frame": int(n[4:]), "w": w, "h": h} for n, (h, w) in sizes.items()]).to_csv(
+        orig.parent / "frames.csv", index=False)
     for region, model in nets.items():
         cfg = {"encoder": "resnet18", "classes": model.classes, "input_size": 32, "T": 5}
         save_model(tmp_path / "models" / region / "convlstm.pt", model, "convlstm", cfg)
@@ -275,7 +278,7 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     fuse.main()
     pred = tmp_path / "data" / "predictions"
     from facemask.masks import read_label_png
-    for m in fusion.METHODS:
+    for m in (*fusion.METHODS, "tracker"):
         assert sorted(p.stem for p in (pred / m).iterdir()) == names
         for n in (names[0], names[-1]):
             lab = read_label_png(pred / m / f"{n}.png")
@@ -290,6 +293,10 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     assert info["frames"] == 10 and info["clips"] == 2
     assert sum(info["box_fallbacks"].values()) == len(boxes)  # one entry per window and region
     assert not any("second" in k or "per_s" in k for k in info)  # no wall-clock figures in a DVC output
+    # noise holds no face: the tracker reports every frame as such and paints nothing
+    assert info["tracker"] == {"source": "crops", "status": {"detected": 0, "tracked": 0, "lost": 0, "no_face": 10},
+                               "frames_without_face": 10}
+    assert not any(read_label_png(pred / "tracker" / f"{n}.png").any() for n in names)
 
 
 def test_per_frame_keeps_the_first_occurrence():

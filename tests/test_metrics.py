@@ -204,7 +204,7 @@ def _write_eval_layout(root):
     gt[12:14, 8:16] = 3    # lips: 16 px
     gt[14, 9:15] = 4       # inner mouth: 6 px
     no_eyes = np.where(gt == 2, 1, gt).astype(np.uint8)
-    preds = {"cascade": gt, "primary": gt, "fcn": no_eyes, "fcn_smooth": no_eyes}
+    preds = {"cascade": gt, "primary": gt, "fcn": no_eyes, "fcn_smooth": no_eyes, "tracker": np.zeros_like(gt)}
     masks = root / "data" / "300VW-Mask"
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
     for d in ("images_orig", "labels_orig", *(f"../predictions/{m}" for m in preds)):
@@ -243,7 +243,8 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     evaluate.main()
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
-    assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade"]
+    assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker"]
+    assert ev["tracker"]["miou"] == 0.0  # all background: no face found
     assert all(list(v) == ["skin", "eyes", "lips", "inner_mouth", "miou"] for v in ev.values())
     assert ev["cascade"]["miou"] == pytest.approx(1.0)
     # the FCN calls the 24 eye pixels skin: skin IoU 274 / 298, eyes 0, lips and inner mouth 1

@@ -350,7 +350,9 @@ def test_corrupt_frame_midway_leaves_no_output(scene, tmp_path, models, capsys):
 def test_bad_models(scene, models, tmp_path, capsys):
     out = tmp_path / "out"
     video = scene["video"]
-    _fails(capsys, [video, "--models", tmp_path / "no-models"], out, "no-models", "models folder not found")
+    # (--method auto without models takes the landmark method: tests/test_tracker.py)
+    _fails(capsys, [video, "--models", tmp_path / "no-models", "--method", "cascade"], out, "no-models",
+           "models folder not found")
     partial = shutil.copytree(models, tmp_path / "partial")
     (partial / "mouth" / "convlstm.pt").unlink()
     _fails(capsys, [video, "--models", partial], out, "mouth", "missing")
