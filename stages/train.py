@@ -3,7 +3,9 @@
     python -m stages.train <fcn|convlstm> <region>
     torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
 
-Reads params: seed, model, train.device, train.workers, train.<phase>, regions.<region>.
+Reads params: seed, model, train.device, train.workers, train.sync_bn, train.compile, train.<phase>,
+regions.<region>. Before training it checks both phases' batches against the process count (and the
+device), so a combination the ConvLSTM phase cannot run fails before the FCNs train, not after.
 Reads data/clips/<region>/{train,val}; convlstm also models/<region>/fcn.pt.
 Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
 keeps per-epoch state in models/.checkpoints/<region>/<phase>.pt until the run completes.
@@ -13,8 +15,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from facemask.clips import REGION_CLASS_NAMES
-from facemask.engine import PHASES, RunPaths, TrainConfig, train
+from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, train, world
 from stages._common import load_params, setup_logging
 
 
@@ -35,6 +39,7 @@ def config(params: dict, phase: str, region: str) -> TrainConfig:
         epochs=p["epochs"], lr=p["lr"], augment=p.get("augment", True),
         max_steps_per_epoch=p.get("max_steps_per_epoch"), accum=p.get("accum", 1),
         seed=params["seed"], device=t["device"], workers=t["workers"],
+        sync_bn=bool(t.get("sync_bn", False)), compile=bool(t.get("compile", False)),
     )
     if phase == "fcn":
         return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
@@ -62,7 +67,22 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 2 or argv[0] not in PHASES or argv[1] not in params["regions"]:
         sys.exit(f"usage: python -m stages.train {{{'|'.join(PHASES)}}} {{{'|'.join(params['regions'])}}}")
     setup_logging()
+    check(params, argv[1])
     train(config(params, *argv), paths(*argv))
+
+
+def check(params: dict, region: str) -> None:
+    """Both phases' batch settings against this run's process count (torchrun's WORLD_SIZE) and device."""
+    processes = world().world
+    device = str(params["train"]["device"])
+    device_type = "cpu" if device == "cpu" or (device == "auto" and not torch.cuda.is_available()) else None
+    for phase in PHASES:
+        try:
+            check_config(config(params, phase, region), processes, device_type)
+        except ValueError as e:
+            key = "train.fcn.batch_size" if phase == "fcn" else "train.convlstm.N"
+            raise SystemExit(f"params.yaml {key} / train.{phase}.accum / train.sync_bn with {processes} "
+                             f"process(es): {e}") from None
 
 
 if __name__ == "__main__":
