@@ -13,8 +13,6 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -80,28 +78,3 @@ def atomic_write_json(path: str | Path, obj, indent: int = 2) -> None:
     with atomic_file(path, "w") as f:
         json.dump(obj, f, indent=indent, sort_keys=False)
         f.write("\n")
-
-
-def save_ragged(path: str | Path, arrays: list[np.ndarray]) -> None:
-    """2-D uint8 arrays of different shapes as ``<path>`` (their values, flat) and ``<path stem>_shapes.npy``
-    ((n, 2) int64): the clips stage's ``labels_orig.npy``, every frame's labels at its crop's own size.
-    Plain ``.npy`` files, not ``.npz``: a zip member carries the time it was written."""
-    path = Path(path)
-    shapes = np.array([a.shape for a in arrays], dtype=np.int64).reshape(-1, 2)
-    flat = np.concatenate([a.ravel() for a in arrays]) if arrays else np.zeros(0, np.uint8)
-    np.save(path, flat.astype(np.uint8))
-    np.save(_shapes_path(path), shapes)
-
-
-def _shapes_path(path: Path) -> Path:
-    return path.with_name(path.stem + "_shapes.npy")
-
-
-def load_ragged(path: str | Path) -> list[np.ndarray]:
-    """The arrays written by `save_ragged`, in order."""
-    path = Path(path)
-    flat, shapes = np.load(path), np.load(_shapes_path(path))
-    ends = np.cumsum(shapes.prod(axis=1))
-    if (ends[-1] if len(ends) else 0) != flat.size:
-        raise ValueError(f"{path}: {flat.size} values for shapes that need {ends[-1] if len(ends) else 0}")
-    return [flat[e - h * w:e].reshape(h, w) for (h, w), e in zip(shapes, ends)]
