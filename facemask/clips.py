@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from facemask.io import atomic_dir, atomic_write_json, atomic_write_text
-from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet, read_label_png
+from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet
 
 log = logging.getLogger(__name__)
 

@@ -78,6 +78,26 @@ def write_split_meta(split_dir: Path, region: str, size: int, clips: int, length
         indent=2) + "\n")
 
 
+def write_split(split_dir: str | Path, crops: Sequence[np.ndarray], labels: Sequence[np.ndarray], length: int,
+                size: int, region: str = "face", boxes: np.ndarray | None = None, quality: int = 95) -> None:
+    """A split from decoded frames, encoded as the masks stage writes them (JPEG crops at `quality`, label
+    PNGs): for benchmarks and checks that start from arrays. `crops`: BGR, `labels`: face class ids, one per
+    frame (clip-major); `boxes` (clips, L, 4) for an eye or mouth region."""
+    split_dir = Path(split_dir)
+    split_dir.mkdir(parents=True, exist_ok=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    encoded = {"crops_jpg": [cv2.imencode(".jpg", c, params)[1].tobytes() for c in crops],
+               "labels_png": [cv2.imencode(".png", np.asarray(lb, np.uint8))[1].tobytes() for lb in labels]}
+    for name, chunks in encoded.items():
+        w = BlobWriter(split_dir / name, sum(len(c) for c in chunks), len(chunks))
+        for c in chunks:
+            w.add(c)
+        w.close()
+    if boxes is not None:
+        np.save(split_dir / "boxes.npy", np.asarray(boxes, np.float32))
+    write_split_meta(split_dir, region, size, len(crops) // length, length)
+
+
 def is_split(split_dir: str | Path) -> bool:
     return (Path(split_dir) / "split.json").is_file()
 
