@@ -313,3 +313,18 @@ def test_rank_zero_builds_first():
     for t in threads:
         t.join()
     assert events == [(0, "enter"), (0, "exit"), (1, "enter"), (1, "exit")]
+
+
+def test_compile_wraps_the_training_forward(clips, tmp_path, monkeypatch):
+    """`compile: true` trains through torch.compile's module (here a stand-in that records what it gets:
+    compiling takes minutes on this CPU); the saved state dict is the plain model's."""
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+    monkeypatch.setattr(engine.torch, "compile", fake_compile)
+    paths = run_paths(tmp_path, "fcn", clips)
+    engine.train(fcn_config(epochs=1, max_steps_per_epoch=1, compile=True), paths)
+    assert len(compiled) == 1 and isinstance(compiled[0], nets.FCN)
+    assert all(not k.startswith("_orig_mod") for k in torch.load(paths.model, weights_only=True)["state_dict"])
