@@ -36,29 +36,27 @@ BLOBS = ("crops_jpg", "labels_png")
 
 
 class BlobWriter:
-    """Writes ``<stem>.npy``, chunks of bytes one after another into a file of known total size (so a
-    split's frames stream to disk), and on `close` ``<stem>_offsets.npy``."""
+    """Writes ``<stem>.npy``, chunks of bytes one after another into a file of known total size (a split's
+    frames stream to disk; memory does not grow with them), and on `close` ``<stem>_offsets.npy``."""
 
     def __init__(self, stem: Path, total: int, count: int):
-        from numpy.lib.format import open_memmap
-
-        self.stem = stem
-        self.data = open_memmap(stem.with_suffix(".npy"), "w+", np.uint8, (int(total),))
+        self.stem, self.total = stem, int(total)
+        self.file = open(stem.with_suffix(".npy"), "wb")
+        np.lib.format.write_array_header_1_0(self.file, {"descr": "|u1", "fortran_order": False,
+                                                         "shape": (self.total,)})
         self.offsets = np.zeros(count + 1, np.int64)
         self.k = 0
 
     def add(self, chunk: bytes) -> None:
-        start = self.offsets[self.k]
-        self.data[start:start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+        self.file.write(chunk)
         self.k += 1
-        self.offsets[self.k] = start + len(chunk)
+        self.offsets[self.k] = self.offsets[self.k - 1] + len(chunk)
 
     def close(self) -> None:
-        if self.k != len(self.offsets) - 1 or self.offsets[-1] != len(self.data):
+        self.file.close()
+        if self.k != len(self.offsets) - 1 or self.offsets[-1] != self.total:
             raise RuntimeError(f"{self.stem}.npy: {self.k} chunks of {self.offsets[self.k]} B written, "
-                               f"{len(self.offsets) - 1} of {len(self.data)} B announced (files changed meanwhile?)")
-        self.data.flush()
-        del self.data
+                               f"{len(self.offsets) - 1} of {self.total} B announced (files changed meanwhile?)")
         np.save(self.stem.with_name(self.stem.name + "_offsets.npy"), self.offsets)
 
 

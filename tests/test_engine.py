@@ -10,14 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from _clips import write_clips
 
 from facemask import engine, nets
-from facemask.data import ClipDataset
 from facemask.engine import RunPaths, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,10 +223,12 @@ def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained
     """The paper's N = 2 sequences on 4 processes (2 of them idle, with zero-weight padding), continuing a
     checkpoint one process wrote, against one process accumulating the same 2 micro-batches throughout.
 
-    Epoch 1 runs in this process in both runs (bit-identical); epoch 2 differs only by the order of
-    floating-point sums, so every parameter's difference must stay below 1 % of its whole update from
-    the converted model (1 process without accumulation, whose BatchNorm sees both sequences at once, is
-    ~1.4 away on this measure: see the 2-process test above). About a minute on 2 cores: slow."""
+    Epoch 1 runs in this process in both runs (bit-identical); epoch 2 may differ only by the order of
+    floating-point sums. The models saved are the best epoch's (here the first: val mIoU ties), so epoch 2
+    is compared through its curves, which both runs log: the training loss (the mean over the epoch's
+    micro-batches, every one a function of the weights so far) to 1e-4 of itself, and every class's val
+    IoU (of the epoch-2 weights) to 1e-3. (Measured: equal to the last bit; with gloo the weights 2/(4 x 1)
+    and 1/2 make the same sums.) About a minute on 2 cores: slow."""
     from stages import train as stage
 
     root, _ = trained_fcn
@@ -258,13 +258,19 @@ def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained
     log = _torchrun(work, 4, "convlstm", "face")
     assert "resuming after epoch 1 of 2" in log and "2 of 4 processes get no item" in log
 
-    a = torch.load(one.model, weights_only=True)["state_dict"]
-    b = torch.load(cut.model, weights_only=True)["state_dict"]
-    calibration = np.asarray(ClipDataset(clips / "train", window=5).images[::5, :5])
-    start = engine.build_model(cfg, one.init, calibration).state_dict()   # the converted model both start from
-    params = {k for k, _ in nets.ConvLSTMFCN("resnet18", 5).named_parameters()}
-    for k in params:
-        assert (b[k] - a[k]).norm() <= 1e-2 * (a[k] - start[k]).norm() + 1e-7, k
+    one_curves, cut_curves = curves(one.live), curves(cut.live)
+    assert one_curves.keys() == cut_curves.keys() and "plots/metrics/train/loss.tsv" in one_curves
+
+    def epoch2(text: str) -> float:
+        rows = text.splitlines()
+        assert len(rows) == 1 + 2, text                  # header, epochs 1 and 2
+        return float(rows[-1].split("\t")[-1])
+    for name in one_curves:
+        u, v = epoch2(one_curves[name]), epoch2(cut_curves[name])
+        if name.endswith("train/loss.tsv"):
+            assert abs(u - v) <= 1e-4 * abs(u), (name, u, v)
+        elif "/val/" in name:
+            assert abs(u - v) <= 1e-3, (name, u, v)
 
 
 def test_a_bad_combination_fails_before_any_training(tmp_path, monkeypatch):
@@ -274,6 +280,7 @@ def test_a_bad_combination_fails_before_any_training(tmp_path, monkeypatch):
     params = _stage_params(convlstm_config(), sync_bn=False)
     params["train"]["convlstm"]["accum"] = 2
     monkeypatch.setattr(stage, "load_params", lambda: params)
+
     def train(*args):
         raise Interrupt  # reached training
     monkeypatch.setattr(stage, "train", train)
