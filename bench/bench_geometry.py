@@ -77,7 +77,7 @@ def main() -> None:
         encoder, depth, os_, size = cand.split(":")
         depth, os_, size = int(depth), int(os_), int(size)
         clips = work / f"clips-{size}"
-        if not (clips / "face" / "val" / "images.npy").is_file():
+        if not (clips / "meta.json").is_file():  # written last (either clips.storage)
             cfg = dict(params["clips"], input_size={"face": size, "eyes": 32, "mouth": 32})
             build_clips(args.masks, clips, cfg, int(params["data"].get("seed", 0)), source=params["data"]["source"])
         ips = speed(encoder, depth, os_, size, fcn["batch_size"])

@@ -46,7 +46,7 @@ import pandas as pd
 
 from facemask.errors import BadInputError, MissingInputError
 from facemask.io import atomic_dir, atomic_write_json, atomic_write_text, save_ragged
-from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet, read_label_png
+from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, contact_sheet
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,12 @@ DEFAULT_ASPECT = {"eyes": 2.0, "mouth": 1.0}
 FALLBACK = {"eyes": (0.5, 0.16, 0.61, 0.08), "mouth": (0.5, 0.66, 0.41, 0.20)}
 #: Zoom boxes are at least this many pixels a side.
 MIN_BOX = 4
-#: ``<region>/val/labels_orig.npy``: the val labels at each crop's own resolution (`facemask.io.save_ragged`)
+#: The masks stage's list of the clips it sampled (when it wrote only their frames; `read_sampled`).
+SAMPLED_CLIPS = "clips.csv"
+#: ``clips.storage``: dense packed arrays per region, or each frame's face crop once, encoded (`facemask.store`).
+STORAGES = ("arrays", "crops")
+#: ``<region>/val/labels_orig.npy`` (``storage: arrays``): the val labels at each crop's own resolution
+#: (`facemask.io.save_ragged`); a `facemask.store` split gives them itself (`SplitView.orig_label`).
 ORIG_LABELS = "labels_orig.npy"
 _REGION_CODE = {"face": 0, "eyes": 1, "mouth": 2}
 
@@ -132,14 +137,68 @@ def sample_count(n: int, fraction: float) -> int:
     return min(n, max(1, math.floor(fraction * n + 0.5)))
 
 
+def _pick(video: str, n: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of the `sample_count` clips kept of a video's n, drawn by a generator seeded by (seed, video)."""
+    k = sample_count(n, fraction)
+    if k == 0:
+        return np.zeros(0, np.int64)
+    rng = np.random.default_rng([seed, 1, video_key(video)])
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
 def sample_clips(index: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
     """`sample_count` clips of each video, drawn with a generator seeded by (seed, video)."""
     keep = []
     for video, g in index.groupby("video", sort=True):
-        k = sample_count(len(g), fraction)
-        rng = np.random.default_rng([seed, 1, video_key(video)])
-        keep += list(g.index[np.sort(rng.choice(len(g), size=k, replace=False))])
+        keep += list(g.index[_pick(video, len(g), fraction, seed)])
     return index.loc[keep].sort_values(["video", "first_frame"]).reset_index(drop=True)
+
+
+def sample_video(video: str, frames: Sequence[int], length: int, fraction: float, seed: int) -> tuple[list[int], int]:
+    """(first frames of the clips `sample_clips` keeps of one video whose usable frames are `frames`, and the
+    number of clips it has): what the masks stage needs to write only the sampled clips' frames."""
+    firsts = cut_clips(frames, length)
+    return [firsts[i] for i in _pick(video, len(firsts), fraction, seed)], len(firsts)
+
+
+def _missing(index: pd.DataFrame, frames: pd.DataFrame, length: int) -> list[tuple[str, int]]:
+    """(video, frame) of the clips in `index` that ``frames.csv`` does not list."""
+    known = set(zip(frames["video"], frames["frame"]))
+    return [(v, f) for v, f0 in zip(index["video"], index["first_frame"]) for f in range(f0, f0 + length)
+            if (v, f) not in known]
+
+
+def read_sampled(mask_dir: str | Path, length: int, fraction: float, seed: int,
+                 frames: pd.DataFrame) -> tuple[pd.DataFrame, int, list[str]] | None:
+    """The clips the masks stage sampled (``SAMPLED_CLIPS``, written when it kept only their frames), or
+    None when it wrote every frame.
+
+    Returns:
+        (clips: video, first_frame, category; the number of clips the videos had; the videos without one).
+
+    Raises:
+        ValueError: they were drawn with other `length`, `fraction` or `seed` than these (the masks
+            stage must rerun), or a frame of theirs is missing from ``frames.csv``.
+    """
+    import json
+
+    mask_dir = Path(mask_dir)
+    path = mask_dir / SAMPLED_CLIPS
+    if not path.is_file():
+        return None
+    sampling = json.loads((mask_dir / "summary.json").read_text()).get("sampling") or {}
+    want = {"length": int(length), "fraction": float(fraction), "seed": int(seed)}
+    got = {k: sampling.get(k) for k in want}
+    if got != want:
+        raise ValueError(f"{path}: the masks stage sampled the clips with {got}; clips / data params ask for {want} "
+                         f"(rerun the masks stage)")
+    index = pd.read_csv(path, dtype={"video": str})
+    lost = _missing(index, frames, length)
+    if lost:
+        raise ValueError(f"{path}: {len(lost)} frame(s) of the sampled clips are not in frames.csv, "
+                         f"e.g. {lost[0][0]}_{lost[0][1]:06d}")
+    return (index[["video", "first_frame", "category"]], int(sampling["clips_available"]),
+            list(sampling["videos_without_clips"]))
 
 
 def _largest_remainder(total: int, weights: Sequence[float], floor_each: Sequence[int] | None = None,
@@ -392,20 +451,25 @@ def region_palette(region: str) -> tuple[tuple[int, int, int], ...]:
 
 
 def _clip_frames(mask_dir: Path, video: str, first: int, length: int):
-    images, labels = [], []
+    """One clip's files as stored (JPEG crops, label PNGs: bytes) and its decoded labels, sizes checked."""
+    from facemask.store import decode_image, decode_label
+
+    crops, pngs, labels = [], [], []
     for f in range(first, first + length):
         name = f"{video}_{f:06d}"
-        img_path = mask_dir / "images_orig" / f"{name}.jpg"
-        img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise FileNotFoundError(f"{img_path}: missing or unreadable")
-        lab = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
+        img_path, lab_path = mask_dir / "images_orig" / f"{name}.jpg", mask_dir / "labels_orig" / f"{name}.png"
+        if not img_path.is_file() or not lab_path.is_file():
+            raise FileNotFoundError(f"{img_path if not img_path.is_file() else lab_path}: missing")
+        crop, png = img_path.read_bytes(), lab_path.read_bytes()
+        img = decode_image(np.frombuffer(crop, np.uint8), str(img_path))
+        lab = decode_label(np.frombuffer(png, np.uint8), str(lab_path))
         if lab.shape != img.shape[:2]:
             raise ValueError(f"{img_path}: image {img.shape[1]}x{img.shape[0]} and label "
                              f"{lab.shape[1]}x{lab.shape[0]} differ in size")
-        images.append(img)
+        crops.append(crop)
+        pngs.append(png)
         labels.append(lab)
-    return images, labels
+    return crops, pngs, labels
 
 
 def region_sizes(input_size: int | Mapping[str, int]) -> dict[str, int]:
@@ -418,38 +482,54 @@ def region_sizes(input_size: int | Mapping[str, int]) -> dict[str, int]:
     return {r: int(input_size) for r in REGIONS}
 
 
+def pack_frame(region: str, size: int, box=None, *, image: np.ndarray | None = None,
+               label: np.ndarray | None = None) -> np.ndarray:
+    """One frame of a region's packed data from the face crop: `image` (BGR, as read) -> (S, S, 3) RGB,
+    or `label` (face class ids) -> (S, S) region class ids.
+
+    Face: the whole crop resized to S x S (INTER_AREA; labels INTER_NEAREST). Eyes and mouth: the zoom
+    `box` cut from the crop (`crop_zoom`) and resized alike, labels mapped to the region's classes.
+    """
+    if (image is None) == (label is None):
+        raise ValueError("pack_frame: pass image or label")
+    if region == "face":
+        if image is not None:
+            return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)[..., ::-1]
+        return cv2.resize(label, (size, size), interpolation=cv2.INTER_NEAREST)
+    if image is not None:
+        return crop_zoom(image, box, size, cv2.INTER_AREA)[..., ::-1]
+    return crop_zoom(remap_labels(label, region), box, size, cv2.INTER_NEAREST)
+
+
+def clip_boxes(labels: list[np.ndarray], region: str, window: int, zoom: Mapping, seed: int,
+               clip_key: Sequence[int]) -> np.ndarray:
+    """(L, 4) float32 zoom boxes of one clip for an eye or mouth region: one `zoom_box` per `window` frames,
+    computed from those frames' labels, with noise drawn from a generator seeded by (seed, region, *clip_key)."""
+    L = len(labels)
+    rng = np.random.default_rng([seed, 3, _REGION_CODE[region], *clip_key])
+    boxes = np.empty((L, 4), np.float32)
+    for s in range(0, L, window):
+        win = slice(s, min(L, s + window))
+        boxes[win] = zoom_box(labels[win], region, float(zoom["margin"]), float(zoom.get("noise", 0.0)), rng=rng,
+                              aspect=zoom.get("aspect"))
+    return boxes
+
+
 def pack_clip(images: list[np.ndarray], labels: list[np.ndarray], size: int | Mapping[str, int], window: int,
               zoom: Mapping[str, Mapping], seed: int, clip_key: Sequence[int],
               regions: Sequence[str] = REGIONS) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """One clip's frames for every region: (images (L, S, S, 3) RGB, labels (L, S, S), boxes (L, 4) or None).
 
-    `size`: S, one for every region or ``{region: S}``. Face frames are the whole crop resized to S x S (INTER_AREA; labels INTER_NEAREST). Eye and
-    mouth frames are `zoom_box` crops of the original-resolution crop, one box per `window` frames
-    computed from those frames' labels, with noise drawn from a generator seeded by
-    (seed, region, *clip_key).
+    `size`: S, one for every region or ``{region: S}``. Boxes from `clip_boxes`, frames from `pack_frame`:
+    what a region's `facemask.store.SplitView` returns for the clip.
     """
     out, sizes = {}, region_sizes(size)
     for region in regions:
-        L, size = len(images), sizes[region]
-        imgs = np.empty((L, size, size, 3), np.uint8)
-        labs = np.empty((L, size, size), np.uint8)
-        if region == "face":
-            for t in range(L):
-                imgs[t] = cv2.resize(images[t], (size, size), interpolation=cv2.INTER_AREA)[..., ::-1]
-                labs[t] = cv2.resize(labels[t], (size, size), interpolation=cv2.INTER_NEAREST)
-            out[region] = (imgs, labs, None)
-            continue
-        z = zoom[region]
-        rng = np.random.default_rng([seed, 3, _REGION_CODE[region], *clip_key])
-        boxes = np.empty((L, 4), np.float32)
-        for s in range(0, L, window):
-            win = slice(s, min(L, s + window))
-            box = zoom_box(labels[win], region, float(z["margin"]), float(z.get("noise", 0.0)), rng=rng,
-                           aspect=z.get("aspect"))
-            boxes[win] = box
-        for t in range(L):
-            imgs[t] = crop_zoom(images[t], boxes[t], size, cv2.INTER_AREA)[..., ::-1]
-            labs[t] = crop_zoom(remap_labels(labels[t], region), boxes[t], size, cv2.INTER_NEAREST)
+        boxes = None if region == "face" else clip_boxes(labels, region, window, zoom[region], seed, clip_key)
+        imgs = np.stack([pack_frame(region, sizes[region], None if boxes is None else boxes[t], image=im)
+                         for t, im in enumerate(images)])
+        labs = np.stack([pack_frame(region, sizes[region], None if boxes is None else boxes[t], label=lb)
+                         for t, lb in enumerate(labels)])
         out[region] = (imgs, labs, boxes)
     return out
 
@@ -499,6 +579,94 @@ def read_test_clips(clips_dir: str | Path) -> list[dict]:
     return read_split_clips(clips_dir, "test")
 
 
+def _write_store(work: Path, mask_dir: Path, index: pd.DataFrame, sizes: Mapping[str, int], length: int,
+                 window: int, zoom: Mapping, seed: int, progress: bool) -> None:
+    """Every split's frames once (the face folder; linked into the others) and the eye and mouth boxes."""
+    from tqdm import tqdm
+
+    from facemask.store import BlobWriter, link_blobs, write_split_meta
+
+    writers, boxes = {}, {}
+    for s in SPLITS:
+        part = index[index.split == s]
+        names = [f"{v}_{f:06d}" for v, f0 in zip(part["video"], part["first_frame"]) for f in range(f0, f0 + length)]
+        d = work / "face" / s
+        d.mkdir(parents=True)
+        writers[s] = {kind: BlobWriter(d / kind, sum((mask_dir / sub / f"{n}.{ext}").stat().st_size for n in names),
+                                       len(names))
+                      for kind, sub, ext in (("crops_jpg", "images_orig", "jpg"), ("labels_png", "labels_orig", "png"))}
+        for r in ("eyes", "mouth"):
+            boxes[r, s] = np.empty((len(part), length, 4), np.float32)
+    for row in tqdm(index.itertuples(), total=len(index), desc="clips", unit="clip", disable=not progress):
+        crops, pngs, labels = _clip_frames(mask_dir, row.video, int(row.first_frame), length)
+        for crop, png in zip(crops, pngs):
+            writers[row.split]["crops_jpg"].add(crop)
+            writers[row.split]["labels_png"].add(png)
+        for r in ("eyes", "mouth"):
+            boxes[r, row.split][row.row] = clip_boxes(labels, r, window, zoom[r], seed,
+                                                      (video_key(row.video), int(row.first_frame)))
+    for s in SPLITS:
+        for w in writers[s].values():
+            w.close()
+        n = int((index.split == s).sum())
+        write_split_meta(work / "face" / s, "face", sizes["face"], n, length)
+        for r in ("eyes", "mouth"):
+            d = work / r / s
+            d.mkdir(parents=True)
+            link_blobs(work / "face" / s, d)
+            np.save(d / "boxes.npy", boxes[r, s])
+            write_split_meta(d, r, sizes[r], n, length)
+
+
+def _write_arrays(work: Path, mask_dir: Path, index: pd.DataFrame, sizes: Mapping[str, int], length: int,
+                  window: int, zoom: Mapping, seed: int, progress: bool) -> None:
+    """Every region's split as dense packed arrays (`pack_clip`), and the val labels at crop resolution."""
+    from numpy.lib.format import open_memmap
+    from tqdm import tqdm
+
+    from facemask.store import decode_image
+
+    arrays = {}
+    for r in REGIONS:
+        for s in SPLITS:
+            n, size = int((index.split == s).sum()), sizes[r]
+            d = work / r / s
+            d.mkdir(parents=True)
+            arrays[r, s] = (open_memmap(d / "images.npy", "w+", np.uint8, (n, length, size, size, 3)),
+                            open_memmap(d / "labels.npy", "w+", np.uint8, (n, length, size, size)),
+                            None if r == "face" else open_memmap(d / "boxes.npy", "w+", np.float32, (n, length, 4)))
+    val_orig = {r: [] for r in REGIONS}  # the val labels at each crop's own resolution, in row order
+    for row in tqdm(index.itertuples(), total=len(index), desc="clips", unit="clip", disable=not progress):
+        crops, _, labels = _clip_frames(mask_dir, row.video, int(row.first_frame), length)
+        images = [decode_image(np.frombuffer(c, np.uint8), f"{row.video} clip {row.first_frame}") for c in crops]
+        packed = pack_clip(images, labels, sizes, window, zoom, seed, (video_key(row.video), int(row.first_frame)))
+        for r, (im, lb, bx) in packed.items():
+            a_im, a_lb, a_bx = arrays[r, row.split]
+            a_im[row.row], a_lb[row.row] = im, lb
+            if bx is not None:
+                a_bx[row.row] = bx
+            if row.split == "val":
+                val_orig[r] += list(labels) if bx is None else \
+                    [crop_zoom(remap_labels(lab, r), box) for lab, box in zip(labels, bx)]
+    for r in REGIONS:
+        save_ragged(work / r / "val" / ORIG_LABELS, val_orig[r])
+    for v in arrays.values():
+        for a in v:
+            if a is not None:
+                a.flush()
+
+
+def _region_layout(region: str, storage: str) -> dict:
+    """What ``<region>/meta.json`` says about the files of a split."""
+    boxes = {"boxes.npy": "(clips, L, 4) float32 x0, y0, x1, y1 in face-crop pixels"} if region != "face" else {}
+    if storage == "arrays":
+        return {"arrays": {"images.npy": "(clips, L, S, S, 3) uint8 RGB", "labels.npy": "(clips, L, S, S) uint8",
+                           **boxes}}
+    return {"store": "facemask.store: <split>/crops_jpg.npy, labels_png.npy (the face crops and label PNGs as "
+                     "encoded, frame row * L + t) read as (clips, L, S, S, 3) uint8 RGB and (clips, L, S, S) uint8"
+                     + (f", boxes.npy {boxes['boxes.npy']}" if boxes else "")}
+
+
 def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: int, source: str = "synthetic",
                 progress: bool = True) -> dict:
     """Write the clip index, the split files and the packed arrays of every region; all or nothing.
@@ -507,7 +675,7 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         mask_dir: the masks stage output (``data/300VW-Mask``).
         out_dir: ``data/clips``, replaced only on success.
         cfg: the ``clips`` params: length, fraction, split, official_split, input_size (one side for
-            every region, or ``{face, eyes, mouth}``), window, zoom.
+            every region, or ``{face, eyes, mouth}``), window, zoom, storage (`STORAGES`; default arrays).
         seed: the run's seed.
         source: ``data.source``; with ``300vw-mask`` and ``cfg["official_split"]`` the authors'
             split files are used.
@@ -516,19 +684,25 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         ``index.csv`` (one row per clip: clip, split, row, video, first_frame, length, category;
         `row` is the clip's position in its split's arrays), ``split/{train,val,test}_per10.txt``
         (``/images_orig/VVV_FFFFFF.jpg /labels_orig/VVV_FFFFFF.png`` per frame),
-        ``<region>/<split>/images.npy`` (clips, L, S, S, 3) uint8 RGB, ``labels.npy`` (clips, L, S, S)
-        uint8 region class ids, for eyes / mouth ``boxes.npy`` (clips, L, 4) float32 zoom boxes
-        (x0, y0, x1, y1: integers, end-exclusive) in the original crop's pixels, ``<region>/meta.json``
-        (the region's classes and sizes), ``meta.json`` (everything), ``contact_{face,eyes,mouth}.png``.
+        ``<region>/<split>/``, with ``storage: arrays``: ``images.npy`` (clips, L, S, S, 3) uint8 RGB,
+        ``labels.npy`` (clips, L, S, S) uint8 region class ids, and ``val/labels_orig.npy`` (+
+        ``labels_orig_shapes.npy``) the val labels at each crop's own resolution (`facemask.io.save_ragged`);
+        with ``storage: crops``: the split's face crops and label PNGs as the masks stage wrote them, once
+        (hard-linked across regions), which `facemask.store` reads as those arrays. Both: for eyes / mouth
+        ``boxes.npy`` (clips, L, 4) float32 zoom boxes (x0, y0, x1, y1: integers, end-exclusive) in the
+        original crop's pixels; ``<region>/meta.json`` (the region's classes and sizes), ``meta.json``
+        (everything), ``contact_{face,eyes,mouth}.png``.
 
     Returns:
         meta (also in ``meta.json``).
     """
-    from numpy.lib.format import open_memmap
-    from tqdm import tqdm
+    from facemask.data import load_split
 
     t0 = time.perf_counter()
     mask_dir, out_dir = Path(mask_dir), Path(out_dir)
+    storage = cfg.get("storage", "arrays")
+    if storage not in STORAGES:
+        raise ValueError(f"clips.storage {storage!r}; valid: {', '.join(STORAGES)}")
     length, window = int(cfg["length"]), int(cfg["window"])
     sizes = region_sizes(cfg["input_size"])
     fraction = float(cfg["fraction"])
@@ -543,9 +717,7 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
                   "zoom": zoom}
     if official:
         index, stats = official_clips(mask_dir, length)
-        known = set(zip(frames["video"], frames["frame"]))
-        lost = [(v, f) for v, f0 in zip(index["video"], index["first_frame"]) for f in range(f0, f0 + length)
-                if (v, f) not in known]
+        lost = _missing(index, frames, length)
         if lost:
             raise ValueError(f"{mask_dir}: split_1 lists {len(lost)} frame(s) the masks stage did not write, "
                              f"e.g. {lost[0][0]}_{lost[0][1]:06d}")
@@ -553,12 +725,16 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         meta["official"] = stats
         meta["clips_available"] = None
     else:
-        every = clip_index(frames, length)
-        index = sample_clips(every, fraction, seed)
+        sampled = read_sampled(mask_dir, length, fraction, seed, frames)
+        if sampled is not None:  # the masks stage sampled the clips and wrote only their frames
+            index, meta["clips_available"], meta["videos_without_clips"] = sampled
+        else:
+            every = clip_index(frames, length)
+            index = sample_clips(every, fraction, seed)
+            meta["clips_available"] = int(len(every))
+            meta["videos_without_clips"] = sorted(set(categories) - set(every["video"]))
         assignment = split_videos({v: categories[v] for v in index["video"].unique()}, cfg["split"], seed)
         index["split"] = index["video"].map(assignment)
-        meta["clips_available"] = int(len(every))
-        meta["videos_without_clips"] = sorted(set(categories) - set(every["video"]))
     order = {s: i for i, s in enumerate(SPLITS)}
     index = index.sort_values(["split", "video", "first_frame"], key=lambda c: c.map(order) if c.name == "split" else c)
     index = index.reset_index(drop=True)
@@ -594,47 +770,18 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
                 text = "".join(f"/images_orig/{v}_{f:06d}.jpg /labels_orig/{v}_{f:06d}.png\n"
                                for v, f0 in zip(part["video"], part["first_frame"]) for f in range(f0, f0 + length))
             atomic_write_text(work / "split" / f"{s}_per10.txt", text)
-        arrays = {}
+        write = _write_store if storage == "crops" else _write_arrays
+        write(work, mask_dir, index, sizes, length, window, zoom, seed, progress)
         for r in REGIONS:
-            for s in SPLITS:
-                n, size = int((index.split == s).sum()), sizes[r]
-                d = work / r / s
-                d.mkdir(parents=True)
-                arrays[r, s] = (open_memmap(d / "images.npy", "w+", np.uint8, (n, length, size, size, 3)),
-                                open_memmap(d / "labels.npy", "w+", np.uint8, (n, length, size, size)),
-                                None if r == "face" else open_memmap(d / "boxes.npy", "w+", np.float32, (n, length, 4)))
-        val_orig = {r: [] for r in REGIONS}  # the val labels at each crop's own resolution, in row order
-        for row in tqdm(index.itertuples(), total=len(index), desc="clips", unit="clip", disable=not progress):
-            images, labels = _clip_frames(mask_dir, row.video, int(row.first_frame), length)
-            packed = pack_clip(images, labels, sizes, window, zoom, seed, (video_key(row.video), int(row.first_frame)))
-            for r, (im, lb, bx) in packed.items():
-                a_im, a_lb, a_bx = arrays[r, row.split]
-                a_im[row.row], a_lb[row.row] = im, lb
-                if bx is not None:
-                    a_bx[row.row] = bx
-                if row.split == "val":
-                    val_orig[r] += list(labels) if bx is None else \
-                        [crop_zoom(remap_labels(lab, r), box) for lab, box in zip(labels, bx)]
-        for r in REGIONS:
-            save_ragged(work / r / "val" / ORIG_LABELS, val_orig[r])
-        for r in REGIONS:
-            pal = region_palette(r)
-            split_for_sheet = "train"
-            im, lb, _ = arrays[r, split_for_sheet]
-            items = _sheet_items(im, lb, index[index.split == split_for_sheet].reset_index(drop=True), length, window)
-            cv2.imwrite(str(work / f"contact_{r}.png"), contact_sheet(items, tile=128, columns=8, palette=pal))
-        for v in arrays.values():
-            for a in v:
-                if a is not None:
-                    a.flush()
-        del arrays
+            images, labels = load_split(work / r / "train")
+            items = _sheet_items(images, labels, index[index.split == "train"].reset_index(drop=True), length, window)
+            cv2.imwrite(str(work / f"contact_{r}.png"), contact_sheet(items, tile=128, columns=8,
+                                                                       palette=region_palette(r)))
         for r in REGIONS:
             atomic_write_json(work / r / "meta.json", {
                 "region": r, **meta["regions"][r], "input_size": sizes[r], "length": length, "window": window,
                 "zoom": zoom.get(r), "splits": {s: meta["splits"][s]["clips"] for s in SPLITS},
-                "arrays": {"images.npy": "(clips, L, S, S, 3) uint8 RGB", "labels.npy": "(clips, L, S, S) uint8",
-                           **({"boxes.npy": "(clips, L, 4) float32 x0, y0, x1, y1 in face-crop pixels"}
-                              if r != "face" else {})},
+                **_region_layout(r, storage),
                 "order": "rows of index.csv of the split, by its column `row`"})
         atomic_write_json(work / "meta.json", meta)  # no wall-clock figures: the bytes follow from data and params
     sizes = " / ".join(f"{meta['splits'][s]['clips']} clips ({len(meta['splits'][s]['videos'])} videos)"

@@ -17,11 +17,21 @@ same fingerprint continues after the last finished epoch and ends, on CPU, with 
 and metrics of an uninterrupted run: the data order and augmentation depend only on (seed, epoch,
 index) (see `facemask.data`), so there is no loader state to restore.
 
-Runs on CPU or CUDA (channels_last on both: +10 % on this CPU; bf16 autocast on CUDA), and under ``torchrun`` as DDP: each global
-batch is split into equal micro-batches over the processes (`facemask.data.ShardedBatchSampler`),
-so N processes take the same steps as one process accumulating N micro-batches (``accum``), down to
-the BatchNorm statistics of each micro-batch; only the BatchNorm running averages differ (DDP keeps
-rank 0's). Only rank 0 writes files. Validation is shared out and its confusion matrices summed.
+Runs on CPU or CUDA (channels_last on both: +10 % on this CPU; bf16 autocast and ``cudnn.benchmark`` on
+CUDA; `facemask.devices` picks the device or says why CUDA cannot be used), and under ``torchrun`` as DDP,
+on one node or several. The batch in the params is global — items per optimiser step, the paper's 16
+frames or N = 2 sequences on any hardware — and so is the learning rate, which never scales with the
+number of processes. Each global batch is cut into near-equal micro-batches over the processes
+(`facemask.data.ShardedBatchSampler`, any process count: with more processes than items, the spare
+ones carry a zero-weight padding item), so P processes take the same steps as one process
+accumulating P micro-batches (``accum``), down to the BatchNorm statistics of each micro-batch; only
+the BatchNorm running averages differ (DDP keeps rank 0's). ``sync_bn`` (CUDA) normalises over all
+processes' micro-batches instead. A run interrupted on one process count continues on another: the
+checkpoint's fingerprint leaves out how a global batch is computed (device, workers, accum, sync_bn,
+compile). Only rank 0 writes files; rank 0 builds the first model before the others, so pretrained
+weights are downloaded once into the shared cache. Validation is shared out and its confusion
+matrices summed. Nothing waits on the device inside a step except at the log points (every
+`LOG_EVERY` micro-batches on CUDA): the loss's finiteness is checked there.
 """
 from __future__ import annotations
 
@@ -43,15 +53,19 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from facemask import losses, nets
-from facemask.data import ClipDataset, ShardedBatchSampler, eval_batches, make_loader
-from facemask.clips import ORIG_LABELS
-from facemask.io import atomic_file, load_ragged
+from facemask import devices, losses, nets
+from facemask.data import (ClipDataset, ShardedBatchSampler, check_split, eval_batches, load_orig_labels, make_loader,
+                           to_device)
+from facemask.io import atomic_file
 from facemask.metrics import iou_per_class, mean_iou
 
 log = logging.getLogger("facemask.engine")
 
 PHASES = ("fcn", "convlstm")
+#: Settings that change how a global batch is computed, not which: a checkpoint continues across them.
+HARDWARE = ("device", "workers", "accum", "sync_bn", "compile")
+#: On CUDA, the micro-batches between two host synchronisations (progress bar, finiteness check).
+LOG_EVERY = 25
 
 
 @dataclass
@@ -59,8 +73,8 @@ class TrainConfig:
     """Everything that decides one training run (the stage fills it from params.yaml).
 
     `batch_size` counts items per optimiser step: frames for ``fcn``, T-frame sequences (the
-    paper's N) for ``convlstm``. It is global: under DDP each process takes
-    ``batch_size / (processes * accum)`` items per micro-batch.
+    paper's N) for ``convlstm``. It is global: under DDP the processes share each batch
+    (`facemask.data.ShardedBatchSampler`), and `lr` is that of the global batch on any process count.
     """
 
     phase: str                                  # fcn | convlstm
@@ -82,8 +96,10 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None      # cap on optimiser steps per epoch (quick runs)
     accum: int = 1                              # micro-batches accumulated per step in each process
     seed: int = 0
-    device: str = "auto"                        # auto | cpu | cuda
-    workers: int = 0                            # data-loader processes
+    device: str = "auto"                        # auto | cpu | cuda | cuda:N (facemask.devices)
+    workers: int = 0                            # data-loader processes (persistent across epochs)
+    sync_bn: bool = False                       # DDP on CUDA: SyncBatchNorm over the processes' micro-batches
+    compile: bool = False                       # torch.compile the training forward
     data: dict = field(default_factory=dict)    # what the data is (source, videos): recorded in the model file
 
     def __post_init__(self):
@@ -122,14 +138,16 @@ OPTIMIZERS = {
 # Pieces
 
 
-def build_model(cfg: TrainConfig, init: Path | None = None, calibration: torch.Tensor | None = None) -> torch.nn.Module:
+def build_model(cfg: TrainConfig, init: Path | None = None, calibration=None,
+                device: torch.device | str = "cpu") -> torch.nn.Module:
     """The phase's model; a ConvLSTM-FCN from the region's FCN at `init` (`calibration`: a few training
-    frames (N, 3, H, W) that scale the ``conv6`` initialisation, see `nets.init_from_conv6`)."""
+    frames, uint8 (..., H, W, 3) or float (N, 3, H, W), that scale the ``conv6`` initialisation, run in
+    small batches on `device`, see `nets.conv6_score_std`)."""
     if cfg.phase == "fcn":
         return nets.build_model("fcn", {**cfg.model, "classes": cfg.classes})
     if init is None or not Path(init).is_file():
         raise FileNotFoundError(f"{init}: the ConvLSTM-FCN starts from this region's trained FCN (run train_fcn first)")
-    fcn = nets.load_model(init, map_location="cpu")
+    fcn = nets.load_model(init, map_location=device)
     if fcn.classes != cfg.classes:
         raise ValueError(f"{init}: an FCN of {fcn.classes} classes, this region has {cfg.classes}")
     model = nets.ConvLSTMFCN.from_fcn(fcn, peephole=cfg.model.get("peephole", True),
@@ -171,22 +189,48 @@ class _Dist:
         if self.world > 1:
             dist.barrier()
 
+    @contextlib.contextmanager
+    def main_first(self):
+        """Rank 0 runs the block before the others (e.g. downloads pretrained weights into the cache they share)."""
+        if not self.main:
+            self.barrier()
+        yield
+        if self.main:
+            self.barrier()
+
+
+def world() -> _Dist:
+    """This process's place: torchrun's RANK, WORLD_SIZE, LOCAL_RANK (one process: 0, 1, 0)."""
+    env = os.environ
+    return _Dist(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+
+def check_config(cfg: TrainConfig, processes: int, device_type: str | None = None) -> None:
+    """Whether `cfg` can train on `processes` processes (and `device_type`, when known); the stage calls it
+    for both phases before any training, so a bad combination fails in minutes, not after the FCNs.
+
+    Raises:
+        ValueError: naming the setting and what would work (`facemask.data.check_split`; ``sync_bn``
+            with several processes on the CPU: torch's SyncBatchNorm runs on GPUs only).
+    """
+    idle = check_split(cfg.batch_size, processes, cfg.accum, cfg.sync_bn)
+    if cfg.sync_bn and processes > 1 and device_type == "cpu":
+        raise ValueError("sync_bn needs CUDA: torch's SyncBatchNorm does not run on the CPU")
+    if idle and processes > 1:
+        log.warning("%s: %d of %d processes get no item of a batch of %d (a zero-weight padding item instead)",
+                    cfg.phase, idle, processes, cfg.batch_size)
+
 
 def _setup(device: str) -> tuple[_Dist, torch.device]:
-    """The process's place (torchrun's RANK/WORLD_SIZE/LOCAL_RANK) and its device."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"train.device {device!r}; valid: auto, cpu, cuda")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is cuda but torch sees no CUDA device")
-    cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    env = os.environ
-    d = _Dist(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+    """The process's place (torchrun's RANK/WORLD_SIZE/LOCAL_RANK) and its device (`facemask.devices`)."""
+    d = world()
+    dev = devices.resolve_device(device, local_rank=d.local_rank, world=d.world, what="train.device")
     if d.world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    if cuda:
-        torch.cuda.set_device(d.local_rank)
-        return d, torch.device("cuda", d.local_rank)
-    return d, torch.device("cpu")
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels once
+    return d, dev
 
 
 def _rng_state() -> dict:
@@ -200,19 +244,20 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def fingerprint(cfg: TrainConfig, paths: RunPaths) -> str:
-    """What a checkpoint must share with this run to be continued: the config (not device or
-    workers, which change nothing), the data files, and the FCN a ConvLSTM-FCN starts from."""
-    conf = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "workers", "data")}
+    """What a checkpoint must share with this run to be continued: the config (not the `HARDWARE`
+    settings, which change how a batch is computed, not which, nor the data record), the data files,
+    and the FCN a ConvLSTM-FCN starts from."""
+    conf = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in (*HARDWARE, "data")}
     files = []
     for split in ("train", "val"):
-        for name in ("images.npy", "labels.npy"):
-            st = (paths.clips / split / name).stat()
-            files.append([split, name, st.st_size, st.st_mtime_ns])
+        for p in sorted(f for f in (paths.clips / split).iterdir() if f.is_file()):
+            st = p.stat()
+            files.append([split, p.name, st.st_size, st.st_mtime_ns])
     h = hashlib.sha256(json.dumps([conf, files], sort_keys=True, default=str).encode())
     if cfg.phase == "convlstm" and paths.init is not None:
         h.update(Path(paths.init).read_bytes())
@@ -230,28 +275,41 @@ def _forward_loss(model, x, y, loss_fn, amp: bool) -> torch.Tensor:
     return loss_fn(scores.float().flatten(0, scores.dim() - 4), y.flatten(0, y.dim() - 3))
 
 
-def train_epoch(net, batches, opt, sched, loss_fn, accum: int = 1, amp: bool = False) -> torch.Tensor:
-    """One pass over `batches` (micro-batches, `accum` per optimiser step); returns (sum of losses, count)."""
+def train_epoch(net, batches, opt, sched, loss_fn, divisors=(1.0,), amp: bool = False,
+                check_every: int = 1) -> torch.Tensor:
+    """One pass over `batches` (micro-batches, ``len(divisors)`` per optimiser step); returns (sum of losses, count).
+
+    Each micro-batch's loss is divided by its entry of `divisors` before the backward pass (the number of
+    micro-batches when they are equal; 0: a padding micro-batch, weight 0, not counted): see
+    `facemask.data.ShardedBatchSampler`. Host and device synchronise only every `check_every` micro-batches
+    (and at the end), where a non-finite loss raises.
+    """
+    accum = len(divisors)
     device = next(net.parameters()).device
     loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # the first micro-batch with a non-finite loss
+    n = len(batches)
     for i, (x, y) in enumerate(batches):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x, y = to_device(x, y, device)
+        div = divisors[i % accum]
         last = (i + 1) % accum == 0
         # under DDP, gradients are averaged over the processes on a step's last micro-batch only
-        with contextlib.nullcontext() if last or not isinstance(net, DDP) else net.no_sync():
+        with contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
             loss = _forward_loss(net, x, y, loss_fn, amp)
-            (loss / accum).backward()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss is {loss.item()} at micro-batch {i}")
-        loss_sum += torch.stack([loss.detach().double(), torch.ones_like(loss_sum[0])])
+            (loss / div if div else loss * 0.0).backward()
+        if div:
+            loss = loss.detach()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
+            loss_sum += torch.stack([loss.double(), torch.ones_like(loss_sum[0])])
+        if (i + 1) % check_every == 0 or i + 1 == n:  # a host sync: only here
+            if first_bad.item() >= 0:
+                raise FloatingPointError(f"the training loss is not finite at micro-batch {first_bad.item()}")
+            if hasattr(batches, "set_postfix"):
+                batches.set_postfix(loss=f"{loss.item():.4f}")
         if last:
             opt.step()
             opt.zero_grad(set_to_none=True)
             sched.step()
-        if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{loss.item():.4f}")
     return loss_sum
 
 
@@ -268,11 +326,10 @@ def evaluate(model, loader, classes: int, device: torch.device, amp: bool = Fals
     model.eval()
     cm = torch.zeros(classes * classes, dtype=torch.int64, device=device)
     for b, (x, y) in enumerate(loader):
-        x = x.to(device, non_blocking=True)
+        x, y = to_device(x, y, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             scores = model(x)
         if targets is None:
-            y = y.to(device, non_blocking=True)
             cm += torch.bincount((y * classes + scores.argmax(dim=-3)).flatten(), minlength=classes * classes)
             continue
         scores = scores.float().flatten(0, scores.dim() - 4)  # (frames, C, S, S)
@@ -343,15 +400,17 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
     amp = device.type == "cuda"
     window = cfg.T if cfg.phase == "convlstm" else None
 
+    check_config(cfg, d.world, device.type)
     train_set = ClipDataset(paths.clips / "train", window=window, augment=cfg.augment, seed=cfg.seed)
     val_set = ClipDataset(paths.clips / "val", window=window)
     sampler = ShardedBatchSampler(len(train_set), cfg.batch_size, seed=cfg.seed, rank=d.rank, world=d.world,
-                                  accum=cfg.accum, max_batches=cfg.max_steps_per_epoch)
+                                  accum=cfg.accum, max_batches=cfg.max_steps_per_epoch, sync_bn=cfg.sync_bn)
     val_batches = eval_batches(len(val_set), cfg.batch_size, d.rank, d.world)
     val_loader = make_loader(val_set, val_batches, cfg.workers, pin_memory=amp)
-    val_targets = None  # the val labels at each crop's own size, when the clips stage wrote them
-    if (paths.clips / "val" / ORIG_LABELS).is_file():
-        orig = load_ragged(paths.clips / "val" / ORIG_LABELS)
+    loader = make_loader(train_set, sampler, cfg.workers, pin_memory=amp, seed=cfg.seed)  # workers persist
+    val_targets = None  # the val labels at each crop's own size, when the split has them
+    orig = load_orig_labels(paths.clips / "val")
+    if orig is not None:
         val_targets = [[orig[f] for i in batch for f in val_set.frames_of(i)] for batch in val_batches]
     unit = f"{cfg.T}-frame sequences" if window else "frames"
     if d.main:
@@ -360,9 +419,11 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
 
     calibration = None
     if cfg.phase == "convlstm":  # every 5th training clip's first window, un-augmented: the same in each process
-        frames = train_set.images[::5, :cfg.T]
-        calibration = torch.from_numpy(np.array(frames)).flatten(0, 1).permute(0, 3, 1, 2).float() / 255  # a copy: writable
-    model = build_model(cfg, paths.init, calibration).to(device)
+        calibration = np.asarray(train_set.images[::5, :cfg.T])
+    with d.main_first():  # pretrained weights: downloaded by rank 0, then read from the cache by the others
+        model = build_model(cfg, paths.init, calibration, device).to(device)
+    if cfg.sync_bn and d.world > 1:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, cfg, cfg.epochs * sampler.steps)
@@ -399,18 +460,19 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
         if d.main:
             log.info("converted from %s: val mIoU %.4f before fine-tuning", paths.init, converted["val/mIoU"])
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if d.world > 1 else model
+    if cfg.compile:
+        net = torch.compile(net)
     live = _open_live(paths, history) if d.main else None
 
     for epoch in range(start, cfg.epochs):
         t0 = time.perf_counter()
         net.train()
-        train_set.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        loader = make_loader(train_set, sampler, cfg.workers, pin_memory=amp, seed=cfg.seed * 100_003 + epoch)
+        sampler.set_epoch(epoch)  # the epoch travels to the (persistent) workers with every index
         lrs = {"lr" if len(opt.param_groups) == 1 else f"lr/{g['name']}": g["lr"] for g in opt.param_groups}
         bar = tqdm(loader, desc=f"{paths.clips.name} {cfg.phase} {epoch + 1}/{cfg.epochs}", disable=not d.main,
                    leave=False, dynamic_ncols=True)
-        loss_sum = train_epoch(net, bar, opt, sched, loss_fn, cfg.accum, amp)
+        loss_sum = train_epoch(net, bar, opt, sched, loss_fn, sampler.divisors, amp,
+                               check_every=1 if device.type == "cpu" else LOG_EVERY)
         if d.world > 1:
             dist.all_reduce(loss_sum)
             for b in model.buffers():  # BatchNorm statistics: rank 0's, as DDP broadcasts them

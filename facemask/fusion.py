@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facemask import devices
 from facemask.clips import REGION_CLASS_IDS, crop_zoom, zoom_box
 from facemask.masks import SKIN
 from facemask.metrics import temporal_smooth
@@ -63,14 +64,9 @@ def to_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> CUDA when torch sees one, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r}: torch sees no CUDA device")
-    return torch.device(device)
+    """``auto`` -> CUDA when usable, else CPU; ``cpu``/``cuda``/``cuda:N`` as given, or an error naming why
+    CUDA cannot be used (`facemask.devices.resolve_device`)."""
+    return devices.resolve_device(device, what="train.device")
 
 
 # ---------------------------------------------------------------------------------------------------

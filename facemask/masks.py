@@ -393,18 +393,36 @@ def _worker_init() -> None:
 def masks_for_video(job: tuple) -> dict:
     """Worker: reconcile one 300VW video, write its crops and masks; return rows and counts.
 
-    job: (video folder, output folder, category, crop scale, JPEG quality, outside tolerance).
+    job: (video folder, output folder, category, crop scale, JPEG quality, outside tolerance, sampling).
+    With `sampling` (``{"length", "fraction", "seed"}``) a first pass finds the usable frames, the video's
+    clips are sampled from them (`facemask.clips.sample_video`, as the clips stage would) and a second pass
+    writes only those clips' frames; the result then has ``clips`` (their first frames) and ``available``.
     """
     from facemask.video import Reconciliation, frame_count, reconcile
 
-    vdir, out, category, scale, quality, outside_tol = job
+    vdir, out, category, scale, quality, outside_tol, sampling = job
     vdir, out = Path(vdir), Path(out)
     video = vdir.name
     report = Reconciliation(video)
-    rows, shot = [], None
+    rows, shot, extra = [], None, {}
     want = _sheet_frame(frame_count(vdir / "vid.avi"))
+    wanted, last = None, None
+    if sampling is not None:
+        from facemask.clips import sample_video
+
+        usable = [n for n, _, _ in reconcile(vdir, outside_tol, report)]
+        firsts, available = sample_video(video, usable, sampling["length"], sampling["fraction"], sampling["seed"])
+        wanted = sorted(f + i for f in firsts for i in range(sampling["length"]))
+        want, last = (wanted[len(wanted) // 2], wanted[-1]) if wanted else (None, 0)
+        extra = {"clips": firsts, "available": available}
+        wanted = set(wanted)
     params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    for n, frame, points in reconcile(vdir, outside_tol, report):
+    for n, frame, points in reconcile(vdir, outside_tol, report if wanted is None else None):
+        if wanted is not None:  # the second pass: the sampled clips' frames only
+            if n > last:
+                break
+            if n not in wanted:
+                continue
         fh, fw = frame.shape[:2]
         x0, y0, x1, y1 = square_crop_box(points, fh, fw, scale)
         crop = frame[y0:y1, x0:x1]
@@ -417,7 +435,7 @@ def masks_for_video(job: tuple) -> dict:
                      f"images_orig/{name}.jpg", f"labels_orig/{name}.png", fw, fh))
         if shot is None and n >= want:
             shot = (crop.copy(), label, f"{video} f{n} c{category}", category)
-    return {"video": video, "rows": rows, "report": report.as_dict(), "shot": shot}
+    return {"video": video, "rows": rows, "report": report.as_dict(), "shot": shot, **extra}
 
 
 def release_video(job: tuple) -> dict:
@@ -477,6 +495,18 @@ def _categories(root: Path, videos) -> dict[str, int]:
                 out[v] = category_of(v)
             except ValueError:
                 out[v] = -1
+    return out
+
+
+def _split_frames(split_dir: Path) -> set[tuple[str, int]]:
+    """(video, frame) of every line of the authors' split files (``/images_orig/VVV_FFFFFF.jpg ...``)."""
+    out = set()
+    for path in sorted(split_dir.glob("*.txt")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                v, _, f = Path(line.split()[0]).stem.partition("_")
+                if f.isdigit():
+                    out.add((v, int(f)))
     return out
 
 
@@ -573,7 +603,7 @@ def check_drops(summary: dict, root: Path, max_drop_share: float, top: int = 3) 
 
 def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthetic", crop_scale: float = 1.3,
                 jpeg_quality: int = 95, workers: int = 2, outside_tol: float = 0.0, max_drop_share: float = 0.5,
-                progress: bool = True) -> dict:
+                progress: bool = True, sampling: dict | None = None) -> dict:
     """Write the 300VW-Mask dataset (the authors' layout) from ``data/raw``; all or nothing.
 
     With ``source`` ``synthetic`` or ``300vw``, every video of ``raw_dir/300VW`` is reconciled
@@ -581,10 +611,19 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
     (`landmarks_to_mask`). With ``300vw-mask`` the authors' release in ``raw_dir/300VW-Mask-Dataset``
     is converted: RGB labels to class ids, images copied, ``data_splits/split_1`` copied.
 
+    `sampling` (``masks.frames: sampled``; None: every usable frame): ``{"length", "fraction", "seed",
+    "official_split"}``, the clips stage's sampling. Only the frames of the sampled 1-s clips are written
+    (the paper's 10 % of 218,595): the clips are drawn per video from its usable frames exactly as the
+    clips stage would (`facemask.clips.sample_video`) and listed in ``clips.csv`` (video, first_frame,
+    category), which the clips stage then takes as they are (`facemask.clips.read_sampled`). With
+    ``300vw-mask`` and ``official_split`` the frames the split files list are converted; without, the
+    whole release.
+
     Writes into `out_dir` (replaced only on success): ``images_orig/VVV_FFFFFF.jpg``,
-    ``labels_orig/VVV_FFFFFF.png`` (palette PNG of class ids), ``frames.csv`` (`FRAME_COLUMNS`),
-    ``summary.json`` (counts, drops by reason, per video, speed), ``contact_sheet.png`` (Fig. 3)
-    and, for the release, ``data_splits/split_1/*.txt``.
+    ``labels_orig/VVV_FFFFFF.png`` (palette PNG of class ids), ``frames.csv`` (`FRAME_COLUMNS`; the
+    frames written), ``summary.json`` (counts, drops by reason, per video, the sampling),
+    ``contact_sheet.png`` (Fig. 3), ``clips.csv`` when sampled, and, for the release,
+    ``data_splits/split_1/*.txt``.
 
     Returns:
         The summary (also in ``summary.json``).
@@ -626,10 +665,14 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
     else:
         raise ParamsError(f"unknown data.source {source!r}; valid: synthetic, 300vw, 300vw-mask")
 
+    extra: dict = {}
     with atomic_dir(out_dir) as work:
         (work / "images_orig").mkdir()
         (work / "labels_orig").mkdir()
         if source == "300vw-mask":
+            if sampling is not None and sampling.get("official_split"):
+                listed = _split_frames(root / "data_splits" / "split_1")
+                by_video = {v: [f for f in by_video[v] if (v, f) in listed] for v in videos}
             jobs = [(str(root), str(work), v, sorted(by_video[v]), cats[v]) for v in videos]
             results = _run_pool(release_video, jobs, workers, "300VW-Mask labels", weights, progress)
             reasons = RELEASE_DROP_REASONS
@@ -637,11 +680,21 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
             if split_src.is_dir():
                 shutil.copytree(split_src, work / "data_splits" / "split_1")
         else:
-            jobs = [(str(p), str(work), cats[p.name], crop_scale, jpeg_quality, outside_tol) for p in vdirs]
+            plan = None if sampling is None else {k: sampling[k] for k in ("length", "fraction", "seed")}
+            jobs = [(str(p), str(work), cats[p.name], crop_scale, jpeg_quality, outside_tol, plan) for p in vdirs]
             results = _run_pool(masks_for_video, jobs, workers, "masks", weights, progress)
             reasons = DROP_REASONS
+            if plan is not None:
+                clips = pd.DataFrame([(r["video"], f, cats[r["video"]]) for r in results for f in r["clips"]],
+                                     columns=["video", "first_frame", "category"])
+                clips.to_csv(work / "clips.csv", index=False)
+                extra["sampling"] = {**plan, "clips": len(clips),
+                                     "clips_available": sum(r["available"] for r in results),
+                                     "videos_without_clips": [r["video"] for r in results if not r["available"]]}
         check_drops(_summary(results, reasons), root, max_drop_share)
         rows = [row for r in results for row in r["rows"]]
+        if sampling is not None:  # every frame kept is written otherwise (and the summary stays as it was)
+            extra["written"] = len(rows)
         df = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
         for c in ("x0", "y0", "x1", "y1", "frame_w", "frame_h"):
             df[c] = df[c].astype("Int64")
@@ -649,11 +702,11 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
         cv2.imwrite(str(work / "contact_sheet.png"), _sheet(results))
         # No wall-clock figures or pool size in the output: its bytes depend on the data and params alone.
         summary = _summary(results, reasons, source=source, crop_scale=crop_scale, jpeg_quality=jpeg_quality,
-                           outside_tol=outside_tol, max_drop_share=max_drop_share)
+                           outside_tol=outside_tol, max_drop_share=max_drop_share, **extra)
         atomic_write_json(work / "summary.json", summary)
     seconds = time.perf_counter() - t0
     dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items() if v) or "none"
     log.info(
-        "%s: %d videos, %d frames kept, %d dropped (%s); %.1f frames/s", out_dir, summary["videos"],
-        summary["kept"], summary["dropped_total"], dropped, len(rows) / max(seconds, 1e-9))
+        "%s: %d videos, %d frames kept, %d dropped (%s), %d written; %.1f frames/s", out_dir, summary["videos"],
+        summary["kept"], summary["dropped_total"], dropped, len(rows), summary["frames"] / max(seconds, 1e-9))
     return summary

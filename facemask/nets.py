@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -277,12 +278,24 @@ class ConvLSTM(nn.Module):
 
 
 @torch.no_grad()
-def conv6_score_std(fcn: FCN, images: torch.Tensor) -> float:
-    """The standard deviation of `fcn`'s class-centred scores (before the resize) on `images` (N, 3, H, W)."""
+def conv6_score_std(fcn: FCN, images, batch: int = 16) -> float:
+    """The standard deviation of `fcn`'s class-centred scores (before the resize) on `images`.
+
+    `images`: float (N, 3, H, W) in [0, 1], or uint8 RGB frames (..., H, W, 3) as packed. They go through
+    the FCN `batch` at a time on its device (the paper's ~600 calibration frames at 320² at once would
+    take ~10 GB); the scores, C x H/s x W/s a frame (s: the output stride), are gathered on the CPU.
+    """
     was_training = fcn.training
     fcn.eval()
-    images = images.to(next(fcn.parameters()).device)
-    s = fcn.conv6(fcn.features(images))
+    device = next(fcn.parameters()).device
+    if torch.is_tensor(images):
+        chunks = (images[i:i + batch] for i in range(0, len(images), batch))
+    else:
+        frames = np.asarray(images)
+        frames = frames.reshape(-1, *frames.shape[-3:])
+        chunks = (torch.from_numpy(np.array(frames[i:i + batch])).permute(0, 3, 1, 2).float() / 255
+                  for i in range(0, len(frames), batch))
+    s = torch.cat([fcn.conv6(fcn.features(x.to(device))).float().cpu() for x in chunks])
     fcn.train(was_training)
     return max(float((s - s.mean(dim=1, keepdim=True)).std()), 1e-6)
 
@@ -372,7 +385,7 @@ class ConvLSTMFCN(_EncoderNet):
 
     @classmethod
     def from_fcn(cls, fcn: FCN, peephole: bool = True, output_scale: float | str = 1.0,
-                 init: str = "conv6", calibration: torch.Tensor | None = None) -> "ConvLSTMFCN":
+                 init: str = "conv6", calibration=None) -> "ConvLSTMFCN":
         """A ConvLSTM-FCN holding a copy of every weight (and buffer) of `fcn` except ``conv6``.
 
         The ConvLSTM is new (Sect. 4.2: "keeping all the weights except the newly-added ConvLSTM layer");
@@ -383,7 +396,8 @@ class ConvLSTMFCN(_EncoderNet):
           start random, at ``lr`` while the encoder moves at ``lr·γ``.
         * ``"conv6"`` (`init_from_conv6`): the cell input starts as the FCN's classifier, so the new model
           starts from the FCN's predictions and the ConvLSTM learns what to add to them. `calibration`,
-          a few training frames (N, 3, H, W), sets the scale: see `init_from_conv6`.
+          a few training frames (float (N, 3, H, W) or uint8 (..., H, W, 3), run on the FCN's device in
+          small batches by `conv6_score_std`), sets the scale: see `init_from_conv6`.
 
         `output_scale`: a number, or ``"auto"`` (`auto_output_scale` of the FCN's score spread on the
         calibration frames: the converted model's scores start as the FCN's); the model keeps the number.

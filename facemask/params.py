@@ -28,13 +28,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field
 
 from facemask.errors import ParamsError
 
-_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # what facemask.devices.resolve_device takes
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 def _device(value: str) -> str:
     if not _DEVICE.match(value):
-        raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
     return value
 
 
@@ -145,6 +145,9 @@ class Masks(Section):
     """Pixels a landmark may lie outside the frame before the frame is dropped."""
     max_drop_share: float = Field(0.5, ge=0, le=1)
     """The stage fails when more than this share of the frames is dropped (it always fails when none is kept)."""
+    frames: Literal["all", "sampled"] = "all"
+    """all: every usable frame; sampled: only the frames of the 1-s clips the clips stage will use (drawn here
+    with clips.length, clips.fraction, data.seed; 10 % of 300VW's 218,595), listed in clips.csv."""
 
 
 class Zoom(Section):
@@ -202,6 +205,10 @@ class Clips(Section):
     """Zoom boxes are held fixed over this many consecutive frames (= train.convlstm.T)."""
     zoom: ZoomParts
     """Zoom boxes of the eye and mouth models."""
+    storage: Literal["arrays", "crops"] = "arrays"
+    """arrays: every region's frames packed at S x S (images.npy, labels.npy; 28 GB at the paper's size);
+    crops: each frame's face crop once, as the masks stage encoded it, cut and resized when the loader reads
+    it (facemask.store; the same arrays, byte for byte, in a fraction of the disk)."""
 
 
 # --------------------------------------------------------------------------------- model, regions
@@ -323,9 +330,14 @@ class Train(Section):
     launcher: str = Field(min_length=1)
     """python, or "torchrun --nproc_per_node N" (DDP)."""
     device: Annotated[str, AfterValidator(_device)]
-    """auto, cpu, cuda, cuda:N or mps."""
+    """auto (CUDA when usable, else the CPU with a warning), cpu, cuda or cuda:N (an error naming the reason
+    when CUDA is not usable: never a silent fallback; facemask.devices)."""
     workers: int = Field(ge=0)
-    """Data-loader worker processes."""
+    """Data-loader worker processes (persistent across epochs)."""
+    sync_bn: bool = False
+    """DDP on CUDA: batch norm over all processes' micro-batches (SyncBatchNorm); an error on CPU processes."""
+    compile: bool = False
+    """torch.compile the training forward."""
     fcn: TrainFCN
     """The FCN phase."""
     convlstm: TrainConvLSTM

@@ -365,13 +365,13 @@ def _models_warning(method: str, data: dict | None) -> str | None:
 
 
 def resolve_device(device: str):
-    """``auto``/``cpu``/``cuda``/``cuda:N`` -> a torch.device (`facemask.fusion.resolve_device`)."""
-    from facemask.fusion import resolve_device as resolve
+    """``auto``/``cpu``/``cuda``/``cuda:N`` -> a torch.device (`facemask.devices.resolve_device`)."""
+    from facemask.devices import resolve_device as resolve
 
     try:
-        return resolve(device)
-    except RuntimeError as e:
-        raise PredictError(f"--device {device}: {e}") from None
+        return resolve(device, what="--device")
+    except (RuntimeError, ValueError) as e:
+        raise PredictError(str(e)) from None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facemask import metrics
+from facemask.data import load_split
 from facemask.io import atomic_dir, atomic_write_json
 from facemask.masks import CLASS_NAMES, read_label_png
 from stages._common import load_params, run_stage, setup_logging
@@ -117,7 +118,7 @@ def main() -> None:
 
     zoomed, zoomed_groups = {}, {}
     for region, names in ZOOM_CLASSES.items():
-        gt = np.load(CLIPS / region / "test" / "labels.npy", mmap_mode="r")
+        _, gt = load_split(CLIPS / region / "test")
         zoomed[region], zoomed_groups[region] = {}, {}
         for arch in ("fcn", "convlstm"):
             pred = np.load(PRED / "zoomed" / region / f"{arch}.npy", mmap_mode="r")

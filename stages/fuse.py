@@ -1,8 +1,8 @@
 """Stage `fuse`: every method of the paper on the test clips -> data/predictions.
 
 Reads params ``clips.window``, ``clips.zoom`` (the zoom margins), ``train.device``, ``fuse``; the test
-clips (``data/clips/index.csv``, ``data/clips/face/test/images.npy``, the eye and mouth test
-sub-datasets), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
+clips (``data/clips/index.csv``, ``data/clips/face/test``, the eye and mouth test sub-datasets, read
+with `facemask.data.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
 ``models/<region>/{fcn,convlstm}.pt``. Writes, atomically:
 
 * ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade`` and
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from facemask.data import load_split
 from facemask.fusion import METHODS, REGIONS, Cascade, ClipPredictor, predict_packed, resolve_device
 from facemask.io import atomic_dir
 from facemask.masks import write_label_png
@@ -54,10 +55,10 @@ def main() -> None:
     t_start = time.perf_counter()
 
     clips = split_clips(CLIPS)
-    packed = np.load(CLIPS / "face" / "test" / "images.npy", mmap_mode="r")
+    packed, _ = load_split(CLIPS / "face" / "test")
     if len(clips) != packed.shape[0]:
         raise ValueError(f"{CLIPS / 'index.csv'} lists {len(clips)} test clips, "
-                         f"{CLIPS / 'face/test/images.npy'} holds {packed.shape[0]}")
+                         f"{CLIPS / 'face/test'} holds {packed.shape[0]}")
     cascade = Cascade.from_dir(MODELS, params["clips"]["zoom"], device)
     if cascade.T != T:
         raise ValueError(f"the face ConvLSTM-FCN was trained on T = {cascade.T}, clips.window is {T}")
@@ -86,7 +87,7 @@ def main() -> None:
         tracker = predict_test_clips(clips, RAW, MASKS, out / "tracker", **params["fuse"]["tracker"])
 
         for region in REGIONS:
-            images = np.load(CLIPS / region / "test" / "images.npy", mmap_mode="r")
+            images, _ = load_split(CLIPS / region / "test")
             (out / "zoomed" / region).mkdir(parents=True)
             for arch in ("fcn", "convlstm"):
                 model = load_model(MODELS / region / f"{arch}.pt")

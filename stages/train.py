@@ -3,7 +3,9 @@
     python -m stages.train <fcn|convlstm> <region>
     torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
 
-Reads params: seed, model, train.device, train.workers, train.<phase>, regions.<region>.
+Reads params: seed, model, train.device, train.workers, train.sync_bn, train.compile, train.<phase>,
+regions.<region>. Before training it checks both phases' batches against the process count (and the
+device), so a combination the ConvLSTM phase cannot run fails before the FCNs train, not after.
 Reads data/clips/<region>/{train,val} and data/clips/index.csv (the training videos, recorded with
 data.source in the model file: `facemask predict --method auto` reads them); convlstm also models/<region>/fcn.pt.
 Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
@@ -14,8 +16,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import torch
+
 from facemask.clips import REGION_CLASS_NAMES, read_index
-from facemask.engine import PHASES, RunPaths, TrainConfig, train
+from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, train, world
+from facemask.errors import ParamsError
 from stages._common import load_params, run_stage, setup_logging
 
 
@@ -25,8 +30,9 @@ FCN_KEYS = ("arch", "encoder", "encoder_weights", "output_stride", "encoder_dept
 CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
 
 
-def config(params: dict, phase: str, region: str) -> TrainConfig:
-    """The engine's config for one phase and region, from params.yaml."""
+def config(params: dict, phase: str, region: str, data: dict | None = None) -> TrainConfig:
+    """The engine's config for one phase and region, from params.yaml; `data` (`data_record`) is recorded in
+    the model file (the start-up `check` needs none)."""
     t, r = params["train"], params["regions"][region]
     p = t[phase]
     names = list(REGION_CLASS_NAMES.get(region, ()))
@@ -36,7 +42,8 @@ def config(params: dict, phase: str, region: str) -> TrainConfig:
         class_names=names if names and len(names) == r["classes"] else None,
         epochs=p["epochs"], lr=p["lr"], augment=p.get("augment", True),
         max_steps_per_epoch=p.get("max_steps_per_epoch"), accum=p.get("accum", 1),
-        seed=params["seed"], device=t["device"], workers=t["workers"], data=data_record(params),
+        seed=params["seed"], device=t["device"], workers=t["workers"], data=data or {},
+        sync_bn=bool(t.get("sync_bn", False)), compile=bool(t.get("compile", False)),
     )
     if phase == "fcn":
         return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
@@ -70,7 +77,22 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 2 or argv[0] not in PHASES or argv[1] not in params["regions"]:
         sys.exit(f"usage: python -m stages.train {{{'|'.join(PHASES)}}} {{{'|'.join(params['regions'])}}}")
     setup_logging()
-    train(config(params, *argv), paths(*argv))
+    check(params, argv[1])
+    train(config(params, *argv, data=data_record(params)), paths(*argv))
+
+
+def check(params: dict, region: str) -> None:
+    """Both phases' batch settings against this run's process count (torchrun's WORLD_SIZE) and device."""
+    processes = world().world
+    device = str(params["train"]["device"])
+    device_type = "cpu" if device == "cpu" or (device == "auto" and not torch.cuda.is_available()) else None
+    for phase in PHASES:
+        try:
+            check_config(config(params, phase, region), processes, device_type)
+        except ValueError as e:
+            key = "train.fcn.batch_size" if phase == "fcn" else "train.convlstm.N"
+            raise ParamsError(f"params.yaml: {key} / train.{phase}.accum / train.sync_bn with {processes} "
+                              f"process(es): {e}") from None
 
 
 if __name__ == "__main__":

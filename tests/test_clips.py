@@ -10,6 +10,7 @@ import pytest
 from test_masks import circle_face, moving_faces, render, write_video_folder
 
 from facemask import clips, masks
+from facemask.data import load_orig_labels, load_split
 from facemask.clips import (
     FALLBACK, crop_zoom, cut_clips, remap_labels, sample_clips, sample_count, split_sizes, split_videos, zoom_box,
 )
@@ -182,9 +183,12 @@ def mask_dir(tmp_path_factory):
     return out
 
 
-def test_build_clips(mask_dir, tmp_path):
+@pytest.mark.parametrize("storage", clips.STORAGES)
+def test_build_clips(mask_dir, tmp_path, storage):
+    """Both `clips.storage` forms: the same index and split files, read as the same packed arrays."""
+    cfg = {**CFG, "storage": storage}
     out = tmp_path / "clips"
-    meta = clips.build_clips(mask_dir, out, CFG, seed=0, progress=False)
+    meta = clips.build_clips(mask_dir, out, cfg, seed=0, progress=False)
     index = clips.read_index(out / "index.csv")
     # 4 clips per video (006: frames 1-7 and 9-20 -> clips 1, 9, 14), half of them: 2 per video
     assert meta["clips_available"] == 5 * 4 + 3
@@ -205,27 +209,37 @@ def test_build_clips(mask_dir, tmp_path):
     for region, classes in (("face", 5), ("eyes", 2), ("mouth", 3)):
         for s in clips.SPLITS:
             n = int((index.split == s).sum())
-            im = np.load(out / region / s / "images.npy")
-            lb = np.load(out / region / s / "labels.npy")
+            im, lb = (np.asarray(a) for a in load_split(out / region / s))
             assert im.shape == (n, 5, 24, 24, 3) and im.dtype == np.uint8
             assert lb.shape == (n, 5, 24, 24) and lb.max() < classes
-    row = index[index.split == "train"].iloc[1]
+    if storage == "crops":  # the frames are stored once: the same files in every region's folder
+        assert (out / "eyes" / "val" / "crops_jpg.npy").samefile(out / "face" / "val" / "crops_jpg.npy")
+        assert not (out / "face" / "val" / "images.npy").exists()
+    else:  # dense arrays; the labels at crop resolution are kept for val only (training validates on them)
+        assert (out / "eyes" / "val" / "images.npy").is_file() and not (out / "eyes" / "val" / "crops_jpg.npy").exists()
+        assert load_orig_labels(out / "face" / "train") is None
+    split = "train" if storage == "crops" else "val"
+    row = index[index.split == split].iloc[1]
     name = f"{row.video}_{int(row.first_frame) + 2:06d}"
     lab = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
-    face = np.load(out / "face" / "train" / "labels.npy")[int(row.row), 2]
+    face = load_split(out / "face" / split)[1][int(row.row), 2]
     np.testing.assert_array_equal(face, cv2.resize(lab, (24, 24), interpolation=cv2.INTER_NEAREST))
     img = cv2.imread(str(mask_dir / "images_orig" / f"{name}.jpg"))
-    packed = np.load(out / "face" / "train" / "images.npy")[int(row.row), 2]
+    packed = load_split(out / "face" / split)[0][int(row.row), 2]
     np.testing.assert_array_equal(packed, cv2.resize(img, (24, 24), interpolation=cv2.INTER_AREA)[..., ::-1])
+    orig = load_orig_labels(out / "face" / split)              # the labels at the crop's own size
+    np.testing.assert_array_equal(orig[int(row.row) * 5 + 2], lab)
     # zoom boxes: one per window of 5 frames, in the crop's pixels; eye labels are remapped crops
-    boxes = np.load(out / "eyes" / "train" / "boxes.npy")
+    boxes = np.load(out / "eyes" / split / "boxes.npy")
     assert (boxes == boxes[:, :1]).all()
     assert boxes.dtype == np.float32 and (boxes == boxes.round()).all()
     x0, y0, x1, y1 = boxes[int(row.row), 2].astype(int)
-    eye = np.load(out / "eyes" / "train" / "labels.npy")[int(row.row), 2]
+    eye = load_split(out / "eyes" / split)[1][int(row.row), 2]
     expect = crop_zoom(remap_labels(lab, "eyes"), (x0, y0, x1, y1), 24, cv2.INTER_NEAREST)
     np.testing.assert_array_equal(eye, expect)
     assert eye.max() == 1
+    np.testing.assert_array_equal(load_orig_labels(out / "eyes" / split)[int(row.row) * 5 + 2],
+                                  crop_zoom(remap_labels(lab, "eyes"), (x0, y0, x1, y1)))
     # what fuse / evaluate read
     test = clips.read_test_clips(out)
     assert [c["row"] for c in test] == list(range(len(test))) and len(test[0]["names"]) == 5
@@ -235,10 +249,33 @@ def test_build_clips(mask_dir, tmp_path):
     assert json.loads((out / "meta.json").read_text())["splits"]["test"]["clips"] == len(t)
     # deterministic for the seed
     out2 = tmp_path / "clips2"
-    clips.build_clips(mask_dir, out2, CFG, seed=0, progress=False)
+    clips.build_clips(mask_dir, out2, cfg, seed=0, progress=False)
     assert clips.read_index(out2 / "index.csv").equals(index)
-    np.testing.assert_array_equal(np.load(out2 / "mouth" / "val" / "images.npy"),
-                                  np.load(out / "mouth" / "val" / "images.npy"))
+    np.testing.assert_array_equal(np.asarray(load_split(out2 / "mouth" / "val")[0]),
+                                  np.asarray(load_split(out / "mouth" / "val")[0]))
+
+
+def test_masks_of_the_sampled_clips_only_give_the_same_clips(mask_dir, tmp_path):
+    """`masks.frames: sampled`: the masks stage draws the clips (as the clips stage would) and writes only
+    their frames; the clips stage's output is then the same as from every frame's masks."""
+    sampling = {"length": 5, "fraction": 0.5, "seed": 0}
+    sampled = tmp_path / "300VW-Mask"
+    summary = masks.build_masks(mask_dir.parent / "raw", sampled, "synthetic", workers=1, progress=False,
+                                sampling=sampling)
+    # 6 videos x 2 of their (4, 4, 4, 4, 4, 3) clips x 5 frames, of 20 x 6 - 1 usable frames
+    assert summary["kept"] == 119 and summary["written"] == len(list((sampled / "labels_orig").glob("*.png"))) == 60
+    assert summary["sampling"]["clips_available"] == 23 and summary["sampling"]["clips"] == 12
+    a, b = tmp_path / "from_all", tmp_path / "from_sampled"
+    meta_a = clips.build_clips(mask_dir, a, {**CFG, "official_split": False}, seed=0, progress=False)
+    meta_b = clips.build_clips(sampled, b, {**CFG, "official_split": False}, seed=0, progress=False)
+    assert meta_a == meta_b
+    assert (a / "index.csv").read_text() == (b / "index.csv").read_text()
+    for region in clips.REGIONS:
+        for s in clips.SPLITS:
+            for f in sorted(p.name for p in (a / region / s).iterdir()):
+                assert (a / region / s / f).read_bytes() == (b / region / s / f).read_bytes(), (region, s, f)
+    with pytest.raises(ValueError, match="rerun the masks stage"):   # sampled with other params
+        clips.build_clips(sampled, tmp_path / "other", {**CFG, "fraction": 1.0}, seed=0, progress=False)
 
 
 def test_build_clips_official_split(tmp_path):
@@ -261,8 +298,14 @@ def test_build_clips_official_split(tmp_path):
              for s, parts in listed.items()}
     for s, text in texts.items():
         (split / f"{s}_per10.txt").write_text(text)
+    cv2.imwrite(str(root / "images_orig" / "114_000020.jpg"), render(p, 60, 60, seed=20))  # in no split file
+    cv2.imwrite(str(root / "labels_orig" / "114_000020.png"), rgb[..., ::-1])
+    every = masks.build_masks(tmp_path / "raw", tmp_path / "all", "300vw-mask", workers=1, progress=False)
     mask_dir = tmp_path / "300VW-Mask"
-    masks.build_masks(tmp_path / "raw", mask_dir, "300vw-mask", workers=1, progress=False)
+    listed_only = masks.build_masks(tmp_path / "raw", mask_dir, "300vw-mask", workers=1, progress=False,
+                                    sampling={"length": 5, "fraction": 0.1, "seed": 0, "official_split": True})
+    assert (every["kept"], "written" in every, listed_only["written"]) == (27, False, 26)
+    assert not (mask_dir / "images_orig" / "114_000020.jpg").exists()
     out = tmp_path / "clips"
     meta = clips.build_clips(mask_dir, out, CFG, seed=0, source="300vw-mask", progress=False)
     index = clips.read_index(out / "index.csv")
@@ -272,4 +315,4 @@ def test_build_clips_official_split(tmp_path):
     for s, text in texts.items():
         assert (out / "split" / f"{s}_per10.txt").read_text() == text
     assert meta["official"]["test"] == {"lines": 6, "frames_in_clips": 5}
-    assert np.load(out / "face" / "train" / "labels.npy").shape == (3, 5, 24, 24)
+    assert load_split(out / "face" / "train")[1].shape == (3, 5, 24, 24)

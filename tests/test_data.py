@@ -6,7 +6,8 @@ import pytest
 import torch
 from _clips import write_clips
 
-from facemask.data import ClipDataset, ShardedBatchSampler, eval_batches, load_split, make_loader, train_batches
+from facemask.data import (ClipDataset, ShardedBatchSampler, check_split, eval_batches, load_split, make_loader,
+                           micro_sizes, to_device, train_batches)
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +19,14 @@ def test_frames_are_every_frame_of_every_clip(clips):
     images, labels = load_split(clips / "train")
     ds = ClipDataset(clips / "train")
     assert len(ds) == 3 * 12
-    x, y = ds[12 + 7]                               # clip 1, frame 7
-    assert x.dtype == torch.float32 and x.shape == (3, 24, 24) and y.dtype == torch.int64 and y.shape == (24, 24)
-    assert torch.equal(x, torch.from_numpy(np.array(images[1, 7])).permute(2, 0, 1).float() / 255)
-    assert torch.equal(y, torch.from_numpy(np.array(labels[1, 7])).long())
+    x, y = ds[12 + 7]                               # clip 1, frame 7: uint8 as stored
+    assert x.dtype == torch.uint8 and x.shape == (3, 24, 24) and y.dtype == torch.uint8 and y.shape == (24, 24)
+    assert torch.equal(x, torch.from_numpy(np.array(images[1, 7])).permute(2, 0, 1))
+    assert torch.equal(y, torch.from_numpy(np.array(labels[1, 7])))
+    xf, yl = to_device(x[None], y[None], torch.device("cpu"))   # as the models take them, made on the device
+    assert xf.dtype == torch.float32 and yl.dtype == torch.int64
+    assert torch.equal(xf[0], torch.from_numpy(np.array(images[1, 7])).permute(2, 0, 1).float() / 255)
+    assert torch.equal(yl[0], torch.from_numpy(np.array(labels[1, 7])).long())
 
 
 def test_windows_start_at_multiples_of_T_and_drop_the_tail(clips):
@@ -30,8 +35,8 @@ def test_windows_start_at_multiples_of_T_and_drop_the_tail(clips):
     assert len(ds) == 3 * 2
     x, y = ds[2 * 2 + 1]                            # clip 2, second window: frames 5..9
     assert x.shape == (5, 3, 24, 24) and y.shape == (5, 24, 24)
-    assert torch.equal(x, torch.from_numpy(np.array(images[2, 5:10])).permute(0, 3, 1, 2).float() / 255)
-    assert torch.equal(y, torch.from_numpy(np.array(labels[2, 5:10])).long())
+    assert torch.equal(x, torch.from_numpy(np.array(images[2, 5:10])).permute(0, 3, 1, 2))
+    assert torch.equal(y, torch.from_numpy(np.array(labels[2, 5:10])))
 
 
 def test_one_draw_for_every_frame_of_a_window(tmp_path):
@@ -47,7 +52,7 @@ def test_one_draw_for_every_frame_of_a_window(tmp_path):
         ds.set_epoch(epoch)
         x, y = ds[0]
         assert all(torch.equal(x[t], x[0]) and torch.equal(y[t], y[0]) for t in range(5))
-        assert 0.0 <= x.min() and x.max() <= 1.0 and set(y.unique().tolist()) <= set(range(5))
+        assert x.dtype == torch.uint8 and set(y.unique().tolist()) <= set(range(5))
         changed += not torch.equal(x, plain[0])
     assert changed >= 3  # the draws differ between epochs (p = 0.5 flip, 0.7 affine, ...)
 
@@ -59,14 +64,26 @@ def test_augmentation_depends_on_seed_epoch_index_only(clips):
     assert all(torch.equal(u, v) for u, v in zip(a[4], b[4]))
     b.set_epoch(3)
     assert not torch.equal(a[4][0], b[4][0])
+    c = ClipDataset(clips / "train", augment=True, seed=3)  # the epoch can come with the index instead
+    assert all(torch.equal(u, v) for u, v in zip(a[4], c[(2, 4)])) and torch.equal(b[4][0], c[(3, 4)][0])
 
 
 def test_loader_workers_change_nothing(clips):
+    """Two epochs through one loader whose two workers persist = two epochs read in the main process."""
     ds = ClipDataset(clips / "train", augment=True, seed=0)
-    sampler = ShardedBatchSampler(len(ds), 4, seed=0)
-    got = [[torch.cat([x.flatten(), y.flatten().float()]) for x, y in make_loader(ds, sampler, workers=w)]
-           for w in (0, 2)]
-    assert all(torch.equal(u, v) for u, v in zip(*got)) and len(got[0]) == len(got[1]) == 9
+    got = []
+    for w in (0, 2):
+        sampler = ShardedBatchSampler(len(ds), 4, seed=0)
+        loader = make_loader(ds, sampler, workers=w)
+        assert loader.persistent_workers == (w > 0)
+        epochs = []
+        for epoch in (0, 1):
+            sampler.set_epoch(epoch)
+            epochs.append([torch.cat([x.flatten(), y.flatten()]) for x, y in loader])
+        got.append(epochs)
+    for e in (0, 1):
+        assert len(got[0][e]) == len(got[1][e]) == 9 and all(torch.equal(u, v) for u, v in zip(got[0][e], got[1][e]))
+    assert not all(torch.equal(u, v) for u, v in zip(got[1][0], got[1][1]))  # epoch 1: new order and draws
 
 
 def test_processes_and_accumulation_see_the_same_micro_batches():
@@ -76,9 +93,36 @@ def test_processes_and_accumulation_see_the_same_micro_batches():
     for s in range(5):
         assert one[4 * s:4 * s + 2] == ranks[0][2 * s:2 * s + 2]
         assert one[4 * s + 2:4 * s + 4] == ranks[1][2 * s:2 * s + 2]
-    assert sorted(sum(one, [])) == list(range(40))  # an epoch is a permutation
-    with pytest.raises(ValueError, match="not divisible"):
-        ShardedBatchSampler(40, 6, seed=0, world=4)
+    assert sorted(i for _, i in sum(one, [])) == list(range(40))  # an epoch is a permutation
+    assert {e for e, _ in sum(one, [])} == {0}                     # items carry their epoch
+
+
+def test_any_process_count_cuts_the_global_batch():
+    assert micro_sizes(16, 3) == [6, 5, 5] and micro_sizes(2, 4) == [1, 1, 0, 0] and micro_sizes(8, 4) == [2] * 4
+    # the paper's N = 2 sequences on 4 processes: two take one sequence each (loss x 2/(4*1) ... i.e.
+    # divided by 0.5, so DDP's mean over 4 processes is the mean over the 2 sequences); two take the
+    # batch's first sequence with weight 0
+    ranks = [ShardedBatchSampler(10, 2, seed=1, rank=r, world=4) for r in range(4)]
+    assert [s.divisors for s in ranks] == [[0.5], [0.5], [0.0], [0.0]]
+    for step, batch in enumerate(train_batches(10, 2, seed=1, epoch=0)):
+        got = [list(s)[step] for s in ranks]
+        assert [i for _, i in got[0] + got[1]] == batch.tolist()       # the real items: the global batch
+        assert got[2] == got[3] == [(0, int(batch[0]))]                # padding
+    # 16 frames on 3 processes: 6 / 5 / 5, each loss weighted by its share (divisor 16 / (3 * size))
+    three = [ShardedBatchSampler(32, 16, seed=0, rank=r, world=3) for r in range(3)]
+    assert [len(next(iter(s))) for s in three] == [6, 5, 5]
+    assert sum(1 / s.divisors[0] for s in three) / 3 == pytest.approx(1.0)   # DDP's mean of the weights
+    assert sorted(i for s in three for _, i in next(iter(s))) == sorted(train_batches(32, 16, 0, 0)[0].tolist())
+
+
+def test_bad_combinations_fail_with_a_reason():
+    assert check_split(2, world=4) == 2                          # two idle processes: allowed
+    with pytest.raises(ValueError, match="accum <= 1"):
+        check_split(2, world=2, accum=2)                       # 4 micro-batches for 2 items
+    with pytest.raises(ValueError, match="SyncBatchNorm"):
+        check_split(2, world=4, sync_bn=True)                  # padding would enter the statistics
+    with pytest.raises(ValueError, match="at least 1"):
+        check_split(0)
 
 
 def test_train_batches_are_full_and_reshuffled_each_epoch():

@@ -7,7 +7,11 @@ instruction set (`facemask.synth.exact`). Here the three data stages (generator,
 tiny size twice, in fresh processes: once as usual, once with OpenCV's AVX/AVX2/FMA kernels, NumPy's
 AVX2 kernels and OpenBLAS's tuned kernels switched off, one thread and one worker — what a different CPU
 would do — and every output file must have the same bytes. The md5s of one video and one packed array
-are pinned, so a change of the bytes (code, or a dependency's version) is seen.
+are pinned, so a change of the bytes (code, or a dependency's version) is seen. The data stages also run
+as configs/paper.yaml has them: masks of the sampled clips only (`masks.frames: sampled`) and each frame
+stored once, encoded (`clips.storage: crops`, `facemask.store`); the arrays the loader reads from that
+store, saved as ``.npy``, have the md5s of the dense packing's files, so neither changes a pixel the
+models see.
 """
 from __future__ import annotations
 
@@ -27,15 +31,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PINNED = {
     "raw/300VW/001/vid.avi": "dd1d3408ba9e88d40d5b2e42d8e0beeb",
     "clips/face/train/images.npy": "c74e4b1004ae54806412a1b3f1ed32f6",
+    "paper/clips/face/train/images.npy (decoded)": "c74e4b1004ae54806412a1b3f1ed32f6",
 }
 
 SCRIPT = r"""
-import hashlib, json, sys
+import hashlib, io, json, sys
 from pathlib import Path
 import cv2
+import numpy as np
 from facemask.synth import generate
 from facemask.masks import build_masks
 from facemask.clips import build_clips
+from facemask.data import load_split
 
 out, workers = Path(sys.argv[1]), int(sys.argv[2])
 cfg = dict(videos=4, frames=30, fps=30, width=160, height=120, categories=[1, 1, 1], workers=workers)
@@ -45,8 +52,17 @@ clips = dict(length=10, fraction=1.0, split=[2, 1, 1], official_split=False, win
              input_size={"face": 48, "eyes": 24, "mouth": 24},
              zoom={"eyes": {"margin": 0.35, "noise": 0.1}, "mouth": {"margin": 0.3, "noise": 0.1}})
 build_clips(out / "masks", out / "clips", clips, seed=3, progress=False)
-print(json.dumps({str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest()
-                  for p in sorted(out.rglob("*")) if p.is_file()}))
+# as configs/paper.yaml: masks.frames sampled, clips.storage crops
+build_masks(out / "raw", out / "paper" / "masks", workers=workers, progress=False,
+            sampling=dict(length=10, fraction=1.0, seed=3))
+build_clips(out / "paper" / "masks", out / "paper" / "clips", {**clips, "storage": "crops"}, seed=3, progress=False)
+md5 = {str(p.relative_to(out)): hashlib.md5(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+for region in ("face", "eyes", "mouth"):
+    for i, kind in enumerate(("images", "labels")):
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(load_split(out / "paper" / "clips" / region / "train")[i]))
+        md5[f"paper/clips/{region}/train/{kind}.npy (decoded)"] = hashlib.md5(buf.getvalue()).hexdigest()
+print(json.dumps(md5))
 """
 
 #: A different CPU, as far as this one can pretend: no AVX/AVX2/FMA in OpenCV, NumPy at its x86-64-v2
@@ -79,6 +95,16 @@ def test_data_stages_give_the_same_bytes_on_other_cpu_kernels(runs):
 def test_pinned_bytes(runs):
     a, _ = runs
     assert {k: a[k] for k in PINNED} == PINNED
+
+
+def test_the_crop_store_reads_as_the_dense_arrays(runs):
+    """configs/paper.yaml's data (sampled masks, `clips.storage: crops`) gives the models every region's
+    arrays byte for byte as params.yaml's dense packing holds them."""
+    a, _ = runs
+    for region in ("face", "eyes", "mouth"):
+        for kind in ("images", "labels"):
+            assert a[f"paper/clips/{region}/train/{kind}.npy (decoded)"] == a[f"clips/{region}/train/{kind}.npy"], \
+                (region, kind)
 
 
 def test_outputs_hold_no_wall_clock_figures(runs, tmp_path_factory):

@@ -2,6 +2,7 @@
 layer-wise learning rates and the frozen backbone. Tiny: ResNet-18 at 32x32, a few clips."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 from _clips import write_clips
+from _params import params as project_params
 from _params import write_params
 
 from facemask import engine, nets
 from facemask.engine import RunPaths, TrainConfig
+from facemask.errors import ParamsError
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
@@ -163,8 +166,7 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
     work = tmp_path / "ddp"
     (work / "data" / "clips").mkdir(parents=True)
     (work / "data" / "clips" / "face").symlink_to(clips)
-    (work / "data" / "clips" / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
-                                                       "0,train,0,001,1,5,1\n1,train,1,002,1,5,1\n2,test,0,003,1,5,1\n")
+    _write_index(work)
     write_params(work, seed=cfg.seed, **{f"model.{k}": v for k, v in MODEL.items()}, **{
         "train.device": "cpu", "train.workers": 0, "train.fcn.epochs": 1, "train.fcn.batch_size": 4,
         "train.fcn.lr": cfg.lr, "train.fcn.augment": True, "train.fcn.lr_decay": "linear", "train.fcn.accum": 1,
@@ -193,3 +195,159 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
         assert (b[k] - a[k]).norm() <= 1e-2 * update, k
     # BatchNorm running statistics are rank 0's under DDP (its micro-batches only): not compared
     assert not (work / "models" / ".checkpoints" / "face" / "fcn.pt").exists()
+
+
+def _stage_params(cfg: TrainConfig, **train) -> dict:
+    """The project's params.yaml (the schema needs every section) for `stages.train convlstm face` holding `cfg`."""
+    p = project_params(seed=cfg.seed, **{"regions.face.gamma": cfg.gamma})
+    p["model"].update(MODEL)
+    p["train"].update({"device": "cpu", "workers": 0, **train})
+    p["train"]["fcn"].update({"epochs": 1, "batch_size": 4, "lr": 1e-3, "max_steps_per_epoch": 1})
+    p["train"]["convlstm"].update({"epochs": cfg.epochs, "T": cfg.T, "N": cfg.batch_size, "lr": cfg.lr,
+                                   "optimizer": cfg.optimizer, "freeze_backbone": False, "loss": cfg.loss,
+                                   **cfg.loss_kwargs, "augment": cfg.augment, "lr_decay": cfg.lr_decay,
+                                   "max_steps_per_epoch": cfg.max_steps_per_epoch})
+    p["clips"]["window"] = cfg.T  # the schema: clips.window = train.convlstm.T
+    return p
+
+
+def _write_index(work: Path) -> None:
+    """The clip index the training stage reads for the model file's data record (two training videos)."""
+    (work / "data" / "clips" / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
+                                                       "0,train,0,001,1,5,1\n1,train,1,002,1,5,1\n2,test,0,003,1,5,1\n")
+
+
+def _torchrun(work: Path, n: int, *args: str, timeout: int = 300) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+           "-m", "stages.train", *args]
+    with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as proc:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        finally:  # never leave the workers behind
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained_fcn, clips, tmp_path, monkeypatch):
+    """The paper's N = 2 sequences on 4 processes (2 of them idle, with zero-weight padding), continuing a
+    checkpoint one process wrote, against one process accumulating the same 2 micro-batches throughout.
+
+    Epoch 1 runs in this process in both runs (bit-identical); epoch 2 may differ only by the order of
+    floating-point sums. The models saved are the best epoch's (here the first: val mIoU ties), so epoch 2
+    is compared through its curves, which both runs log: the training loss (the mean over the epoch's
+    micro-batches, every one a function of the weights so far) to 1e-4 of itself, and every class's val
+    IoU (of the epoch-2 weights) to 1e-3. (Measured: equal to the last bit; with gloo the weights 2/(4 x 1)
+    and 1/2 make the same sums.) About a minute on 2 cores: slow."""
+    from stages import train as stage
+
+    root, _ = trained_fcn
+    params = _stage_params(convlstm_config(epochs=2, max_steps_per_epoch=2))   # accum 1: 4 x 1 micro-batch
+    cfg = dataclasses.replace(stage.config(params, "convlstm", "face"), accum=2)  # what the stage runs, accumulated
+    one = run_paths(tmp_path / "one", "convlstm", clips)
+    one.init = root / "models" / "fcn.pt"
+    engine.train(cfg, one)
+
+    work = tmp_path / "ddp"
+    (work / "data" / "clips").mkdir(parents=True)
+    (work / "data" / "clips" / "face").symlink_to(clips)
+    _write_index(work)
+    (work / "models" / "face").mkdir(parents=True)
+    (work / "models" / "face" / "fcn.pt").write_bytes(one.init.read_bytes())
+    cut = RunPaths(clips=clips, model=work / "models" / "face" / "convlstm.pt", live=work / "metrics" / "train" /
+                   "face" / "convlstm", checkpoint=work / "models" / ".checkpoints" / "face" / "convlstm.pt",
+                   init=work / "models" / "face" / "fcn.pt")
+    save = engine.save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        raise Interrupt
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupt):
+        engine.train(cfg, cut)                   # epoch 1 on one process, then interrupted
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    log = _torchrun(work, 4, "convlstm", "face")
+    assert "resuming after epoch 1 of 2" in log and "2 of 4 processes get no item" in log
+
+    one_curves, cut_curves = curves(one.live), curves(cut.live)
+    assert one_curves.keys() == cut_curves.keys() and "plots/metrics/train/loss.tsv" in one_curves
+
+    def epoch2(text: str) -> float:
+        rows = text.splitlines()
+        assert len(rows) == 1 + 2, text                  # header, epochs 1 and 2
+        return float(rows[-1].split("\t")[-1])
+    for name in one_curves:
+        u, v = epoch2(one_curves[name]), epoch2(cut_curves[name])
+        if name.endswith("train/loss.tsv"):
+            assert abs(u - v) <= 1e-4 * abs(u), (name, u, v)
+        elif "/val/" in name:
+            assert abs(u - v) <= 1e-3, (name, u, v)
+
+
+def test_a_bad_combination_fails_before_any_training(tmp_path, monkeypatch):
+    """accum 2 x 2 processes for the ConvLSTM's N = 2: the FCN stage stops before training the FCN."""
+    from stages import train as stage
+
+    params = _stage_params(convlstm_config(), sync_bn=False)
+    params["train"]["convlstm"]["accum"] = 2
+    monkeypatch.setattr(stage, "load_params", lambda: params)
+
+    def train(*args):
+        raise Interrupt  # reached training
+    monkeypatch.setattr(stage, "train", train)
+    monkeypatch.setattr(stage, "data_record", lambda params: {})  # no clip index here
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ParamsError, match=r"params.yaml: train.convlstm.N / .* 2 process\(es\): .* accum <= 1"):
+        stage.main(["fcn", "face"])
+    params["train"]["convlstm"]["accum"] = 1       # SyncBatchNorm on CPU processes
+    params["train"]["sync_bn"] = True
+    with pytest.raises(ParamsError, match="SyncBatchNorm does not run on the CPU"):
+        stage.main(["fcn", "face"])
+    monkeypatch.setenv("WORLD_SIZE", "1")          # one process: nothing to synchronise, nothing to cut
+    with pytest.raises(Interrupt):
+        stage.main(["fcn", "face"])
+
+
+def test_rank_zero_builds_first():
+    """`_Dist.main_first`: rank 0 finishes the block (e.g. a weight download) before the others start it.
+    Two threads stand for two processes, a threading barrier for the process group's."""
+    import threading
+    import time
+
+    barrier, events = threading.Barrier(2), []
+
+    class Proc(engine._Dist):
+        def barrier(self):
+            barrier.wait(timeout=10)
+
+    def run(rank):
+        with Proc(rank, 2, rank).main_first():
+            events.append((rank, "enter"))
+            time.sleep(0.2 if rank == 0 else 0.0)
+            events.append((rank, "exit"))
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (1, 0)]   # rank 1 starts first
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert events == [(0, "enter"), (0, "exit"), (1, "enter"), (1, "exit")]
+
+
+def test_compile_wraps_the_training_forward(clips, tmp_path, monkeypatch):
+    """`compile: true` trains through torch.compile's module (here a stand-in that records what it gets:
+    compiling takes minutes on this CPU); the saved state dict is the plain model's."""
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+    monkeypatch.setattr(engine.torch, "compile", fake_compile)
+    paths = run_paths(tmp_path, "fcn", clips)
+    engine.train(fcn_config(epochs=1, max_steps_per_epoch=1, compile=True), paths)
+    assert len(compiled) == 1 and isinstance(compiled[0], nets.FCN)
+    assert all(not k.startswith("_orig_mod") for k in torch.load(paths.model, weights_only=True)["state_dict"])

@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import exp_tables  # noqa: E402
 import sweep  # noqa: E402
+from _project import copy_project, set_params  # noqa: E402
 
 
 def _leaves(d, prefix=""):
@@ -330,26 +331,13 @@ def test_queued_sweep_to_tables(tmp_path):
 @pytest.mark.slow
 def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path):
     """Table 3's sweep through the whole pipeline (download ... evaluate) at a tiny size."""
-    repo = tmp_path / "repo"
-    files = _run(["git", "ls-files", "-co", "--exclude-standard"], ROOT).split()
-    for f in files:
-        if f.startswith(("data/", "models/", "metrics/", "dvc.lock")) or not (ROOT / f).is_file():
-            continue
-        (repo / f).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / f, repo / f)
+    repo = copy_project(tmp_path / "repo")
     _run(["git", "init", "-q", "-b", "main"], repo)
     if not (repo / ".dvc").is_dir():
         _dvc("init", "-q", cwd=repo)
-    tiny = {"data.synthetic.videos": 8, "data.synthetic.frames": 30, "clips.fraction": 1.0, "clips.input_size": 32,
-            "train.fcn.epochs": 1, "train.fcn.batch_size": 4, "train.convlstm.epochs": 1, "evaluate.examples": 2}
-    p = yaml.safe_load((repo / "params.yaml").read_text())
-    for key, value in tiny.items():
-        d = p
-        *path, last = key.split(".")
-        for k in path:
-            d = d[k]
-        d[last] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    set_params(repo / "params.yaml", {
+        "data.synthetic.videos": 8, "data.synthetic.frames": 30, "clips.fraction": 1.0, "clips.input_size": 32,
+        "train.fcn.epochs": 1, "train.fcn.batch_size": 4, "train.convlstm.epochs": 1, "evaluate.examples": 2})
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "tiny"], repo)
     _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "--run"], repo, timeout=3000)

@@ -259,6 +259,7 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     for region in ("face", "eyes", "mouth"):
         (clips / region / "test").mkdir(parents=True)
         np.save(clips / region / "test" / "images.npy", rng.integers(0, 256, (2, 5, 32, 32, 3), dtype=np.uint8))
+        np.save(clips / region / "test" / "labels.npy", np.zeros((2, 5, 32, 32), np.uint8))  # not read by fuse
     orig = tmp_path / "data" / "300VW-Mask" / "images_orig"
     orig.mkdir(parents=True)
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(11, 16)]

@@ -219,6 +219,7 @@ def _write_eval_layout(root):
         lab[..., 2:4, 2:6] = classes - 1
         (clips / region / "test").mkdir(parents=True)
         np.save(clips / region / "test" / "labels.npy", lab)
+        np.save(clips / region / "test" / "images.npy", np.zeros(lab.shape + (3,), np.uint8))  # not read here
         (root / "data" / "predictions" / "zoomed" / region).mkdir(parents=True)
         np.save(root / "data" / "predictions" / "zoomed" / region / "convlstm.npy", lab)
         np.save(root / "data" / "predictions" / "zoomed" / region / "fcn.npy", np.zeros_like(lab))
