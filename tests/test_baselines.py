@@ -355,7 +355,8 @@ def test_the_engine_trains_fcn8s_deterministically(tmp_path, one_thread):
     assert all(torch.equal(v, b[k]) for k, v in a.items())
 
 
-def test_the_fcn_stage_reads_model_arch():
+def test_the_fcn_stage_reads_model_arch(monkeypatch):
+    monkeypatch.setattr(train_stage, "data_record", lambda params: {"source": "synthetic", "videos": 1})  # no data/clips here
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["model"]["arch"] == "fcn"  # the default: the reference FCN
     params["model"]["arch"] = "deeplab_v2"

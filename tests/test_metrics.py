@@ -269,11 +269,12 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     assert "| primary + zoomed eye/mouth models |" in capsys.readouterr().out
     # seeds: this run (seed 0) and the recorded seed 1, by hand
     seeds = pd.read_csv(out / "seeds.csv")
-    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 8
+    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 5 + 4  # seed 1's record has no tracker
     fcn0 = (274 / 298 + 2) / 4
     summary = json.loads((out / "seeds.json").read_text())["methods"]
     assert summary["cascade"]["mean"] == pytest.approx(0.75) and summary["cascade"]["std"] == pytest.approx(0.5 ** 0.5 / 2)
     assert summary["fcn"]["mean"] == pytest.approx((fcn0 + 0.5) / 2) and summary["fcn"]["seeds"] == 2
+    assert summary["tracker"]["seeds"] == 1 and summary["tracker"]["mean"] == 0.0  # this run's only
     # P on the per-group mIoU averaged over both seeds: cascade (1 + 0.4) / 2, (1 + 0.6) / 2 against the FCN's
     # (fcn0 + 0.4) / 2, (fcn0 + 0.6) / 2: the same difference in both groups, so P = 0
     assert summary["cascade"]["test_vs_fcn"]["p_ttest"] == 0.0
