@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from _clips import write_clips
 from _params import params as project_params
 from _params import write_params
