@@ -6,7 +6,7 @@ frame of its clips once, as the masks stage wrote it — the face crop's JPEG by
 at the crop's own size — and a region's view of the split applies the clips stage's pixel operations when a
 frame is read (`facemask.clips.pack_frame`: the face crop resized to S x S; an eye or mouth box cut from it
 and resized). The arrays a view returns are, byte for byte, what the dense packing held (the same decoder,
-the same operations); the files take a few to a few tens of KB a frame (README, "Scale").
+the same operations); the files take a few to a few tens of KB a frame (`bench/bench_train.py --storage crops jpeg arrays --loader-only`).
 
 Layout of ``<clips>/<region>/<split>/``:
 
