@@ -28,11 +28,11 @@ def _dvc(*args: str) -> str:
     return subprocess.run([sys.executable, "-m", "dvc", *args], check=True, capture_output=True, text=True).stdout
 
 
-def experiment_revs() -> dict[str, str]:
-    """{experiment name: its commit} for the experiments of the workspace's baseline commit."""
+def experiment_revs(base: str = "HEAD") -> dict[str, str]:
+    """{experiment name: its commit} for the experiments of the commit `base` (default: the workspace's)."""
     out = {}
-    for base in json.loads(_dvc("exp", "show", "--json")):
-        for exp in base.get("experiments") or []:
+    for row in json.loads(_dvc("exp", "show", "--json", "--rev", base)):
+        for exp in row.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 name = rev.get("name") or exp.get("name")
                 if name and rev.get("rev"):
@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra -S override for every seed (repeatable)")
     ap.add_argument("--collect-only", action="store_true", help="record finished experiments, queue nothing")
+    ap.add_argument("--base", default="HEAD", help="with --collect-only: the commit the experiments ran on")
     args = ap.parse_args(argv)
-    base = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+    if args.base != "HEAD" and not args.collect_only:
+        ap.error("--base goes with --collect-only (new experiments run on HEAD)")
+    base = subprocess.run(["git", "rev-parse", "--short", args.base], check=True, capture_output=True,
                           text=True).stdout.strip()
     names = {s: f"seed{s}-{base}" for s in args.seeds}
     extra = dict(kv.split("=", 1) for kv in args.set)
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
                 _dvc("exp", "remove", name)
             subprocess.run(queue_command(name, {"seed": str(seed), **extra}), check=True, stdout=subprocess.DEVNULL)
         run_queue(args.jobs)
-    revs = experiment_revs()
+    revs = experiment_revs(base)
     for seed, name in names.items():
         if name not in revs:
             raise SystemExit(f"no experiment {name}: did it fail? (dvc queue logs {name})")

@@ -38,6 +38,8 @@ LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "prim
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
+#: Methods without a training seed (the same on every seed's run).
+UNTRAINED = ("tracker",)
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
 CLIPS, MASKS, PRED, SEEDS = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions"), Path("metrics/seeds")
 
@@ -60,7 +62,12 @@ def results_markdown(report: dict, sig: dict, stability: dict, categories: dict,
     for m in METHODS:
         r, sd = report[m], seeds[m]
         ratio = stability["ratio_to_ground_truth"].get(m)
-        spread = "–" if sd["mean"] is None else f"{_pct(sd['mean'])} ± {_pct(sd['std']) if sd['std'] is not None else '?'}"
+        if sd["mean"] is None:
+            spread = "–"
+        elif m in UNTRAINED:  # no training seed: one run is all there is
+            spread = f"{_pct(sd['mean'])} (not trained)"
+        else:
+            spread = f"{_pct(sd['mean'])} ± {_pct(sd['std']) if sd['std'] is not None else '?'}"
         lines.append("| " + " | ".join([LABELS[m], *(_pct(r[c]) for c in CLASS_NAMES[1:]), f"**{_pct(r['miou'])}**",
                                         spread, f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
                                         "–" if m == "fcn" else _p(sig["tests"].get(m)),
