@@ -71,6 +71,8 @@ def records(show: list[dict]) -> Iterator[dict]:
     for base in show:
         for exp in base.get("experiments") or []:
             for rev in exp.get("revs") or []:
+                if (rev.get("data") or {}).get("rev") == "workspace":  # still running: shows the workspace's metrics
+                    continue
                 r = one(rev, rev.get("name") or exp.get("name"))
                 if r:
                     yield r
@@ -187,6 +189,8 @@ def tables(recs: list[dict]) -> dict[str, str]:
         cols = ZOOM_COLS[region]
         groups = lambda rec, arch, region=region: ((rec.get("zoomed_group_miou") or {}).get(region) or {}).get(arch)  # noqa: E731
         every = [r for runs in rows.values() for r in runs]
+        # per seed one FCN; the default's own runs win (a gamma experiment may have retrained the FCN)
+        every.sort(key=lambda r: r["name"] == "workspace" or str(r["name"]).startswith("seed"))
         fcn_runs = list({r["params"].get("seed"): r for r in every}.values())
         zoom = lambda runs, arch, c, region=region: _cell([r["metrics"][ZOOMED][region][arch].get(c) for r in runs])  # noqa: E731
         body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", str(len(fcn_runs))]] if rows else []

@@ -245,6 +245,9 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
         {"revs": [_show_entry("t3-adam-s1", conv(seed=1), 0.57)], "name": "t3-adam-s1"},
         {"revs": [{"rev": "x", "name": "broken", "error": {"msg": "failed"}, "data": {}}], "name": "broken"},
     ]
+    running = _show_entry("running", conv(optimizer="rmsprop"), 0.99)  # a queued run still going: DVC shows
+    running["data"]["rev"] = "workspace"                                # the workspace's metrics in its row
+    base["experiments"].append({"revs": [running], "name": "running"})
     recs = list(exp_tables.records([base]))
     assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "t3-adam-s1", "main"]
     md = "\n".join(exp_tables.tables(recs).values())
