@@ -152,6 +152,11 @@ def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], 
     return f"### {title}\n\n" + _table(head, body) + "\n" + (f"\n{note}\n" if note else "")
 
 
+def _is_default(rec: dict) -> bool:
+    """A run of the default settings: the workspace's own, or a seed experiment (`scripts/seeds.py`)."""
+    return rec["name"] == "workspace" or str(rec["name"]).startswith("seed")
+
+
 def _loss_key(p: dict) -> str:
     loss = p.get(C + "loss")
     if loss == "segloss":
@@ -190,7 +195,7 @@ def tables(recs: list[dict]) -> dict[str, str]:
         groups = lambda rec, arch, region=region: ((rec.get("zoomed_group_miou") or {}).get(region) or {}).get(arch)  # noqa: E731
         every = [r for runs in rows.values() for r in runs]
         # per seed one FCN; the default's own runs win (a gamma experiment may have retrained the FCN)
-        every.sort(key=lambda r: r["name"] == "workspace" or str(r["name"]).startswith("seed"))
+        every.sort(key=_is_default)
         fcn_runs = list({r["params"].get("seed"): r for r in every}.values())
         zoom = lambda runs, arch, c, region=region: _cell([r["metrics"][ZOOMED][region][arch].get(c) for r in runs])  # noqa: E731
         body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", str(len(fcn_runs))]] if rows else []
@@ -202,7 +207,7 @@ def tables(recs: list[dict]) -> dict[str, str]:
                               + (_table(["setting", *cols, "P vs FCN", "seeds"], body) if body else "(no experiment)")
                               + "\n")
     # Table 9: the key techniques. The default's runs: no sweep key changed from params.yaml's defaults.
-    default = [r for r in recs if r["name"] == "workspace" or str(r["name"]).startswith("seed")]
+    default = [r for r in recs if _is_default(r)]
     default = list({r["params"].get("seed"): r for r in default if EVAL in r["metrics"]}.values())
     frozen = t3.get("adam", [])
     rows9 = []
