@@ -331,16 +331,24 @@ class ClipPredictor:
     * ``fcn`` — the baseline FCN, frame by frame;
     * ``fcn_smooth`` — its softmax averaged over T frames with Gaussian weights (`metrics.temporal_smooth`);
     * ``primary`` — the face ConvLSTM-FCN alone, on the windows 0.., T.., 2T.. of the clip;
-    * ``cascade`` — the primary with the zoomed eye and mouth models (`Cascade`).
+    * ``cascade`` — the primary with the zoomed eye and mouth models (`Cascade`);
+    * one more per entry of `baselines` (``{name: per-frame model}``, Table 2's VGG-16 FCNs), frame by frame
+      as ``fcn``.
 
     Every label map is made at its crop's original size (scores resized bilinearly, then arg-max).
     """
 
-    def __init__(self, fcn: torch.nn.Module, cascade: Cascade, sigma: float):
+    def __init__(self, fcn: torch.nn.Module, cascade: Cascade, sigma: float,
+                 baselines: dict[str, torch.nn.Module] | None = None):
         self.fcn = to_device(fcn, cascade.device)
         self.cascade = cascade
         self.sigma = float(sigma)
-        self.seconds = {m: 0.0 for m in ("fcn", "fcn_smooth", "cascade")}  # "cascade" includes the primary
+        self.baselines = {name: to_device(m, cascade.device) for name, m in (baselines or {}).items()}
+        clash = set(self.baselines) & {*METHODS}
+        if clash:
+            raise ValueError(f"baseline names {sorted(clash)} clash with the paper's methods")
+        # "cascade" includes the primary
+        self.seconds = {m: 0.0 for m in ("fcn", "fcn_smooth", "cascade", *self.baselines)}
 
     def __call__(self, crops: Sequence[np.ndarray], packed: np.ndarray | None = None) -> tuple[dict, list[WindowResult]]:
         """Labels of every method for one clip.
@@ -349,7 +357,8 @@ class ClipPredictor:
             crops: the clip's L face crops, (h, w, 3) uint8 RGB at their original resolution.
             packed: optional (L, S, S, 3) uint8, the same crops as packed for training (the models' input).
 
-        Returns ``({method: [L label maps]}, [the cascade's WindowResult per window]))``.
+        Returns ``({method: [L label maps]}, [the cascade's WindowResult per window]))``; the methods are
+        `METHODS` and the baselines' names.
         """
         T, n = self.cascade.T, len(crops)
         sizes = [c.shape[:2] for c in crops]
@@ -370,6 +379,11 @@ class ClipPredictor:
         t3 = time.perf_counter()
         for m, dt in (("fcn", t1 - t0), ("fcn_smooth", t2 - t1), ("cascade", t3 - t2)):
             self.seconds[m] += dt
+        for name, model in self.baselines.items():
+            t0 = time.perf_counter()
+            p = fcn_probs(model, frames, self.cascade.device)
+            out[name] = [labels_at(p[i], sizes[i]) for i in range(n)]
+            self.seconds[name] += time.perf_counter() - t0
         return out, results
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      field_validator)
 
 from facemask.errors import ParamsError
 
@@ -373,6 +374,21 @@ class Evaluate(Section):
     """Frames in the side-by-side figure."""
 
 
+class Baselines(Section):
+    """``baselines``: the paper's Table 2 VGG-16 baselines, face FCNs trained beside the pipeline (stage
+    ``train_baselines``) and scored by fuse / evaluate as methods of their own."""
+
+    archs: list[Literal["fcn_vgg16", "deeplab_v2"]] = []
+    """Archs to train with train.fcn's recipe (none by default: a VGG-16 costs 5-25x the ResNet FCN here)."""
+
+    @field_validator("archs")
+    @classmethod
+    def _unique(cls, v: list) -> list:
+        if len(set(v)) != len(v):
+            raise ValueError("must not name an arch twice")
+        return v
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -384,6 +400,7 @@ class Params(Section):
     model: Model
     regions: Regions
     train: Train
+    baselines: Baselines = Baselines()
     fuse: Fuse
     evaluate: Evaluate
 

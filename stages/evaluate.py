@@ -5,7 +5,8 @@ Reads params ``evaluate`` and ``clips.window``; ``data/predictions`` (the fuse s
 test sub-datasets' labels. IoU is computed at each crop's original resolution and accumulated over the
 whole test set (confusion matrices summed). Writes:
 
-* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker): IoU of skin, eyes, lips,
+* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker, and the Table 2 baselines
+  fuse scored: fcn_vgg16, deeplab_v2, when ``baselines.archs`` names them): IoU of skin, eyes, lips,
   inner_mouth and their mean ``miou`` (background excluded), fractions in [0, 1];
 * ``metrics/zoomed.json`` — the eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets;
 * ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
@@ -34,7 +35,8 @@ from stages._common import load_params, run_stage, setup_logging
 
 METHODS = ("fcn", "fcn_smooth", "primary", "cascade", "tracker")
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
-          "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)"}
+          "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
+          "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)"}
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
@@ -53,13 +55,14 @@ def _p(test: dict | None) -> str:
     return "n/a" if p is None else f"{p:.2g}"
 
 
-def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int) -> str:
+def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int,
+                     methods: tuple[str, ...] = METHODS) -> str:
     n = max(v["seeds"] for v in seeds.values())
     seeds_col = f"{n} seed" + ("s" if n != 1 else "")
     head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {seeds_col}", "paper mIoU", "P vs FCN", f"P, {seeds_col}",
             "flip rate / GT's"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in METHODS:
+    for m in methods:
         r, sd = report[m], seeds[m]
         ratio = stability["ratio_to_ground_truth"].get(m)
         if sd["mean"] is None:
@@ -67,16 +70,17 @@ def results_markdown(report: dict, sig: dict, stability: dict, categories: dict,
         elif m in UNTRAINED:  # no training seed: one run is all there is
             spread = f"{_pct(sd['mean'])} (not trained)"
         else:
-            spread = f"{_pct(sd['mean'])} ± {_pct(sd['std']) if sd['std'] is not None else '?'}"
+            spread = (f"{_pct(sd['mean'])} ± {_pct(sd['std'])}" if sd["std"] is not None
+                      else f"{_pct(sd['mean'])} (1 seed)")
         lines.append("| " + " | ".join([LABELS[m], *(_pct(r[c]) for c in CLASS_NAMES[1:]), f"**{_pct(r['miou'])}**",
                                         spread, f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
                                         "–" if m == "fcn" else _p(sig["tests"].get(m)),
                                         "–" if m == "fcn" else _p(sd["test_vs_fcn"]),
                                         "–" if ratio is None else f"{ratio:.2f}"]) + " |")
     cat = ["", "mIoU (%) per 300VW category:", "",
-           "| category | frames | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
+           "| category | frames | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for c, d in categories.items():
-        cat.append(f"| {c} | {d['frames']} | " + " | ".join(_pct(d[m]["miou"]) for m in METHODS) + " |")
+        cat.append(f"| {c} | {d['frames']} | " + " | ".join(_pct(d[m]["miou"]) for m in methods) + " |")
     note = (f"\nIoU (%) on the test set ({sig['sequences']} sequences), at each crop's original resolution, "
             f"training seed {seed}; mIoU over seeds: mean ± standard deviation over the training seeds "
             f"(metrics/eval/seeds.csv). P: paired t-test of the per-group mIoU against the baseline FCN over "
@@ -93,15 +97,17 @@ def main() -> None:
     T = int(params["clips"]["window"])
     clips = metrics.split_clips(CLIPS)
     C = len(CLASS_NAMES)
+    info = json.loads((PRED / "info.json").read_text()) if (PRED / "info.json").is_file() else {}
+    methods = (*METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
 
-    meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *METHODS)}
+    meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
     for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
         seq = {key: [] for key in flips}
         for i, name in enumerate(clip["names"]):
             gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
             seq["ground_truth"].append(gt)
             row = []
-            for m in METHODS:
+            for m in methods:
                 path = PRED / m / f"{name}.png"
                 pred = read_label_png(path)
                 if pred.shape != gt.shape:
@@ -115,11 +121,11 @@ def main() -> None:
             flips[key] += metrics.flip_rate(labels)
     meta, cms = pd.DataFrame(meta), np.stack(cms)
 
-    report = metrics.reports_by(meta, cms, METHODS)
-    categories = metrics.reports_by(meta, cms, METHODS, "category")
-    subjects = metrics.subject_table(meta, cms, METHODS)
-    steps = metrics.timestep_table(meta, cms, METHODS)
-    sig = metrics.significance(meta, cms, METHODS, groups)
+    report = metrics.reports_by(meta, cms, methods)
+    categories = metrics.reports_by(meta, cms, methods, "category")
+    subjects = metrics.subject_table(meta, cms, methods)
+    steps = metrics.timestep_table(meta, cms, methods)
+    sig = metrics.significance(meta, cms, methods, groups)
     stability = {**metrics.stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
                  "counts": {k: {"flips": int(v[0]), "pixels": int(v[1])} for k, v in flips.items()}}
 
@@ -141,15 +147,15 @@ def main() -> None:
         name = clips[k]["names"][len(clips[k]["names"]) // 2]
         image = cv2.imread(str(MASKS / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
         gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
-        rows.append((image, gt, {m: read_label_png(PRED / m / f"{name}.png") for m in METHODS}, name))
-    figure = metrics.comparison_figure(rows, METHODS)
+        rows.append((image, gt, {m: read_label_png(PRED / m / f"{name}.png") for m in methods}, name))
+    figure = metrics.comparison_figure(rows, methods)
 
     seed = int(params["seed"])
     runs = {int(r["seed"]): r for r in (json.loads(f.read_text()) for f in sorted(SEEDS.glob("seed_*.json")))}
     runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
                   "zoomed": zoomed, "zoomed_group_miou": zoomed_groups}
-    seeds = metrics.seeds_summary(runs, METHODS)
-    md = results_markdown(report, sig, stability, categories, seeds, seed)
+    seeds = metrics.seeds_summary(runs, methods)
+    md = results_markdown(report, sig, stability, categories, seeds, seed, methods)
     atomic_write_json("metrics/eval.json", report)
     atomic_write_json("metrics/zoomed.json", zoomed)
     with atomic_dir("metrics/eval") as out:
@@ -158,10 +164,10 @@ def main() -> None:
         steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
         atomic_write_json(out / "timestep.json", {
             f"{m}_minus_fcn": {f"t{int(r['t'])}": metrics.finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
-            for m in METHODS if m != "fcn"})
+            for m in methods if m != "fcn"})
         atomic_write_json(out / "significance.json", sig)
         atomic_write_json(out / "stability.json", stability)
-        metrics.seeds_table(runs, METHODS).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
+        metrics.seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
         atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
         atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
         cv2.imwrite(str(out / "examples.png"), figure)

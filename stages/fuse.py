@@ -3,16 +3,17 @@
 Reads params ``clips.window``, ``clips.zoom`` (the zoom margins), ``train.device``, ``fuse``; the test
 clips (``data/clips/index.csv``, ``data/clips/face/test``, the eye and mouth test sub-datasets, read
 with `facemask.data.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
-``models/<region>/{fcn,convlstm}.pt``. Writes, atomically:
+``models/<region>/{fcn,convlstm}.pt``, and Table 2's VGG-16 baselines that ``models/face/baselines/archs.json``
+names (stage train_baselines; none by default). Writes, atomically:
 
 * ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade`` and
   ``tracker`` (the paper's landmark-tracker baseline, `facemask.tracker`, run over the raw test videos
   ``data/raw/300VW``; settings ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's
-  original size;
+  original size; also ``<arch>`` for each baseline (frame by frame, as ``fcn``);
 * ``data/predictions/boxes.csv``: the eye and mouth boxes of every window, and the fallback used;
 * ``data/predictions/zoomed/<eyes|mouth>/<fcn|convlstm>.npy``: the zoomed models' labels on their
   test sub-datasets (Tables 7, 8), at the packed size;
-* ``data/predictions/info.json``: clips, frames, how often each box fallback was used, and how the
+* ``data/predictions/info.json``: clips, frames, the baselines scored, how often each box fallback was used, and how the
   tracker found the face in the test frames (no wall-clock figures, so the output's bytes follow from
   its inputs; the seconds per method go to the log).
 """
@@ -37,6 +38,7 @@ from facemask.tracker import predict_test_clips
 from stages._common import load_params, run_stage, setup_logging
 
 CLIPS, MASKS, MODELS, OUT = Path("data/clips"), Path("data/300VW-Mask"), Path("models"), Path("data/predictions")
+BASELINES = MODELS / "face" / "baselines"
 RAW = Path("data/raw/300VW")
 
 
@@ -62,18 +64,22 @@ def main() -> None:
     cascade = Cascade.from_dir(MODELS, params["clips"]["zoom"], device)
     if cascade.T != T:
         raise ValueError(f"the face ConvLSTM-FCN was trained on T = {cascade.T}, clips.window is {T}")
-    predictor = ClipPredictor(load_model(MODELS / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"])
-    log.info("fuse: %d test clips, T = %d, device %s", len(clips), T, device)
+    archs = json.loads((BASELINES / "archs.json").read_text())["archs"] if (BASELINES / "archs.json").is_file() else []
+    baselines = {arch: load_model(BASELINES / f"{arch}.pt") for arch in archs}
+    predictor = ClipPredictor(load_model(MODELS / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"],
+                              baselines)
+    methods = (*METHODS, *baselines)
+    log.info("fuse: %d test clips, T = %d, device %s; baselines: %s", len(clips), T, device, archs or "none")
 
     frames, boxes = 0, []
     with atomic_dir(OUT) as out:
-        for m in METHODS:
+        for m in methods:
             (out / m).mkdir()
         for k, clip in enumerate(tqdm(clips, desc="fuse", unit="clip")):
             names = clip["names"]
             crops = [read_crop(MASKS / "images_orig" / f"{n}.jpg") for n in names]
             labels, windows = predictor(crops, packed[k, :len(names)])
-            for m in METHODS:
+            for m in methods:
                 for n, lab in zip(names, labels[m]):
                     write_label_png(out / m / f"{n}.png", lab)
             for w, r in enumerate(windows):
@@ -95,12 +101,12 @@ def main() -> None:
                         predict_packed(model, images, T if arch == "convlstm" else None, device))
 
         fallbacks = pd.DataFrame(boxes)["fallback"].value_counts().to_dict() if boxes else {}
-        info = {"clips": len(clips), "frames": frames,
+        info = {"clips": len(clips), "frames": frames, "baselines": archs,
                 "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()},
                 "tracker": {"source": tracker["source"], "status": tracker["status"],
                             "frames_without_face": len(tracker["frames_without_face"])}}
         (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-    log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", OUT, frames, len(METHODS),
+    log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", OUT, frames, len(methods),
              time.perf_counter() - t_start, device,
              {m: round(frames / s, 1) for m, s in predictor.seconds.items() if s > 0})
 

@@ -1,7 +1,8 @@
-"""Stages ``train_fcn@<region>`` and ``train_convlstm@<region>``: one training run of one region.
+"""Stages ``train_fcn@<region>``, ``train_convlstm@<region>`` and ``train_baselines``: training runs of a region.
 
     python -m stages.train <fcn|convlstm> <region>
     torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
+    python -m stages.train baselines face                                  # Table 2's VGG-16 baselines
 
 Reads params: seed, model, train.device, train.workers, train.sync_bn, train.compile, train.<phase>,
 regions.<region>. Before training it checks both phases' batches against the process count (and the
@@ -10,9 +11,16 @@ Reads data/clips/<region>/{train,val} and data/clips/index.csv (the training vid
 data.source in the model file: `facemask predict --method auto` reads them); convlstm also models/<region>/fcn.pt.
 Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
 keeps per-epoch state in models/.checkpoints/<region>/<phase>.pt until the run completes.
+
+``baselines``: each arch of ``baselines.archs`` (Table 2's fcn_vgg16, deeplab_v2; none by default) trained
+as the FCN phase (``train.fcn``'s recipe, ``model.encoder_weights``) on the region's clips, one after the
+other: models/<region>/baselines/<arch>.pt, metrics/train/<region>/baselines/<arch>/, checkpoints in
+models/.checkpoints/<region>/baselines/<arch>.pt; both folders hold ``archs.json``, the archs trained (the
+fuse stage scores each as a method of its own).
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -21,6 +29,7 @@ import torch
 from facemask.clips import REGION_CLASS_NAMES, read_index
 from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, train, world
 from facemask.errors import ParamsError
+from facemask.io import atomic_write_json
 from stages._common import load_params, run_stage, setup_logging
 
 
@@ -71,13 +80,40 @@ def paths(phase: str, region: str) -> RunPaths:
     )
 
 
+def baseline_paths(arch: str, region: str) -> RunPaths:
+    return RunPaths(
+        clips=Path("data/clips") / region,
+        model=Path("models") / region / "baselines" / f"{arch}.pt",
+        live=Path("metrics/train") / region / "baselines" / arch,
+        checkpoint=Path("models/.checkpoints") / region / "baselines" / f"{arch}.pt",
+    )
+
+
+def train_baselines(params: dict, region: str) -> None:
+    """Each of ``baselines.archs`` as the FCN phase of `region` (the same loop, recipe and data), then the
+    manifest ``archs.json`` in both output folders (written last: it names only models that exist)."""
+    archs = list(params.get("baselines", {}).get("archs", []))
+    base = config(params, "fcn", region, data=data_record(params))
+    for arch in archs:
+        train(dataclasses.replace(base, model={**base.model, "arch": arch}), baseline_paths(arch, region))
+    if world().rank != 0:
+        return
+    for folder in (Path("models") / region / "baselines", Path("metrics/train") / region / "baselines"):
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(folder / "archs.json", {"archs": archs})
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     params = load_params()
-    if len(argv) != 2 or argv[0] not in PHASES or argv[1] not in params["regions"]:
-        sys.exit(f"usage: python -m stages.train {{{'|'.join(PHASES)}}} {{{'|'.join(params['regions'])}}}")
+    phases = (*PHASES, "baselines")
+    if len(argv) != 2 or argv[0] not in phases or argv[1] not in params["regions"]:
+        sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(params['regions'])}}}")
     setup_logging()
     check(params, argv[1])
+    if argv[0] == "baselines":
+        train_baselines(params, argv[1])
+        return
     train(config(params, *argv, data=data_record(params)), paths(*argv))
 
 

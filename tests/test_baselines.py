@@ -4,6 +4,7 @@ upsampling, training steps, checkpoints and the fuse stage's prediction path."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -369,3 +370,41 @@ def test_unknown_arch_and_convlstm_conversion_fail_clearly():
     with pytest.raises(TypeError, match=r"model.arch: fcn only, not from a DeepLabV2"):
         nets.ConvLSTMFCN.from_fcn(on_meta(DeepLabV2, classes=2))
     assert type(nets.build_model("fcn", {"encoder": "resnet18", "classes": 2})) is nets.FCN  # default: fcn
+
+
+def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeypatch):
+    """`python -m stages.train baselines face`: every arch of baselines.archs through the FCN phase's loop
+    with train.fcn's recipe, into models/face/baselines/<arch>.pt, then archs.json naming them (none: an
+    empty list, so the fuse stage has something to read)."""
+    from _params import params as project_params
+
+    params = project_params(**{"baselines.archs": ["deeplab_v2", "fcn_vgg16"], "train.fcn.lr": 0.5,
+                               "model.encoder_weights": None})
+    monkeypatch.setattr(train_stage, "load_params", lambda: params)
+    monkeypatch.setattr(train_stage, "data_record", lambda params: {"source": "synthetic", "videos": 3})
+    runs = []
+
+    def train(cfg, paths):
+        runs.append((cfg, paths))
+        paths.model.parent.mkdir(parents=True, exist_ok=True)
+        paths.model.write_text(cfg.model["arch"])
+    monkeypatch.setattr(train_stage, "train", train)
+    monkeypatch.chdir(tmp_path)
+    train_stage.main(["baselines", "face"])
+    assert [c.model["arch"] for c, _ in runs] == ["deeplab_v2", "fcn_vgg16"]
+    reference = train_stage.config(params, "fcn", "face", data={"source": "synthetic", "videos": 3})
+    for cfg, paths in runs:
+        arch = cfg.model["arch"]
+        assert cfg == dataclasses.replace(reference, model={**reference.model, "arch": arch})  # only the arch differs
+        assert cfg.lr == 0.5 and cfg.phase == "fcn" and cfg.classes == 5
+        assert paths.model == Path("models/face/baselines") / f"{arch}.pt"
+        assert paths.live == Path("metrics/train/face/baselines") / arch
+        assert paths.checkpoint == Path("models/.checkpoints/face/baselines") / f"{arch}.pt"
+        assert paths.init is None
+    for folder in ("models/face/baselines", "metrics/train/face/baselines"):
+        assert json.loads((tmp_path / folder / "archs.json").read_text()) == {"archs": ["deeplab_v2", "fcn_vgg16"]}
+
+    params["baselines"]["archs"] = []
+    runs.clear()
+    train_stage.main(["baselines", "face"])
+    assert runs == [] and json.loads((tmp_path / "models/face/baselines/archs.json").read_text()) == {"archs": []}

@@ -217,6 +217,13 @@ def test_clip_predictor_gives_every_method(tiny_models):
     for a, b in zip(first["primary"], out["primary"][:10]):
         np.testing.assert_array_equal(a, b)
     assert set(predictor.seconds) == {"fcn", "fcn_smooth", "cascade"}
+    # a baseline: a per-frame model of its own, scored frame by frame like the FCN (here the FCN itself)
+    both, _ = fusion.ClipPredictor(fcn, cascade, sigma=0.6, baselines={"fcn_vgg16": fcn})(clip)
+    assert set(both) == {*fusion.METHODS, "fcn_vgg16"}
+    for a, b in zip(both["fcn_vgg16"], out["fcn"]):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="clash"):
+        fusion.ClipPredictor(fcn, cascade, sigma=0.6, baselines={"primary": fcn})
 
 
 def test_predict_packed(tiny_models):
@@ -274,12 +281,17 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
         save_model(tmp_path / "models" / region / "convlstm.pt", model, "convlstm", cfg)
         save_model(tmp_path / "models" / region / "fcn.pt", fcn if region == "face" else
                    type(fcn)("resnet18", classes=model.classes), "fcn", {**cfg, "T": None})
+    # a Table 2 baseline (stage train_baselines): here the face FCN's own weights under another name, so
+    # its labels must be the fcn method's, frame for frame
+    save_model(tmp_path / "models" / "face" / "baselines" / "fcn_vgg16.pt", fcn, "fcn",
+               {"encoder": "resnet18", "classes": 5, "input_size": 32, "T": None})
+    (tmp_path / "models" / "face" / "baselines" / "archs.json").write_text('{"archs": ["fcn_vgg16"]}')
 
     monkeypatch.chdir(tmp_path)
     fuse.main()
     pred = tmp_path / "data" / "predictions"
     from facemask.masks import read_label_png
-    for m in (*fusion.METHODS, "tracker"):
+    for m in (*fusion.METHODS, "tracker", "fcn_vgg16"):
         assert sorted(p.stem for p in (pred / m).iterdir()) == names
         for n in (names[0], names[-1]):
             lab = read_label_png(pred / m / f"{n}.png")
@@ -290,8 +302,11 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
         for arch in ("fcn", "convlstm"):
             z = np.load(pred / "zoomed" / region / f"{arch}.npy")
             assert z.shape == (2, 5, 32, 32) and z.max() < classes
+    for n in names:
+        np.testing.assert_array_equal(read_label_png(pred / "fcn_vgg16" / f"{n}.png"),
+                                      read_label_png(pred / "fcn" / f"{n}.png"))
     info = json.loads((pred / "info.json").read_text())
-    assert info["frames"] == 10 and info["clips"] == 2
+    assert info["frames"] == 10 and info["clips"] == 2 and info["baselines"] == ["fcn_vgg16"]
     assert sum(info["box_fallbacks"].values()) == len(boxes)  # one entry per window and region
     assert not any("second" in k or "per_s" in k for k in info)  # no wall-clock figures in a DVC output
     # noise holds no face: the tracker reports every frame as such and paints nothing

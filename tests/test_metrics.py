@@ -1,6 +1,7 @@
 """facemask.metrics against numbers worked out by hand."""
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -186,7 +187,9 @@ def test_significance_over_groups_of_sequences():
 # The evaluate stage on a hand-made test set in the contract layout
 
 
-def _write_eval_layout(root):
+def _write_eval_layout(root, baselines: dict | None = None):
+    """The contract layout; `baselines` ({arch: "fcn" | ...}): Table 2 baselines whose predictions copy
+    those of the named method, listed in data/predictions/info.json as the fuse stage does."""
     import cv2
     from _params import write_params
 
@@ -205,6 +208,7 @@ def _write_eval_layout(root):
     gt[14, 9:15] = 4       # inner mouth: 6 px
     no_eyes = np.where(gt == 2, 1, gt).astype(np.uint8)
     preds = {"cascade": gt, "primary": gt, "fcn": no_eyes, "fcn_smooth": no_eyes, "tracker": np.zeros_like(gt)}
+    preds.update({arch: preds[like] for arch, like in (baselines or {}).items()})
     masks = root / "data" / "300VW-Mask"
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
     for d in ("images_orig", "labels_orig", *(f"../predictions/{m}" for m in preds)):
@@ -223,6 +227,8 @@ def _write_eval_layout(root):
         (root / "data" / "predictions" / "zoomed" / region).mkdir(parents=True)
         np.save(root / "data" / "predictions" / "zoomed" / region / "convlstm.npy", lab)
         np.save(root / "data" / "predictions" / "zoomed" / region / "fcn.npy", np.zeros_like(lab))
+    if baselines:
+        (root / "data" / "predictions" / "info.json").write_text(json.dumps({"baselines": list(baselines)}))
 
 
 def test_evaluate_stage(tmp_path, monkeypatch, capsys):
@@ -281,6 +287,24 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     assert summary["cascade"]["test_vs_fcn"]["mean_diff"] == pytest.approx((1 - fcn0) / 2)
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 0 and run["eval"]["cascade"]["miou"] == pytest.approx(1.0)
+
+
+def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, capsys):
+    import json
+
+    from stages import evaluate
+
+    _write_eval_layout(tmp_path, baselines={"fcn_vgg16": "fcn", "deeplab_v2": "cascade"})
+    monkeypatch.chdir(tmp_path)
+    evaluate.main()
+    ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker", "fcn_vgg16", "deeplab_v2"]
+    assert ev["fcn_vgg16"] == ev["fcn"] and ev["deeplab_v2"]["miou"] == pytest.approx(1.0)
+    out = tmp_path / "metrics" / "eval"
+    sig = json.loads((out / "significance.json").read_text())
+    assert sig["tests"]["deeplab_v2"]["mean_diff"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    md = capsys.readouterr().out
+    assert "| VGG-16 FCN-8s |" in md and "| DeepLab-V2 (VGG-16, ASPP) |" in md and "(1 seed)" in md
 
 
 def test_paired_test_with_a_constant_difference():
