@@ -40,9 +40,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SIZES = {  # name: (encoder, input size, fcn batch, convlstm N)
-    "default": ("resnet18", 96, 16, 2),
-    "paper": ("resnet50", 320, 16, 2),
+SIZES = {  # name: (encoder, input size, fcn batch, convlstm N, encoder depth, output stride)
+    "default": ("resnet18", 128, 16, 2, 3, 8),   # params.yaml's face model
+    "paper": ("resnet50", 320, 16, 2, 5, 16),    # configs/paper.yaml's
 }
 T = 5
 STORAGES = ("crops", "jpeg", "arrays")
@@ -90,7 +90,7 @@ def bytes_per_frame(split: Path) -> float:
 
 
 def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str, workers: int, storage: str,
-        width: int, height: int, loader_only: bool) -> dict:
+        width: int, height: int, loader_only: bool, depth: int = 5, stride: int = 16) -> dict:
     import cv2
 
     from facemask.data import ClipDataset, ShardedBatchSampler, make_loader, to_device
@@ -121,12 +121,10 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
         from facemask import losses, nets
         from facemask.engine import _forward_loss
 
-        model = nets.FCN(encoder, 5)
+        model = nets.FCN(encoder, 5, output_stride=stride, encoder_depth=depth)
         if phase == "convlstm":
             model = nets.ConvLSTMFCN.from_fcn(model)
-        model = model.to(dev).train()
-        if amp:
-            model = model.to(memory_format=torch.channels_last)
+        model = model.to(dev).train().to(memory_format=torch.channels_last)   # as the engine trains
         opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
         loss_fn = losses.build_loss("ce")
 
@@ -185,9 +183,9 @@ def main() -> None:
 
     if args.one:  # a child: one configuration, JSON on stdout
         size, phase, storage, steps = args.one.split(",")
-        encoder, px, batch, n = SIZES[size]
+        encoder, px, batch, n, depth, stride = SIZES[size]
         print(json.dumps(one(encoder, px, phase, batch if phase == "fcn" else n, int(steps), args.device,
-                             args.workers, storage, args.width, args.height, args.loader_only)))
+                             args.workers, storage, args.width, args.height, args.loader_only, depth, stride)))
         return
 
     device = "cuda" if args.device == "cuda" else "cpu"
@@ -203,7 +201,7 @@ def main() -> None:
     for size in args.sizes:
         for phase in args.phases:
             for storage in args.storage:
-                encoder, px, batch, n = SIZES[size]
+                encoder, px, batch, n, _, _ = SIZES[size]
                 steps = args.steps or (20 if args.loader_only else 10 if size == "default" else 3)
                 cmd = [sys.executable, __file__, "--device", device, "--workers", str(args.workers), "--width",
                        str(args.width), "--height", str(args.height), "--one", f"{size},{phase},{storage},{steps}"]

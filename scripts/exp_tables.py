@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The paper's experiment tables (3-9) in markdown, from the DVC experiments, with the seeds' spread.
+"""The paper's experiment tables (2-9) in markdown, from the DVC experiments, with the seeds' spread.
 
     python scripts/exp_tables.py                       # runs `dvc exp show --json` here
     python scripts/exp_tables.py --out metrics/tables  # also writes metrics/tables/table<N>.md
@@ -12,6 +12,10 @@ paper's test (Sect. 4.2): a paired t-test over the groups of test sequences, her
 averaged over the row's seeds, against the baseline FCN's averaged over the same seeds (per-group values
 from each experiment's ``metrics/eval/run.json``). IoUs in percent, as in the paper. Sources:
 
+* Table 2 — the five baselines: the landmark tracker, the ResNet FCN and FCN + temporal smoothing from the
+  default's runs (``metrics/eval.json`` → ``tracker``, ``fcn``, ``fcn_smooth``), the VGG-16 FCN-8s and
+  DeepLab-V2 from the experiments that trained them (``baselines.archs``; their ``eval.json`` →
+  ``fcn_vgg16``, ``deeplab_v2``), P against the same runs' ResNet FCN.
 * Tables 3, 5, 6 — the primary (face) ConvLSTM-FCN on the test set: ``metrics/eval.json`` → ``primary``;
   the baseline FCN row is ``fcn`` of the same runs.
 * Table 4 — the primary model's mIoU minus the FCN's at each of the T frames of a window (Table 3's runs):
@@ -42,7 +46,11 @@ FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
 ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
 C = "train.convlstm."
 #: The paper's numbers where its text gives them (mIoU %).
-PAPER = {"fcn": 54.50, "cascade": 63.76}
+PAPER = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
+#: Table 2's rows: (method in eval.json, label), in the paper's order.
+TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"), ("deeplab_v2", "DeepLab-V2 (VGG-16, ASPP)"),
+          ("fcn_vgg16", "FCN-8s (VGG-16)"), ("fcn", "FCN (ResNet; the baseline FCN)"),
+          ("fcn_smooth", "FCN (ResNet) + temporal smoothing"))
 
 
 def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -222,10 +230,37 @@ def tables(recs: list[dict]) -> dict[str, str]:
                                  _p(default, "primary", _face_groups)))
         rows9.append(_method_row("primary + zoomed eye/mouth models (cascade)", default, "cascade",
                                  _p(default, "cascade", _face_groups)))
+    out["table2"] = table2(recs, default)
     out["table9"] = ("### Table 9 — key techniques against the baseline FCN (IoU %, test set)\n\n"
                      + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows9) if rows9 else "(no runs)") + "\n"
                      + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
     return out
+
+
+def table2(recs: list[dict], default: list[dict]) -> str:
+    """The paper's Table 2: the five baselines. The tracker, the ResNet FCN and its smoothing come from the
+    default's runs (one per seed); each VGG-16 baseline from the runs whose eval.json holds it."""
+    body = []
+    for method, label in TABLE2:
+        if method in ("tracker", "fcn", "fcn_smooth"):
+            runs = [r for r in default if method in r["metrics"][EVAL]]
+            runs = runs[:1] if method == "tracker" else runs   # the tracker is not trained: one run
+        else:
+            runs = list({r["params"].get("seed"): r for r in recs
+                         if method in r["metrics"].get(EVAL, {}) and not _is_default(r)}.values())
+        if not runs:
+            body.append([label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"])
+            continue
+        row = _method_row(label, runs, method, "–" if method == "fcn" else _p(runs, method, _face_groups))
+        row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
+        if method == "tracker":
+            row[-1] = "– (not trained)"
+        body.append(row)
+    return ("### Table 2 — the baselines (IoU %, test set)\n\n"
+            + _table(["method", *FACE_COLS, "paper mIoU", "P vs ResNet FCN", "seeds"], body) + "\n"
+            + "\nOne seed: the value alone, no spread; the ResNet FCN's standard deviation over its seeds is the "
+              "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU against the same "
+              "runs' ResNet FCN (same seed, same test groups).\n")
 
 
 def main(argv: list[str] | None = None) -> None:

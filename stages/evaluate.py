@@ -18,6 +18,7 @@ whole test set (confusion matrices summed). Writes:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -90,6 +91,33 @@ def results_markdown(report: dict, sig: dict, stability: dict, categories: dict,
     return "\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n"
 
 
+def test_set_id(meta: pd.DataFrame, groups: int) -> dict:
+    """What a seed's record must share with this run to be summarised with it: the test frames (their
+    number, clips and a hash of their names, in order) and the significance groups."""
+    names = "\n".join(meta["name"]).encode()
+    return {"clips": int(meta["clip"].nunique()), "frames": int(len(meta)), "groups": int(groups),
+            "names_sha256": hashlib.sha256(names).hexdigest()}
+
+
+def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
+    """The other seeds' records (``seed_<N>.json``) made on this run's test set. A record that names its test
+    set must match it; an older one without must have this run's number of groups. Others are left out,
+    each with a warning (a seed run on another benchmark, or the tiny pipelines of the tests)."""
+    runs = {}
+    for f in sorted(folder.glob("seed_*.json")):
+        r = json.loads(f.read_text())
+        if "test_set" in r:
+            same, why = r["test_set"] == test_set, f"test set {r['test_set']} is not this run's {test_set}"
+        else:
+            sizes = {len(v) for v in (r.get("group_miou") or {}).values()}
+            same, why = sizes <= {test_set["groups"]}, f"groups {sorted(sizes)} are not this run's {test_set['groups']}"
+        if same:
+            runs[int(r["seed"])] = r
+        else:
+            log.warning("evaluate: %s left out of the seeds' summary: %s", f, why)
+    return runs
+
+
 def main() -> None:
     log = setup_logging()
     params = load_params()
@@ -151,9 +179,10 @@ def main() -> None:
     figure = metrics.comparison_figure(rows, methods)
 
     seed = int(params["seed"])
-    runs = {int(r["seed"]): r for r in (json.loads(f.read_text()) for f in sorted(SEEDS.glob("seed_*.json")))}
+    test_set = test_set_id(meta, sig["groups"])
+    runs = recorded_runs(SEEDS, test_set, log)
     runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
-                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups}
+                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set}
     seeds = metrics.seeds_summary(runs, methods)
     md = results_markdown(report, sig, stability, categories, seeds, seed, methods)
     atomic_write_json("metrics/eval.json", report)

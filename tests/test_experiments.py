@@ -263,6 +263,38 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
     assert ("SegLoss eq9, g = 0, on scores, γ = 0.05", *["58.00"] * 5, "n/a", "1") in rows
 
 
+def test_exp_tables_table2_rows(monkeypatch):
+    """Table 2: tracker, ResNet FCN and smoothing from the default's runs (workspace and seed experiments),
+    each VGG-16 baseline from the experiments whose eval.json holds it, P against those runs' own FCN."""
+    groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "fcn_vgg16": [0.45, 0.36, 0.28], "fcn_smooth": [0.50, 0.40, 0.30]},
+              "vgg": {"fcn": [0.50, 0.40, 0.30], "fcn_vgg16": [0.44, 0.35, 0.26]}}
+    monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups.get(rev, {})})
+    row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
+
+    def entry(name, seed, methods, archs=()):
+        e = _show_entry(name, {"seed": seed, "baselines": {"archs": list(archs)}}, 0.6)
+        e["data"]["metrics"]["metrics/eval.json"]["data"] = {m: row(v) for m, v in methods.items()}
+        return e
+
+    base = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40})
+    base["rev"] = base["data"]["rev"] = "s0"
+    base["experiments"] = [
+        {"name": "seed1-x", "revs": [entry("seed1-x", 1, {"fcn": 0.52, "fcn_smooth": 0.54, "tracker": 0.40})]},
+        {"name": "t2-vgg16", "revs": [entry("vgg", 0, {"fcn": 0.50, "fcn_vgg16": 0.37}, ["fcn_vgg16"])]},
+    ]
+    md = exp_tables.tables(list(exp_tables.records([base])))["table2"]
+    rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
+                                  if ln.startswith("|"))}
+    assert rows["landmark tracker (dlib 68 points)"] == (*["40.00"] * 5, "60.09", "n/a", "– (not trained)")
+    assert rows["FCN (ResNet; the baseline FCN)"] == (*["51.00 ± 1.41"] * 5, "54.50", "–", "2")
+    assert rows["FCN (ResNet) + temporal smoothing"][:5] == ("52.00 ± 2.83",) * 5
+    assert rows["DeepLab-V2 (VGG-16, ASPP)"] == ("–",) * 6 + ("not run", "0")
+    # the experiment's own groups: differences 0.06, 0.05, 0.04 -> scipy's paired t-test
+    from scipy import stats
+    want = stats.ttest_rel([0.44, 0.35, 0.26], [0.50, 0.40, 0.30]).pvalue
+    assert rows["FCN-8s (VGG-16)"] == (*["37.00"] * 5, "–", f"{want:.2g}", "1")
+
+
 def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
     # two seeds of one setting; per-group mIoUs of the primary and the FCN in each seed's run.json
     groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "primary": [0.52, 0.43, 0.31]},

@@ -1,6 +1,7 @@
 """facemask.metrics against numbers worked out by hand."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -247,6 +248,13 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
         {"seed": 1, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}}))
     (tmp_path / "metrics" / "seeds" / "seed_0.json").write_text(json.dumps(  # stale: this run replaces it
         {"seed": 0, "eval": {m: dict(v, miou=0.0) for m, v in other.items()}, "group_miou": {}}))
+    # records of other test sets, left out: 3 groups (an older record, no test set named), another test set
+    (tmp_path / "metrics" / "seeds" / "seed_3.json").write_text(json.dumps(
+        {"seed": 3, "eval": other, "group_miou": {m: [0.4, 0.5, 0.6] for m in other}}))
+    names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
+    ours = {"clips": 2, "frames": 10, "groups": 2, "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest()}
+    (tmp_path / "metrics" / "seeds" / "seed_4.json").write_text(json.dumps(
+        {"seed": 4, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}, "test_set": {**ours, "frames": 9}}))
     monkeypatch.chdir(tmp_path)
     evaluate.main()
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
@@ -287,6 +295,7 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     assert summary["cascade"]["test_vs_fcn"]["mean_diff"] == pytest.approx((1 - fcn0) / 2)
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 0 and run["eval"]["cascade"]["miou"] == pytest.approx(1.0)
+    assert run["test_set"] == ours
 
 
 def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, capsys):
