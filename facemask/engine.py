@@ -378,22 +378,43 @@ def _open_live(paths: RunPaths, history: list[dict]):
     return live
 
 
-def train(cfg: TrainConfig, paths: RunPaths) -> dict:
-    """Train one phase of one region; write the best weights to `paths.model`; return its metrics."""
+@contextlib.contextmanager
+def process_group(device: str):
+    """One torchrun process group (none for one process) around several `train` calls, which then keep it:
+    each call would otherwise set one up and tear it down, and a set-up after a tear-down fails (gloo
+    and NCCL alike). Yields this process's `_Dist`."""
+    owns = not dist.is_initialized()
+    d, _ = _setup(device)
+    try:
+        yield d
+    finally:
+        if owns and d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig, paths: RunPaths, keep_checkpoint: bool = False) -> dict:
+    """Train one phase of one region; write the best weights to `paths.model`; return its metrics.
+
+    The last checkpoint is removed once the model is written, unless `keep_checkpoint` (a caller training
+    several models in one stage keeps the finished ones' until all are done: a rerun after an interruption
+    then rewrites them from their checkpoints instead of retraining). Under torchrun the process group is
+    set up here and torn down on return, unless the caller had set it up (then it stays the caller's).
+    """
+    owns_group = not dist.is_initialized()
     d, device = _setup(cfg.device)
     cpu = device.type == "cpu"
     deterministic = torch.are_deterministic_algorithms_enabled()
     if cpu:
         torch.use_deterministic_algorithms(True)
     try:
-        return _train(cfg, paths, d, device)
+        return _train(cfg, paths, d, device, keep_checkpoint)
     finally:
         torch.use_deterministic_algorithms(deterministic)
-        if d.world > 1 and dist.is_initialized():
+        if owns_group and d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) -> dict:
+def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device, keep_checkpoint: bool) -> dict:
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -512,7 +533,8 @@ def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device) ->
         nets.save_model(paths.model, model, cfg.phase, config, epoch=best["epoch"] + 1, metrics=metrics)
         live.summary = dict(metrics)
         live.end()
-        paths.checkpoint.unlink(missing_ok=True)
+        if not keep_checkpoint:
+            paths.checkpoint.unlink(missing_ok=True)
         log.info("wrote %s (epoch %d, val mIoU %.4f) and %s", paths.model, metrics["best_epoch"],
                  metrics["val"]["mIoU"], paths.live)
     d.barrier()

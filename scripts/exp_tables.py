@@ -237,21 +237,31 @@ def tables(recs: list[dict]) -> dict[str, str]:
     return out
 
 
+def _setting(p: dict) -> dict:
+    """The params that define a run's setting for Table 2: all but the training seed and `baselines.*`."""
+    return {k: v for k, v in p.items() if k != "seed" and not k.startswith("baselines.")}
+
+
 def table2(recs: list[dict], default: list[dict]) -> str:
     """The paper's Table 2: the five baselines. The tracker, the ResNet FCN and its smoothing come from the
-    default's runs (one per seed); each VGG-16 baseline from the runs whose eval.json holds it."""
+    default's runs (one per seed); each VGG-16 baseline from the runs holding it whose setting is the
+    default's apart from `baselines.archs` (the default's own runs first, then experiments), one per seed."""
+    ref = next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
     body = []
     for method, label in TABLE2:
         if method in ("tracker", "fcn", "fcn_smooth"):
             runs = [r for r in default if method in r["metrics"][EVAL]]
-            runs = runs[:1] if method == "tracker" else runs   # the tracker is not trained: one run
         else:
-            runs = list({r["params"].get("seed"): r for r in recs
-                         if method in r["metrics"].get(EVAL, {}) and not _is_default(r)}.values())
+            held = [r for r in recs if method in r["metrics"].get(EVAL, {})
+                    and ref is not None and _setting(r["params"]) == _setting(ref["params"])]
+            held.sort(key=lambda r: not _is_default(r))
+            runs = list({r["params"].get("seed"): r for r in reversed(held)}.values())
         if not runs:
             body.append([label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"])
             continue
-        row = _method_row(label, runs, method, "–" if method == "fcn" else _p(runs, method, _face_groups))
+        p = "–" if method == "fcn" else _p(runs, method, _face_groups)
+        # the tracker is not trained: its cells are one run's (the same in every seed's); P over the seeds
+        row = _method_row(label, runs[:1] if method == "tracker" else runs, method, p)
         row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
         if method == "tracker":
             row[-1] = "– (not trained)"
@@ -259,8 +269,8 @@ def table2(recs: list[dict], default: list[dict]) -> str:
     return ("### Table 2 — the baselines (IoU %, test set)\n\n"
             + _table(["method", *FACE_COLS, "paper mIoU", "P vs ResNet FCN", "seeds"], body) + "\n"
             + "\nOne seed: the value alone, no spread; the ResNet FCN's standard deviation over its seeds is the "
-              "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU against the same "
-              "runs' ResNet FCN (same seed, same test groups).\n")
+              "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU (averaged over the "
+              "row's seeds) against the same runs' ResNet FCN.\n")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -101,8 +101,8 @@ def test_set_id(meta: pd.DataFrame, groups: int) -> dict:
 
 def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
     """The other seeds' records (``seed_<N>.json``) made on this run's test set. A record that names its test
-    set must match it; an older one without must have this run's number of groups. Others are left out,
-    each with a warning (a seed run on another benchmark, or the tiny pipelines of the tests)."""
+    set must match it; an older one without must hold per-group mIoUs, this run's number of them. Others
+    are left out, each with a warning (a seed run on another benchmark, or the tiny pipelines of the tests)."""
     runs = {}
     for f in sorted(folder.glob("seed_*.json")):
         r = json.loads(f.read_text())
@@ -110,7 +110,7 @@ def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
             same, why = r["test_set"] == test_set, f"test set {r['test_set']} is not this run's {test_set}"
         else:
             sizes = {len(v) for v in (r.get("group_miou") or {}).values()}
-            same, why = sizes <= {test_set["groups"]}, f"groups {sorted(sizes)} are not this run's {test_set['groups']}"
+            same, why = sizes == {test_set["groups"]}, f"groups {sorted(sizes)} are not this run's {test_set['groups']}"
         if same:
             runs[int(r["seed"])] = r
         else:

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from facemask.clips import REGION_CLASS_NAMES, read_index
-from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, train, world
+from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, process_group, train, world
 from facemask.errors import ParamsError
 from facemask.io import atomic_write_json
 from stages._common import load_params, run_stage, setup_logging
@@ -89,18 +89,33 @@ def baseline_paths(arch: str, region: str) -> RunPaths:
     )
 
 
+def baseline_config(params: dict, arch: str, region: str, data: dict | None = None) -> TrainConfig:
+    """The FCN phase's config for a Table 2 baseline: its model keys are the arch and the encoder weights
+    (the VGG-16 archs fix their encoder and strides; dvc.yaml declares no other `model` key for them)."""
+    cfg = config(params, "fcn", region, data=data)
+    return dataclasses.replace(cfg, model={"arch": arch, "encoder_weights": params["model"]["encoder_weights"]})
+
+
 def train_baselines(params: dict, region: str) -> None:
     """Each of ``baselines.archs`` as the FCN phase of `region` (the same loop, recipe and data), then the
-    manifest ``archs.json`` in both output folders (written last: it names only models that exist)."""
+    manifest ``archs.json`` in both output folders (written last: it names only models that exist).
+
+    Under torchrun the archs share one process group. Each finished arch keeps its last checkpoint until
+    the manifest is written, so a rerun after an interruption (DVC clears the outputs first) rewrites the
+    finished models from their checkpoints and continues the unfinished one."""
     archs = list(params.get("baselines", {}).get("archs", []))
-    base = config(params, "fcn", region, data=data_record(params))
-    for arch in archs:
-        train(dataclasses.replace(base, model={**base.model, "arch": arch}), baseline_paths(arch, region))
-    if world().rank != 0:
-        return
-    for folder in (Path("models") / region / "baselines", Path("metrics/train") / region / "baselines"):
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(folder / "archs.json", {"archs": archs})
+    data = data_record(params)
+    runs = [(baseline_config(params, arch, region, data), baseline_paths(arch, region)) for arch in archs]
+    with process_group(params["train"]["device"]) as d:
+        for cfg, run in runs:
+            train(cfg, run, keep_checkpoint=True)
+        if d.main:
+            for folder in (Path("models") / region / "baselines", Path("metrics/train") / region / "baselines"):
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(folder / "archs.json", {"archs": archs})
+            for _, run in runs:
+                run.checkpoint.unlink(missing_ok=True)
+        d.barrier()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,19 +125,21 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) != 2 or argv[0] not in phases or argv[1] not in params["regions"]:
         sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(params['regions'])}}}")
     setup_logging()
-    check(params, argv[1])
     if argv[0] == "baselines":
+        check(params, argv[1], ("fcn",))
         train_baselines(params, argv[1])
         return
+    check(params, argv[1])
     train(config(params, *argv, data=data_record(params)), paths(*argv))
 
 
-def check(params: dict, region: str) -> None:
-    """Both phases' batch settings against this run's process count (torchrun's WORLD_SIZE) and device."""
+def check(params: dict, region: str, phases: tuple[str, ...] = PHASES) -> None:
+    """The phases' batch settings (both by default) against this run's process count (torchrun's
+    WORLD_SIZE) and device."""
     processes = world().world
     device = str(params["train"]["device"])
     device_type = "cpu" if device == "cpu" or (device == "auto" and not torch.cuda.is_available()) else None
-    for phase in PHASES:
+    for phase in phases:
         try:
             check_config(config(params, phase, region), processes, device_type)
         except ValueError as e:

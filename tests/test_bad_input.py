@@ -80,6 +80,9 @@ BAD_PARAMS = [
     ("model.output_scale", "autox", "model.output_scale: must be a number > 0 or auto, got 'autox'"),
     ("model.output_scale", 0, "model.output_scale: must be a number > 0 or auto, got 0"),
     ("masks", DELETE, "masks: missing (required)"),
+    ("baselines.archs", ["fcn"], "baselines.archs[0]: must be fcn_vgg16 or deeplab_v2, got 'fcn'"),
+    ("baselines.archs", ["fcn_vgg16", "fcn_vgg16"],
+     "baselines.archs: must not name an arch twice, got [\"fcn_vgg16\", \"fcn_vgg16\"]"),
 ]
 
 

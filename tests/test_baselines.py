@@ -375,7 +375,8 @@ def test_unknown_arch_and_convlstm_conversion_fail_clearly():
 def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeypatch):
     """`python -m stages.train baselines face`: every arch of baselines.archs through the FCN phase's loop
     with train.fcn's recipe, into models/face/baselines/<arch>.pt, then archs.json naming them (none: an
-    empty list, so the fuse stage has something to read)."""
+    empty list, so the fuse stage has something to read); the finished archs' checkpoints are kept until
+    then, and removed after."""
     from _params import params as project_params
 
     params = project_params(**{"baselines.archs": ["deeplab_v2", "fcn_vgg16"], "train.fcn.lr": 0.5,
@@ -384,10 +385,13 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     monkeypatch.setattr(train_stage, "data_record", lambda params: {"source": "synthetic", "videos": 3})
     runs = []
 
-    def train(cfg, paths):
+    def train(cfg, paths, keep_checkpoint=False):
+        assert keep_checkpoint
+        assert not (Path("models/face/baselines") / "archs.json").exists()  # the manifest comes last
         runs.append((cfg, paths))
-        paths.model.parent.mkdir(parents=True, exist_ok=True)
-        paths.model.write_text(cfg.model["arch"])
+        for f in (paths.model, paths.checkpoint):
+            f.parent.mkdir(parents=True, exist_ok=True)
+            f.write_text(cfg.model["arch"])
     monkeypatch.setattr(train_stage, "train", train)
     monkeypatch.chdir(tmp_path)
     train_stage.main(["baselines", "face"])
@@ -395,12 +399,13 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     reference = train_stage.config(params, "fcn", "face", data={"source": "synthetic", "videos": 3})
     for cfg, paths in runs:
         arch = cfg.model["arch"]
-        assert cfg == dataclasses.replace(reference, model={**reference.model, "arch": arch})  # only the arch differs
+        # the FCN phase's recipe; of `model` only the arch and the encoder weights (what dvc.yaml declares)
+        assert cfg == dataclasses.replace(reference, model={"arch": arch, "encoder_weights": None})
         assert cfg.lr == 0.5 and cfg.phase == "fcn" and cfg.classes == 5
         assert paths.model == Path("models/face/baselines") / f"{arch}.pt"
         assert paths.live == Path("metrics/train/face/baselines") / arch
         assert paths.checkpoint == Path("models/.checkpoints/face/baselines") / f"{arch}.pt"
-        assert paths.init is None
+        assert paths.init is None and not paths.checkpoint.exists() and paths.model.read_text() == arch
     for folder in ("models/face/baselines", "metrics/train/face/baselines"):
         assert json.loads((tmp_path / folder / "archs.json").read_text()) == {"archs": ["deeplab_v2", "fcn_vgg16"]}
 
@@ -408,3 +413,55 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     runs.clear()
     train_stage.main(["baselines", "face"])
     assert runs == [] and json.loads((tmp_path / "models/face/baselines/archs.json").read_text()) == {"archs": []}
+
+
+def test_a_kept_checkpoint_rewrites_the_model_without_training(tmp_path, one_thread, caplog):
+    """What a rerun of train_baselines after an interruption does for an arch that had finished: its kept
+    checkpoint (epoch = epochs) writes the same model again, with no training step."""
+    clips = write_clips(tmp_path / "data", clips={"train": 2, "val": 1}, length=6, size=32)
+    cfg = TrainConfig(phase="fcn", classes=5, epochs=1, batch_size=4, max_steps_per_epoch=1,
+                      model={"arch": "fcn_vgg16", "encoder_weights": None, "fc6_kernel": 1})
+    paths = RunPaths(clips=clips, model=tmp_path / "m" / "fcn.pt", live=tmp_path / "live", checkpoint=tmp_path / "ckpt.pt")
+    engine.train(cfg, paths, keep_checkpoint=True)
+    assert paths.checkpoint.is_file()
+    first = torch.load(paths.model, weights_only=True)["state_dict"]
+    paths.model.unlink()
+    calls = []
+    step = engine.train_epoch
+    engine.train_epoch = lambda *a, **k: calls.append(1) or step(*a, **k)
+    try:
+        with caplog.at_level("INFO", logger="facemask.engine"):
+            engine.train(cfg, paths)
+    finally:
+        engine.train_epoch = step
+    assert calls == [] and "resuming after epoch 1 of 1" in caplog.text
+    again = torch.load(paths.model, weights_only=True)["state_dict"]
+    assert again.keys() == first.keys() and all(torch.equal(v, again[k]) for k, v in first.items())
+    assert not paths.checkpoint.exists()  # removed this time (keep_checkpoint off)
+
+
+@pytest.mark.slow
+def test_both_baselines_on_two_processes(tmp_path):
+    """`torchrun --nproc_per_node 2 -m stages.train baselines face` with both archs: one process group for
+    the two runs (a second set-up after a tear-down fails under gloo and NCCL), models and manifest."""
+    import os
+    import subprocess
+    import sys
+
+    from _params import params as project_params
+
+    write_clips(tmp_path / "data" / "clips", clips={"train": 2, "val": 1}, length=6, size=32)
+    (tmp_path / "data" / "clips" / "index.csv").write_text(
+        "clip,split,row,video,first_frame,length,category\n0,train,0,001,1,6,1\n1,train,1,002,1,6,1\n")
+    params = project_params(**{"baselines.archs": ["fcn_vgg16", "deeplab_v2"], "train.device": "cpu",
+                               "train.fcn.epochs": 1, "train.fcn.batch_size": 2, "train.fcn.max_steps_per_epoch": 1})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "stages.train", "baselines", "face"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert type(nets.load_model(tmp_path / "models/face/baselines/fcn_vgg16.pt")) is FCN8s
+    assert type(nets.load_model(tmp_path / "models/face/baselines/deeplab_v2.pt")) is DeepLabV2
+    assert json.loads((tmp_path / "models/face/baselines/archs.json").read_text()) == {"archs": ["fcn_vgg16", "deeplab_v2"]}
+    assert not any((tmp_path / "models" / ".checkpoints").rglob("*.pt"))

@@ -276,11 +276,14 @@ def test_exp_tables_table2_rows(monkeypatch):
         e["data"]["metrics"]["metrics/eval.json"]["data"] = {m: row(v) for m, v in methods.items()}
         return e
 
-    base = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40})
+    base = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40, "deeplab_v2": 0.55}, ["deeplab_v2"])
     base["rev"] = base["data"]["rev"] = "s0"
+    other = entry("t3-rmsprop", 0, {"fcn": 0.50, "fcn_vgg16": 0.99, "deeplab_v2": 0.99}, ["fcn_vgg16"])
+    other["data"]["params"]["params.yaml"]["data"]["train"] = {"convlstm": {"optimizer": "rmsprop"}}
     base["experiments"] = [
         {"name": "seed1-x", "revs": [entry("seed1-x", 1, {"fcn": 0.52, "fcn_smooth": 0.54, "tracker": 0.40})]},
         {"name": "t2-vgg16", "revs": [entry("vgg", 0, {"fcn": 0.50, "fcn_vgg16": 0.37}, ["fcn_vgg16"])]},
+        {"name": "t3-rmsprop", "revs": [other]},   # another setting: not a Table 2 run
     ]
     md = exp_tables.tables(list(exp_tables.records([base])))["table2"]
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
@@ -288,7 +291,8 @@ def test_exp_tables_table2_rows(monkeypatch):
     assert rows["landmark tracker (dlib 68 points)"] == (*["40.00"] * 5, "60.09", "n/a", "– (not trained)")
     assert rows["FCN (ResNet; the baseline FCN)"] == (*["51.00 ± 1.41"] * 5, "54.50", "–", "2")
     assert rows["FCN (ResNet) + temporal smoothing"][:5] == ("52.00 ± 2.83",) * 5
-    assert rows["DeepLab-V2 (VGG-16, ASPP)"] == ("–",) * 6 + ("not run", "0")
+    # the default's own run holds DeepLab-V2 (as under configs/paper.yaml, whose baselines.archs names both)
+    assert rows["DeepLab-V2 (VGG-16, ASPP)"] == (*["55.00"] * 5, "–", "n/a", "1")
     # the experiment's own groups: differences 0.06, 0.05, 0.04 -> scipy's paired t-test
     from scipy import stats
     want = stats.ttest_rel([0.44, 0.35, 0.26], [0.50, 0.40, 0.30]).pvalue
