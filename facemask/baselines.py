@@ -42,8 +42,10 @@ from torch import nn
 
 from facemask.nets import _EncoderNet
 
-#: The smp encoder both baselines are built on (the "VGG-16 version" of the paper's Sect. 4.2).
+#: The smp encoder both baselines are built on (the "VGG-16 version" of the paper's Sect. 4.2), and its
+#: variant with batch norm after every convolution (``batch_norm: true``: VGG-16 trained from scratch).
 VGG16 = "vgg16"
+VGG16_BN = "vgg16_bn"
 #: DeepLab-V2's ASPP-L sampling rates (Chen et al. 2018, Table 3).
 ASPP_RATES = (6, 12, 18, 24)
 
@@ -92,13 +94,22 @@ def _init_like_vgg_classifier(*layers: nn.Conv2d) -> None:
 
 class _VGGNet(_EncoderNet):
     """What both baselines share: smp's undilated VGG-16 encoder, the input normalisation (`_EncoderNet`),
-    frame-by-frame forward and the bilinear resize of the stride-8 scores to the input size."""
+    frame-by-frame forward and the bilinear resize of the stride-8 scores to the input size.
+
+    ``batch_norm=True`` takes smp's VGG-16-BN instead (torchvision's ``vgg16_bn``, Simonyan & Zisserman's
+    VGG-16 with batch norm, Ioffe & Szegedy 2015, after each of the 13 convolutions): the same layers,
+    strides and poolings, so the FCN-8s taps and DeepLab's pooling and dilation changes apply unchanged.
+    Both papers start VGG-16 from ImageNet; from scratch at train.fcn's recipe (Adam 1e-3) the plain
+    VGG-16 blows up in its first steps and ends predicting skin only (README "Table 2"), which is why the
+    embedded default trains the BN variant (`baselines.batch_norm`, DESIGN.md). The heads (fc6, fc7, the
+    score layers, ASPP) have no batch norm in either."""
 
     #: The smallest input side (FCN-8s: five 2×2 poolings must leave one pixel; DeepLab's never empty a map).
     min_size = 1
 
-    def __init__(self, classes: int, encoder_weights: str | None):
-        super().__init__(VGG16, classes, encoder_weights, output_stride=32)
+    def __init__(self, classes: int, encoder_weights: str | None, batch_norm: bool = False):
+        super().__init__(VGG16_BN if batch_norm else VGG16, classes, encoder_weights, output_stride=32)
+        self.batch_norm = bool(batch_norm)
         self.pools = [i for i, m in enumerate(self.encoder.features) if isinstance(m, nn.MaxPool2d)]
         assert len(self.pools) == 5, self.pools
 
@@ -144,15 +155,17 @@ class FCN8s(_VGGNet):
             slow (measured: 71–148 s for 4 frames, against about 1 s for 3×3; DESIGN.md). 7 gives VGG-16's
             layer.
         dropout: after fc6 and after fc7 (0.5 in FCN, as in VGG-16).
+        batch_norm: build on VGG-16-BN (smp ``vgg16_bn``: batch norm between each convolution and its ReLU)
+            instead of VGG-16; the heads are the same (`_VGGNet`'s note).
     """
 
     min_size = 32
 
     def __init__(self, classes: int = 5, encoder_weights: str | None = None, fc6_kernel: int = 3,
-                 dropout: float = 0.5):
+                 dropout: float = 0.5, batch_norm: bool = False):
         if fc6_kernel < 1 or fc6_kernel % 2 != 1:
             raise ValueError(f"fc6_kernel must be odd (same padding), got {fc6_kernel}")
-        super().__init__(classes, encoder_weights)
+        super().__init__(classes, encoder_weights, batch_norm)
         self.fc6_kernel = int(fc6_kernel)
         c3, c4, c5 = self.encoder.out_channels[2:5]  # relu3_3 (256), relu4_3 (512), relu5_3 (512)
         self.fc6 = nn.Conv2d(c5, 4096, fc6_kernel, padding=fc6_kernel // 2)
@@ -232,16 +245,17 @@ class DeepLabV2(_VGGNet):
         rates: the ASPP sampling rates; (6, 12, 18, 24) is ASPP-L (DeepLab-V2), (12,) LargeFOV.
         width: filters of fc6 and fc7 in each branch (1024 in DeepLab).
         dropout: after fc6 and after fc7 of each branch (0.5).
+        batch_norm: build on VGG-16-BN (smp ``vgg16_bn``) instead of VGG-16 (`_VGGNet`'s note).
 
     Trained on the labels at full resolution through the bilinear resize (DeepLab subsamples the labels
     by 8 instead). No CRF.
     """
 
     def __init__(self, classes: int = 5, encoder_weights: str | None = None, rates: Sequence[int] = ASPP_RATES,
-                 width: int = 1024, dropout: float = 0.5):
+                 width: int = 1024, dropout: float = 0.5, batch_norm: bool = False):
         if not rates or any(int(r) < 1 for r in rates):
             raise ValueError(f"ASPP rates must be positive integers, got {rates!r}")
-        super().__init__(classes, encoder_weights)
+        super().__init__(classes, encoder_weights, batch_norm)
         deeplab_trunk(self.encoder)
         self.rates = tuple(int(r) for r in rates)
         self.aspp = nn.ModuleList(ASPPBranch(self.feature_channels, self.classes, r, width, dropout)
@@ -264,13 +278,15 @@ def build(arch: str, config: Mapping[str, Any]) -> _VGGNet:
     """A new baseline from a checkpoint-style config (`facemask.nets.build_model` calls this for
     ``config["arch"]`` other than ``fcn``).
 
-    Reads ``classes``, ``encoder_weights`` (default None), and optionally ``fc6_kernel`` (fcn_vgg16,
+    Reads ``classes``, ``encoder_weights`` (default None), ``batch_norm`` (default False: VGG-16 as the
+    papers have it; True: VGG-16-BN, `baselines.batch_norm`), and optionally ``fc6_kernel`` (fcn_vgg16,
     default 3) or ``aspp_rates`` (deeplab_v2, default 6, 12, 18, 24). ``encoder`` and ``output_stride``
     belong to the reference FCN: the arch fixes both here (VGG-16; strides 32 … 8, 8).
     """
     if arch not in ARCHS:
         raise ValueError(f"Unknown model.arch {arch!r}; valid: fcn, {', '.join(ARCHS)}")
-    kw: dict[str, Any] = dict(classes=int(config["classes"]), encoder_weights=config.get("encoder_weights"))
+    kw: dict[str, Any] = dict(classes=int(config["classes"]), encoder_weights=config.get("encoder_weights"),
+                              batch_norm=bool(config.get("batch_norm", False)))
     if arch == "fcn_vgg16":
         kw["fc6_kernel"] = int(config.get("fc6_kernel", 3))
     else:

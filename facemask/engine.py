@@ -400,18 +400,15 @@ def train(cfg: TrainConfig, paths: RunPaths, keep_checkpoint: bool = False) -> d
     then rewrites them from their checkpoints instead of retraining). Under torchrun the process group is
     set up here and torn down on return, unless the caller had set it up (then it stays the caller's).
     """
-    owns_group = not dist.is_initialized()
-    d, device = _setup(cfg.device)
-    cpu = device.type == "cpu"
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    if cpu:
-        torch.use_deterministic_algorithms(True)
-    try:
-        return _train(cfg, paths, d, device, keep_checkpoint)
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
-        if owns_group and d.world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+    with process_group(cfg.device):
+        d, device = _setup(cfg.device)  # the group is up (or not needed): this process's place and device
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        try:
+            return _train(cfg, paths, d, device, keep_checkpoint)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
 
 
 def _train(cfg: TrainConfig, paths: RunPaths, d: _Dist, device: torch.device, keep_checkpoint: bool) -> dict:

@@ -380,6 +380,9 @@ class Baselines(Section):
 
     archs: list[Literal["fcn_vgg16", "deeplab_v2"]] = []
     """Archs to train with train.fcn's recipe (none by default: a VGG-16 costs 5-25x the ResNet FCN here)."""
+    batch_norm: bool = True
+    """Build them on VGG-16-BN (batch norm after each convolution) instead of VGG-16: how a VGG-16 trains
+    from scratch; the papers' VGG-16 has none but starts from ImageNet (model.encoder_weights)."""
 
     @field_validator("archs")
     @classmethod

@@ -6,7 +6,8 @@
     dvc exp show --json > exps.json && python scripts/exp_tables.py exps.json
 
 Experiments are recognised by their params (see `scripts/sweep.py`), so the workspace, commits and
-experiments queued by hand all count. Runs that differ only in ``seed`` form one row: each cell is the
+experiments queued by hand all count, and so do the committed records of experiments run elsewhere
+(``metrics/seeds/``, ``metrics/baselines/``: `file_records`; experiment refs stay on the machine that ran them). Runs that differ only in ``seed`` form one row: each cell is the
 mean ± standard deviation over those seeds (n in the last column; one seed: the value alone). P is the
 paper's test (Sect. 4.2): a paired t-test over the groups of test sequences, here on each group's mIoU
 averaged over the row's seeds, against the baseline FCN's averaged over the same seeds (per-group values
@@ -14,8 +15,9 @@ from each experiment's ``metrics/eval/run.json``). IoUs in percent, as in the pa
 
 * Table 2 — the five baselines: the landmark tracker, the ResNet FCN and FCN + temporal smoothing from the
   default's runs (``metrics/eval.json`` → ``tracker``, ``fcn``, ``fcn_smooth``), the VGG-16 FCN-8s and
-  DeepLab-V2 from the experiments that trained them (``baselines.archs``; their ``eval.json`` →
-  ``fcn_vgg16``, ``deeplab_v2``), P against the same runs' ResNet FCN.
+  DeepLab-V2 from the experiments that trained them (``baselines.archs``, `scripts/baselines.py`; their
+  ``eval.json`` → ``fcn_vgg16``, ``deeplab_v2``, committed in ``metrics/baselines/``), P against the same
+  runs' ResNet FCN.
 * Tables 3, 5, 6 — the primary (face) ConvLSTM-FCN on the test set: ``metrics/eval.json`` → ``primary``;
   the baseline FCN row is ``fcn`` of the same runs.
 * Table 4 — the primary model's mIoU minus the FCN's at each of the T frames of a window (Table 3's runs):
@@ -45,20 +47,25 @@ ZOOMED = "metrics/zoomed.json"
 FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
 ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
 C = "train.convlstm."
+#: Committed records of experiments (refs live only where they ran): seed runs (`scripts/seeds.py`) and
+#: Table 2's VGG-16 baselines (`scripts/baselines.py`).
+SEEDS = Path("metrics/seeds")
+RECORDS = Path("metrics/baselines")
 #: The paper's numbers where its text gives them (mIoU %).
 PAPER = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Table 2's rows: (method in eval.json, label), in the paper's order.
-TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"), ("deeplab_v2", "DeepLab-V2 (VGG-16, ASPP)"),
-          ("fcn_vgg16", "FCN-8s (VGG-16)"), ("fcn", "FCN (ResNet; the baseline FCN)"),
+TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"), ("deeplab_v2", "DeepLab-V2 ({trunk}, ASPP)"),
+          ("fcn_vgg16", "FCN-8s ({trunk})"), ("fcn", "FCN (ResNet; the baseline FCN)"),
           ("fcn_smooth", "FCN (ResNet) + temporal smoothing"))
 
 
-def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the params' keys as `dvc exp show` and ``-S`` name them."""
     if not isinstance(d, dict):
         return {prefix: d}
     out = {}
     for k, v in d.items():
-        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
     return out
 
 
@@ -71,7 +78,7 @@ def records(show: list[dict]) -> Iterator[dict]:
             return None
         params = {}
         for f in (data.get("params") or {}).values():
-            params.update(_flat(f.get("data") or {}))
+            params.update(flat(f.get("data") or {}))
         metrics = {path: f["data"] for path, f in (data.get("metrics") or {}).items() if f.get("data")}
         return {"name": name or entry.get("name") or str(entry.get("rev", ""))[:7], "rev": entry.get("rev"),
                 "params": params, "metrics": metrics}
@@ -87,6 +94,31 @@ def records(show: list[dict]) -> Iterator[dict]:
         r = one(base, base.get("name") or base.get("rev"))
         if r:
             yield r
+
+
+def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS)) -> list[dict]:
+    """The committed records (``metrics/seeds/seed_<N>.json``, ``metrics/baselines/<experiment>.json``) as
+    records like `records`', except experiments already in `recs` (by name). A baseline record carries its
+    params; a seed record is a run of the default, so it takes the workspace's params with its seed. Each
+    keeps its ``metrics/eval/run.json`` under ``run`` (the per-group mIoUs for P)."""
+    ws = next((r for r in recs if r["name"] == "workspace"), None)
+    have = {r["name"] for r in recs}
+    out = []
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            run = json.loads(path.read_text())
+            name = run.get("experiment") or path.stem
+            params = run.get("params") or ({**ws["params"], "seed": run.get("seed")} if ws else None)
+            if name in have or params is None or "eval" not in run:
+                continue
+            metrics = {EVAL: run["eval"], **({ZOOMED: run["zoomed"]} if run.get("zoomed") else {})}
+            out.append({"name": name, "rev": run.get("rev"), "params": params, "metrics": metrics, "run": run})
+    return out
+
+
+def _run(rec: dict) -> dict:
+    """A record's ``metrics/eval/run.json``: its own (a committed record) or its commit's."""
+    return rec["run"] if "run" in rec else run_record(rec["rev"])
 
 
 @lru_cache(maxsize=None)
@@ -123,7 +155,7 @@ def _cell(values: list) -> str:
 def _p(runs: list[dict], method: str, get_groups: Callable[[dict, str], list | None], base: str = "fcn") -> str:
     a, b = [], []
     for r in runs:
-        rec = run_record(r["rev"])
+        rec = _run(r)
         ga, gb = get_groups(rec, method), get_groups(rec, base)
         if ga and gb and None not in ga and None not in gb:
             a.append(ga)
@@ -242,35 +274,52 @@ def _setting(p: dict) -> dict:
     return {k: v for k, v in p.items() if k != "seed" and not k.startswith("baselines.")}
 
 
+def _trunk(p: dict) -> str:
+    """The VGG-16 baselines' trunk in a run's params: VGG-16-BN with ``baselines.batch_norm`` (its default
+    since the key exists), VGG-16 without (runs from before the key were all plain VGG-16)."""
+    return "VGG-16-BN" if p.get("baselines.batch_norm", False) else "VGG-16"
+
+
 def table2(recs: list[dict], default: list[dict]) -> str:
     """The paper's Table 2: the five baselines. The tracker, the ResNet FCN and its smoothing come from the
     default's runs (one per seed); each VGG-16 baseline from the runs holding it whose setting is the
-    default's apart from `baselines.archs` (the default's own runs first, then experiments), one per seed."""
+    default's apart from `baselines.*` (the default's own runs first, then experiments), one per seed, in a
+    row per trunk (`_trunk`: VGG-16 or VGG-16-BN, the default's trunk first)."""
     ref = next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
     body = []
     for method, label in TABLE2:
         if method in ("tracker", "fcn", "fcn_smooth"):
-            runs = [r for r in default if method in r["metrics"][EVAL]]
+            groups = {label: [r for r in default if method in r["metrics"][EVAL]]}
         else:
             held = [r for r in recs if method in r["metrics"].get(EVAL, {})
                     and ref is not None and _setting(r["params"]) == _setting(ref["params"])]
             held.sort(key=lambda r: not _is_default(r))
-            runs = list({r["params"].get("seed"): r for r in reversed(held)}.values())
-        if not runs:
-            body.append([label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"])
-            continue
-        p = "–" if method == "fcn" else _p(runs, method, _face_groups)
-        # the tracker is not trained: its cells are one run's (the same in every seed's); P over the seeds
-        row = _method_row(label, runs[:1] if method == "tracker" else runs, method, p)
-        row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
-        if method == "tracker":
-            row[-1] = "– (not trained)"
-        body.append(row)
+            mine = _trunk(ref["params"]) if ref is not None else "VGG-16"
+            groups = {label.format(trunk=t): [] for t in sorted({mine, *(_trunk(r["params"]) for r in held)},
+                                                              key=lambda t: t != mine)}
+            for r in reversed(held):  # one run per seed, the default's own first
+                runs = groups[label.format(trunk=_trunk(r["params"]))]
+                runs[:] = [x for x in runs if x["params"].get("seed") != r["params"].get("seed")] + [r]
+        for name, runs in groups.items():
+            body.append(_table2_row(method, name, runs))
     return ("### Table 2 — the baselines (IoU %, test set)\n\n"
             + _table(["method", *FACE_COLS, "paper mIoU", "P vs ResNet FCN", "seeds"], body) + "\n"
             + "\nOne seed: the value alone, no spread; the ResNet FCN's standard deviation over its seeds is the "
               "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU (averaged over the "
-              "row's seeds) against the same runs' ResNet FCN.\n")
+              "row's seeds) against the same runs' ResNet FCN. VGG-16-BN: VGG-16 with batch norm after each "
+              "convolution (`baselines.batch_norm`), how the embedded default trains it from scratch.\n")
+
+
+def _table2_row(method: str, label: str, runs: list[dict]) -> list[str]:
+    if not runs:
+        return [label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"]
+    p = "–" if method == "fcn" else _p(runs, method, _face_groups)
+    # the tracker is not trained: its cells are one run's (the same in every seed's); P over the seeds
+    row = _method_row(label, runs[:1] if method == "tracker" else runs, method, p)
+    row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
+    if method == "tracker":
+        row[-1] = "– (not trained)"
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,7 +334,8 @@ def main(argv: list[str] | None = None) -> None:
         res = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], check=True,
                              capture_output=True, text=True)
         show = json.loads(res.stdout)
-    md = tables(list(records(show)))
+    recs = list(records(show))
+    md = tables(recs + file_records(recs))
     for name, text in md.items():
         if args.only and name not in args.only:
             continue

@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep import queue_command, run_queue  # noqa: E402
@@ -51,12 +52,13 @@ def record(name: str, rev: str, seed: int, base: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+def parse(ap: argparse.ArgumentParser, argv: list[str] | None) -> tuple[argparse.Namespace, str, dict[str, str]]:
+    """Add the options of a script that queues experiments and records them (this one,
+    `scripts/baselines.py`), parse `argv`, and return the args, the base commit (short) and the extra
+    ``-S`` overrides."""
     ap.add_argument("-j", "--jobs", type=int, default=1, help="queue workers")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="an extra -S override for every seed (repeatable)")
+                    help="an extra -S override for every experiment (repeatable)")
     ap.add_argument("--collect-only", action="store_true", help="record finished experiments, queue nothing")
     ap.add_argument("--base", default="HEAD", help="with --collect-only: the commit the experiments ran on")
     args = ap.parse_args(argv)
@@ -64,21 +66,34 @@ def main(argv: list[str] | None = None) -> None:
         ap.error("--base goes with --collect-only (new experiments run on HEAD)")
     base = subprocess.run(["git", "rev-parse", "--short", args.base], check=True, capture_output=True,
                           text=True).stdout.strip()
-    names = {s: f"seed{s}-{base}" for s in args.seeds}
-    extra = dict(kv.split("=", 1) for kv in args.set)
+    return args, base, dict(kv.split("=", 1) for kv in args.set)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    args, base, extra = parse(ap, argv)
+    names = {f"seed{s}-{base}": s for s in args.seeds}
+    run_and_record({name: {"seed": str(s), **extra} for name, s in names.items()}, args, base,
+                   lambda name, rev: record(name, rev, names[name], base))
+
+
+def run_and_record(runs: dict[str, dict[str, str]], args: argparse.Namespace, base: str,
+                   write: Callable[[str, str], Path]) -> None:
+    """Queue one experiment per name with its ``-S`` overrides (replacing one of that name; nothing with
+    ``--collect-only``), run the queue, then ``write(name, commit)`` each experiment's record."""
     if not args.collect_only:
         existing = experiment_revs()
-        for seed, name in names.items():
+        for name, overrides in runs.items():
             if name in existing:
                 _dvc("exp", "remove", name)
-            subprocess.run(queue_command(name, {"seed": str(seed), **extra}), check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(queue_command(name, overrides), check=True, stdout=subprocess.DEVNULL)
         run_queue(args.jobs)
     revs = experiment_revs(base)
-    for seed, name in names.items():
+    for name in runs:
         if name not in revs:
             raise SystemExit(f"no experiment {name}: did it fail? (dvc queue logs {name})")
-        print(f"seed {seed}: {name} -> {record(name, revs[name], seed, base)}")
-
+        print(f"{name} -> {write(name, revs[name])}")
 
 if __name__ == "__main__":
     main()

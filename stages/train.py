@@ -90,10 +90,12 @@ def baseline_paths(arch: str, region: str) -> RunPaths:
 
 
 def baseline_config(params: dict, arch: str, region: str, data: dict | None = None) -> TrainConfig:
-    """The FCN phase's config for a Table 2 baseline: its model keys are the arch and the encoder weights
-    (the VGG-16 archs fix their encoder and strides; dvc.yaml declares no other `model` key for them)."""
+    """The FCN phase's config for a Table 2 baseline: its model keys are the arch, the encoder weights and
+    ``baselines.batch_norm`` (VGG-16 or VGG-16-BN; the archs fix their encoder and strides otherwise, and
+    dvc.yaml declares no other `model` key for them)."""
     cfg = config(params, "fcn", region, data=data)
-    return dataclasses.replace(cfg, model={"arch": arch, "encoder_weights": params["model"]["encoder_weights"]})
+    return dataclasses.replace(cfg, model={"arch": arch, "encoder_weights": params["model"]["encoder_weights"],
+                                           "batch_norm": bool(params["baselines"].get("batch_norm", True))})
 
 
 def train_baselines(params: dict, region: str) -> None:

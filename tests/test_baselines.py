@@ -27,16 +27,25 @@ ROOT = Path(__file__).resolve().parent.parent
 # conv index in VGG-16's `features` (torchvision / smp numbering) -> True where a pooling follows it
 VGG16_CONVS = [(0, False), (2, True), (5, False), (7, True), (10, False), (12, False), (14, True),
                (17, False), (19, False), (21, True), (24, False), (26, False), (28, True)]
+# the same for VGG-16-BN (conv, bn, relu): by hand from torchvision's vgg16_bn layer list
+VGG16_BN_CONVS = [(0, False), (3, True), (7, False), (10, True), (14, False), (17, False), (20, True),
+                  (24, False), (27, False), (30, True), (34, False), (37, False), (40, True)]
 
 
-def vgg16_functional(x, sd, deeplab: bool = False) -> dict[str, torch.Tensor]:
-    """pool3, pool4, pool5 of VGG-16 computed from the state dict `sd` with F.conv2d / F.max_pool2d:
-    plain (2×2 pools, stride 2) or DeepLab's (3×3 pools, stride 2 for pool1–3 and 1 for pool4–5,
-    padding 1; conv5 at dilation 2)."""
+def vgg16_functional(x, sd, deeplab: bool = False, batch_norm: bool = False) -> dict[str, torch.Tensor]:
+    """pool3, pool4, pool5 of VGG-16 (or VGG-16-BN: eval-mode batch norm from `sd` after each convolution)
+    computed from the state dict `sd` with F.conv2d / F.batch_norm / F.max_pool2d: plain (2×2 pools,
+    stride 2) or DeepLab's (3×3 pools, stride 2 for pool1–3 and 1 for pool4–5, padding 1; conv5 at
+    dilation 2)."""
     out, pool = {}, 0
-    for i, pooled in VGG16_CONVS:
+    for i, pooled in VGG16_BN_CONVS if batch_norm else VGG16_CONVS:
         dil = 2 if deeplab and pool == 4 else 1
-        x = F.relu(F.conv2d(x, sd[f"features.{i}.weight"], sd[f"features.{i}.bias"], padding=dil, dilation=dil))
+        x = F.conv2d(x, sd[f"features.{i}.weight"], sd[f"features.{i}.bias"], padding=dil, dilation=dil)
+        if batch_norm:
+            b = f"features.{i + 1}."
+            x = F.batch_norm(x, sd[b + "running_mean"], sd[b + "running_var"], sd[b + "weight"], sd[b + "bias"],
+                             training=False, eps=1e-5)
+        x = F.relu(x)
         if pooled:
             pool += 1
             if deeplab:
@@ -221,6 +230,50 @@ def test_plain_smp_state_dict_loads_into_both_trunks():
         assert all(torch.equal(model.encoder.state_dict()[k], v) for k, v in plain.items())
 
 
+@pytest.mark.parametrize("arch", ["fcn_vgg16", "deeplab_v2"])
+def test_batch_norm_variant_feeds_the_heads_vgg16_bn(arch, tmp_path, one_thread):
+    """``batch_norm: true`` (baselines.batch_norm): the trunk is VGG-16-BN — 13 batch norms, one after each
+    convolution — with the arch's own pooling and dilation, and the heads read its pool3 / pool4 / pool5
+    exactly as a functional VGG-16-BN computes them from the model's state dict (eval mode, running
+    statistics set away from their 0 / 1 start so a skipped batch norm would show)."""
+    torch.manual_seed(0)
+    model = nets.build_model("fcn", {"arch": arch, "classes": 3, "batch_norm": True,
+                                     **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})}).eval()
+    assert model.batch_norm and model.encoder_name == "vgg16_bn"
+    bns = [m for m in model.encoder.features if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 13
+    with torch.no_grad():
+        for bn in bns:
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.1, 0.1)
+    sd = {k.removeprefix("encoder."): v for k, v in model.state_dict().items() if k.startswith("encoder.")}
+    x = torch.rand(2, 3, 64, 72)
+    normalised = (x - model.mean) / model.std
+    with torch.no_grad():
+        ref = vgg16_functional(normalised, sd, deeplab=arch == "deeplab_v2", batch_norm=True)
+    if arch == "fcn_vgg16":
+        _, seen = run_seeing(model, x, ["score_pool3", "score_pool4", "fc6"], inputs=True)
+        for name, pool in (("score_pool3", "pool3"), ("score_pool4", "pool4"), ("fc6", "pool5")):
+            torch.testing.assert_close(seen[name], ref[pool])
+        assert ref["pool5"].shape[-2:] == (2, 2)
+    else:
+        _, seen = run_seeing(model, x, [f"aspp.{k}" for k in range(4)], inputs=True)
+        for k in range(4):
+            torch.testing.assert_close(seen[f"aspp.{k}"], ref["pool5"])
+        assert ref["pool5"].shape[-2:] == (8, 9)
+    # the checkpoint rebuilds VGG-16-BN (its running statistics included) from the config it stores
+    nets.save_model(tmp_path / "m.pt", model, "fcn", {"arch": arch, "classes": 3, "batch_norm": True,
+                                                       **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
+    loaded = nets.load_model(tmp_path / "m.pt")
+    assert loaded.batch_norm and not loaded.training
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    plain = nets.build_model("fcn", {"arch": arch, "classes": 3, **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
+    assert not plain.batch_norm and not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+
+
 def test_offline_imagenet_error_is_plain(monkeypatch):
     import segmentation_models_pytorch.encoders as smp_enc
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -400,7 +453,8 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     for cfg, paths in runs:
         arch = cfg.model["arch"]
         # the FCN phase's recipe; of `model` only the arch and the encoder weights (what dvc.yaml declares)
-        assert cfg == dataclasses.replace(reference, model={"arch": arch, "encoder_weights": None})
+        assert cfg == dataclasses.replace(reference, model={"arch": arch, "encoder_weights": None,
+                                                            "batch_norm": True})
         assert cfg.lr == 0.5 and cfg.phase == "fcn" and cfg.classes == 5
         assert paths.model == Path("models/face/baselines") / f"{arch}.pt"
         assert paths.live == Path("metrics/train/face/baselines") / arch
@@ -408,6 +462,10 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
         assert paths.init is None and not paths.checkpoint.exists() and paths.model.read_text() == arch
     for folder in ("models/face/baselines", "metrics/train/face/baselines"):
         assert json.loads((tmp_path / folder / "archs.json").read_text()) == {"archs": ["deeplab_v2", "fcn_vgg16"]}
+
+    # baselines.batch_norm: false builds them on the papers' plain VGG-16
+    plain = {**params, "baselines": {**params["baselines"], "batch_norm": False}}
+    assert train_stage.baseline_config(plain, "deeplab_v2", "face").model["batch_norm"] is False
 
     params["baselines"]["archs"] = []
     runs.clear()

@@ -271,8 +271,8 @@ def test_exp_tables_table2_rows(monkeypatch):
     monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups.get(rev, {})})
     row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
 
-    def entry(name, seed, methods, archs=()):
-        e = _show_entry(name, {"seed": seed, "baselines": {"archs": list(archs)}}, 0.6)
+    def entry(name, seed, methods, archs=(), **baselines):
+        e = _show_entry(name, {"seed": seed, "baselines": {"archs": list(archs), **baselines}}, 0.6)
         e["data"]["metrics"]["metrics/eval.json"]["data"] = {m: row(v) for m, v in methods.items()}
         return e
 
@@ -284,6 +284,9 @@ def test_exp_tables_table2_rows(monkeypatch):
         {"name": "seed1-x", "revs": [entry("seed1-x", 1, {"fcn": 0.52, "fcn_smooth": 0.54, "tracker": 0.40})]},
         {"name": "t2-vgg16", "revs": [entry("vgg", 0, {"fcn": 0.50, "fcn_vgg16": 0.37}, ["fcn_vgg16"])]},
         {"name": "t3-rmsprop", "revs": [other]},   # another setting: not a Table 2 run
+        # baselines.batch_norm: a row of its own (VGG-16-BN), after the default's trunk
+        {"name": "t2-deeplab", "revs": [entry("bn", 0, {"fcn": 0.50, "deeplab_v2": 0.58}, ["deeplab_v2"],
+                                              batch_norm=True)]},
     ]
     md = exp_tables.tables(list(exp_tables.records([base])))["table2"]
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
@@ -297,6 +300,73 @@ def test_exp_tables_table2_rows(monkeypatch):
     from scipy import stats
     want = stats.ttest_rel([0.44, 0.35, 0.26], [0.50, 0.40, 0.30]).pvalue
     assert rows["FCN-8s (VGG-16)"] == (*["37.00"] * 5, "–", f"{want:.2g}", "1")
+    assert rows["DeepLab-V2 (VGG-16-BN, ASPP)"][:5] == ("58.00",) * 5 and "FCN-8s (VGG-16-BN)" not in rows
+    labels = [r for r in rows if r.startswith(("DeepLab", "FCN-8s"))]
+    assert labels == ["DeepLab-V2 (VGG-16, ASPP)", "DeepLab-V2 (VGG-16-BN, ASPP)", "FCN-8s (VGG-16)"]
+
+    # a default on VGG-16-BN that has trained no baseline: a "not run" row per arch, named by its trunk
+    bare = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40}, batch_norm=True)
+    md = exp_tables.tables(list(exp_tables.records([bare])))["table2"]
+    assert "| DeepLab-V2 (VGG-16-BN, ASPP) | – | – | – | – | – | – | not run | 0 |" in md
+    assert "| FCN-8s (VGG-16-BN) | – | – | – | – | – | – | not run | 0 |" in md
+
+
+def test_table2_from_committed_records(tmp_path, monkeypatch):
+    """Experiment refs stay where they ran: Table 2 is rebuilt from the committed records (seed runs and
+    `scripts/baselines.py`'s), P from each record's own per-group mIoUs; an experiment also in
+    `dvc exp show` counts once."""
+    monkeypatch.chdir(tmp_path)
+    import baselines
+    row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
+    params = {"seed": 0, "baselines": {"archs": [], "batch_norm": True}, "train": {"fcn": {"epochs": 4}}}
+    ws = _show_entry("workspace", params, 0.6)
+    ws["data"]["metrics"]["metrics/eval.json"]["data"] = {m: row(0.5) for m in ("fcn", "fcn_smooth", "tracker")}
+    groups = {"fcn": [0.50, 0.40, 0.30], "fcn_smooth": [0.50, 0.40, 0.30], "tracker": [0.5, 0.4, 0.3]}
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    (tmp_path / "metrics/eval/run.json").write_text(json.dumps({"group_miou": groups}))
+    seeds = tmp_path / "metrics/seeds"
+    seeds.mkdir()
+    (seeds / "seed_1.json").write_text(json.dumps(
+        {"seed": 1, "eval": {"fcn": row(0.54), "fcn_smooth": row(0.54)}, "group_miou": groups, "rev": "abc",
+         "experiment": "seed1-abc"}))
+    # a baseline experiment, recorded by scripts/baselines.py from a real git commit
+    subprocess.run(["git", "init", "-q", "exp"], check=True)
+    exp = tmp_path / "exp"
+    run = {"seed": 0, "eval": {"fcn": row(0.5), "deeplab_v2": row(0.58)},
+           "group_miou": {"fcn": [0.50, 0.40, 0.30], "deeplab_v2": [0.56, 0.47, 0.38]}}
+    (exp / "metrics/eval").mkdir(parents=True)
+    (exp / "metrics/eval/run.json").write_text(json.dumps(run))
+    exp_params = {**params, "baselines": {"archs": ["deeplab_v2"], "batch_norm": True}}
+    (exp / "params.yaml").write_text(yaml.safe_dump(exp_params))
+    git = ["git", "-C", str(exp), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["add", "-A"], check=True)
+    subprocess.run(git + ["commit", "-qm", "exp"], check=True)
+    rev = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    monkeypatch.chdir(exp)
+    with pytest.raises(SystemExit, match="scored no fcn_vgg16"):
+        baselines.record("t2-fcn", rev, "fcn_vgg16", "abc")
+    path = baselines.record("t2-deeplab_v2-abc", rev, "deeplab_v2", "abc")
+    saved = json.loads(path.read_text())
+    assert saved["params"]["baselines.archs"] == ["deeplab_v2"] and saved["params"]["train.fcn.epochs"] == 4
+    assert saved["rev"] == "abc" and saved["group_miou"] == run["group_miou"]
+    (tmp_path / "metrics/baselines").mkdir()
+    path.rename(tmp_path / "metrics/baselines" / path.name)
+    monkeypatch.chdir(tmp_path)
+
+    recs = list(exp_tables.records([ws]))
+    extra = exp_tables.file_records(recs)
+    assert sorted(r["name"] for r in extra) == ["seed1-abc", "t2-deeplab_v2-abc"]
+    assert next(r for r in extra if r["name"] == "seed1-abc")["params"]["baselines.batch_norm"] is True
+    rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|"))
+                                  for ln in exp_tables.tables(recs + extra)["table2"].splitlines()
+                                  if ln.startswith("|"))}
+    from scipy import stats
+    want = stats.ttest_rel([0.56, 0.47, 0.38], [0.50, 0.40, 0.30]).pvalue
+    assert rows["DeepLab-V2 (VGG-16-BN, ASPP)"] == (*["58.00"] * 5, "–", f"{want:.2g}", "1")
+    assert rows["FCN (ResNet; the baseline FCN)"] == (*["52.00 ± 2.83"] * 5, "54.50", "–", "2")
+    assert rows["FCN-8s (VGG-16-BN)"][-2:] == ("not run", "0")
+    # the same experiment in `dvc exp show` (this machine ran it): its record is not counted twice
+    assert [r["name"] for r in exp_tables.file_records(recs + extra)] == []
 
 
 def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
