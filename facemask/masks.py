@@ -37,11 +37,11 @@ from typing import Sequence
 import cv2
 import numpy as np
 from PIL import Image
-from scipy.interpolate import CubicSpline
 
 from facemask.errors import BadInputError, MissingInputError, ParamsError
 from facemask.io import atomic_dir, atomic_write_json
 from facemask.landmarks import N_POINTS
+from facemask.synth.exact import matmul, spline_matrix
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,9 @@ _MIN_PER_INTERVAL = 8
 @lru_cache(maxsize=4096)
 def _spline_matrix(k: int, per_interval: int) -> np.ndarray:
     """(n, k) matrix S with S @ points = the not-a-knot spline through k points sampled at n =
-    per_interval (k - 1) + 1 evenly spaced parameter values (a spline is linear in its data)."""
-    t = np.arange(k, dtype=np.float64)
-    s = np.linspace(0.0, k - 1.0, per_interval * (k - 1) + 1)
-    m = CubicSpline(t, np.eye(k), bc_type="not-a-knot", axis=0)(s)
+    per_interval (k - 1) + 1 evenly spaced parameter values (a spline is linear in its data), with the same
+    bits on every CPU (`facemask.synth.exact.spline_matrix`)."""
+    m = spline_matrix(k, per_interval)
     m.setflags(write=False)
     return m
 
@@ -89,13 +88,14 @@ def spline_piece(points: np.ndarray) -> np.ndarray:
     Every landmark interval gets ``max(8, ceil(2 x longest interval chord in px))`` samples, so
     consecutive samples lie about half a pixel apart or closer; the first and last points are
     included. Same result as ``CubicSpline(arange(k), points, bc_type="not-a-knot")(s)``, with
-    the spline's (linear) dependence on the points precomputed per (k, samples).
+    the spline's (linear) dependence on the points precomputed per (k, samples), and the product summed
+    in a fixed order (`facemask.synth.exact.matmul`: the labels' bytes do not depend on the CPU's BLAS).
     """
     points = np.asarray(points, dtype=np.float64)
     k = len(points)
     chord = float(np.sqrt((np.diff(points, axis=0) ** 2).sum(1)).max())
     per = max(_MIN_PER_INTERVAL, math.ceil(_SAMPLES_PER_PX * chord))
-    return _spline_matrix(k, per) @ points
+    return matmul(_spline_matrix(k, per), points)
 
 
 def contour(points: np.ndarray, pieces: Sequence[Sequence[int]]) -> np.ndarray:

@@ -22,19 +22,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from check_data_bytes import OTHER_CPU  # noqa: E402  (a different CPU, as far as this one can pretend)
 
 #: What the script below writes with seed 3. A change here means the benchmark's bytes changed:
 #: regenerate, rerun `dvc repro`, and update both md5s in the same commit.
 PINNED = {
-    "raw/300VW/001/vid.avi": "dd1d3408ba9e88d40d5b2e42d8e0beeb",
+    "raw/300VW/001/vid.avi": "a678dc2ca0c08321b330ff8ff4f449b4",
     "clips/face/train/images.npy": "c74e4b1004ae54806412a1b3f1ed32f6",
     "paper/clips/face/train/images.npy (decoded)": "c74e4b1004ae54806412a1b3f1ed32f6",
 }
 
 SCRIPT = r"""
+import stages  # as the DVC stages run: NumPy off its AVX-512 (SVML) kernels before it is imported
 import hashlib, io, json, sys
 from pathlib import Path
 import cv2
@@ -65,11 +69,6 @@ for region in ("face", "eyes", "mouth"):
 print(json.dumps(md5))
 """
 
-#: A different CPU, as far as this one can pretend: no AVX/AVX2/FMA in OpenCV, NumPy at its x86-64-v2
-#: baseline, OpenBLAS's generic SSE3 kernels, one thread everywhere.
-OTHER_CPU = {"OPENCV_CPU_DISABLE": "AVX512_SKX,AVX2,FMA3,AVX", "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4",
-             "OPENBLAS_CORETYPE": "Prescott", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-             "OPENCV_FOR_THREADS_NUM": "1"}
 
 
 def _run(out: Path, workers: int, env: dict[str, str]) -> dict[str, str]:
@@ -116,3 +115,80 @@ def test_outputs_hold_no_wall_clock_figures(runs, tmp_path_factory):
     for name in ("masks/summary.json", "clips/meta.json"):
         text = (base / "a" / name).read_text()
         assert "seconds" not in text and "per_s" not in text, name
+
+
+# ---------------------------------------------------------------------------------------------------
+# The outlines: fixed-order products, so a coordinate on a half of the 1/16-px grid rounds alike everywhere
+
+OUTLINES = r"""
+import stages
+import hashlib, sys
+import numpy as np
+from facemask.synth import contours as C
+from facemask.masks import spline_piece
+rng = np.random.default_rng(5)
+h = hashlib.md5()
+for _ in range(300):
+    lm = np.round(rng.uniform(20, 300, (68, 2)), 3)      # as the .pts files hold them
+    for name in C.PIECES:
+        h.update(C.curve(lm, name).tobytes())
+    for k in (2, 3, 4, 5, 7, 17):
+        h.update(spline_piece(lm[:k]).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_outlines_have_the_same_bits_on_other_blas_kernels():
+    """The dense outlines were BLAS products (kernel-dependent sums): at full size 33 of 114 videos came
+    out one JPEG block apart between an AVX-512 and an AVX2 machine (scripts/check_data_bytes.py). Summed
+    in a fixed order they have the same bits with OpenBLAS's generic kernels as with this CPU's."""
+    def run(env):
+        res = subprocess.run([sys.executable, "-c", OUTLINES], capture_output=True, text=True, timeout=300,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env})
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout.strip()
+    assert run({}) == run(OTHER_CPU)
+
+
+def test_matmul_sums_in_index_order():
+    from facemask.synth import exact
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(6, 5)), rng.normal(size=(5, 3))
+    a[:, 2] = 0.0                                   # an all-zero column is skipped: adds nothing
+    want = np.zeros((6, 3))
+    for i in range(6):                              # plain Python floats, k = 0, 1, ... in order
+        for j in range(3):
+            s = 0.0
+            for k in range(5):
+                if k != 2:
+                    s += float(a[i, k]) * float(b[k, j])
+            want[i, j] = s
+    assert exact.matmul(a, b).tobytes() == want.tobytes()
+    assert exact.matmul(a, b[:, 0]).tobytes() == want[:, 0].tobytes()
+    assert exact.norm([3.0, 4.0]) == 5.0
+
+
+def test_spline_matrix_is_scipys_not_a_knot_spline():
+    from scipy.interpolate import CubicSpline
+    from facemask.synth import exact
+    for n in range(2, 18):
+        for per in (1, 4, 9, 40):
+            s = np.linspace(0, n - 1, (n - 1) * per + 1)
+            want = CubicSpline(np.arange(n, dtype=float), np.eye(n), bc_type="not-a-knot", axis=0)(s)
+            got = exact.spline_matrix(n, per)
+            assert got.shape == want.shape and np.abs(got - want).max() < 1e-12, (n, per)
+            assert (got[::per] == np.eye(n)).all()  # through the knots exactly
+    # n = 3: the parabola through the points; n = 2: the line
+    assert np.allclose(exact.matmul(exact.spline_matrix(3, 2), np.array([0.0, 1.0, 4.0])), np.arange(5) ** 2 / 4)
+    assert np.allclose(exact.matmul(exact.spline_matrix(2, 4), np.array([1.0, 3.0])), np.linspace(1, 3, 5))
+
+
+def test_eigh2_is_the_symmetric_eigen_decomposition():
+    from facemask.synth import exact
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        x = rng.normal(size=(2, 2))
+        A = x @ x.T + 0.01 * np.eye(2)
+        w, V = exact.eigh2(A)
+        assert np.allclose(w, np.linalg.eigh(A)[0]) and w[0] <= w[1]
+        assert np.allclose(A @ V, V * w) and np.allclose(V.T @ V, np.eye(2))

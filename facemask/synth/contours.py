@@ -12,7 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+
+from facemask.synth.exact import matmul, spline_matrix
 
 #: samples per landmark interval
 DENSITY = 4
@@ -39,10 +40,9 @@ PIECES: dict[str, list[list[int]]] = {
 
 @lru_cache(maxsize=None)
 def _matrix(n: int, density: int) -> np.ndarray:
-    """(m, n) matrix sampling the not-a-knot spline through n uniformly spaced knots."""
-    t = np.arange(n, dtype=np.float64)
-    s = np.linspace(0, n - 1, (n - 1) * density + 1)
-    return CubicSpline(t, np.eye(n), bc_type="not-a-knot", axis=0)(s)
+    """(m, n) matrix sampling the not-a-knot spline through n uniformly spaced knots (CPU-independent:
+    `exact.spline_matrix`)."""
+    return spline_matrix(n, density)
 
 
 @lru_cache(maxsize=None)
@@ -58,8 +58,8 @@ def curve_matrix(name: str, density: int = DENSITY) -> np.ndarray:
 
 
 def curve(points: np.ndarray, name: str, density: int = DENSITY) -> np.ndarray:
-    """The dense (M, 2) outline `name` through the (68, 2) landmarks."""
-    return curve_matrix(name, density) @ points
+    """The dense (M, 2) outline `name` through the (68, 2) landmarks (a fixed-order product: `exact.matmul`)."""
+    return matmul(curve_matrix(name, density), points)
 
 
 def to_cv(pts: np.ndarray, shift: int = 4) -> np.ndarray:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from facemask.synth.exact import norm
 from facemask.synth.motion import smooth_noise
 
 #: per category: motion ranges, scene light, camera, accessories, event factors
@@ -170,7 +171,7 @@ class Pipeline:
         cam = self.cam
         H, W = img.shape[:2]
         gain, noise, defocus, contrast = cam.gain * cam.flicker[t], cam.noise, cam.defocus, cam.contrast
-        mb = cam.motion_blur * float(np.linalg.norm(velocity))
+        mb = cam.motion_blur * norm(velocity)
         mb_angle = float(np.degrees(np.arctan2(velocity[1], velocity[0])))
         if event is not None:
             e = event.strength

@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from facemask.synth.exact import matmul
+
 # Mirror partner of every iBUG-68 point (0-based).
 MIRROR = np.array(
     [16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,
@@ -301,7 +303,7 @@ def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
-    return rz @ rx @ ry
+    return matmul(matmul(rz, rx), ry)
 
 
 #: camera distance in head units (~85 cm): a mild perspective
@@ -316,7 +318,7 @@ class Projector:
         self.R = rotation(pose.yaw, pose.pitch, pose.roll)
 
     def to_camera(self, pts: np.ndarray) -> np.ndarray:
-        return (np.asarray(pts, dtype=np.float64) - PIVOT) @ self.R.T
+        return matmul(np.asarray(pts, dtype=np.float64) - PIVOT, self.R.T)
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
         """(N, 3) head-frame points -> (N, 2) 0-based pixel coordinates."""
@@ -327,7 +329,7 @@ class Projector:
 
     def facing(self, normal) -> float:
         """z of a head-frame direction after rotation: > 0 faces the camera."""
-        return float((self.R @ np.asarray(normal, dtype=np.float64))[2])
+        return float(matmul(self.R, np.asarray(normal, dtype=np.float64))[2])
 
 
 def face_points(idn_shape: np.ndarray, expr: Expression, yaw: float) -> np.ndarray:

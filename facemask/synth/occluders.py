@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facemask.synth.exact import matmul
 from facemask.synth.render import AA, SHIFT, _c, fill
 
 KINDS = ("hand", "hand", "cup", "phone", "mic", "paper", "ball")
@@ -94,7 +95,7 @@ def draw(img: np.ndarray, mask: np.ndarray, occ: Occluder, centre: np.ndarray, s
     c = centre + s * occ.position(t)
     R = _rot(occ.angle)
     k = s * occ.size
-    P = lambda pts: c + (np.asarray(pts, dtype=np.float64) @ R.T) * k
+    P = lambda pts: c + matmul(np.asarray(pts, dtype=np.float64), R.T) * k
     H, W = img.shape[:2]
     if occ.blur > 0.05:          # defocused: draw on a layer, blur layer and mask, composite
         layer = img.copy()

@@ -58,11 +58,11 @@ def ellipse_pts(center3, u3, v3, n=24) -> np.ndarray:
 def ellipsoid_outline(proj: Projector, center, axes, n=40) -> np.ndarray:
     """The image outline of an ellipsoid (orthographic conic, scaled by the centre's perspective)."""
     R = proj.R
-    M = R @ np.diag(1.0 / np.asarray(axes, dtype=np.float64) ** 2) @ R.T
+    M = exact.matmul(exact.matmul(R, np.diag(1.0 / np.asarray(axes, dtype=np.float64) ** 2)), R.T)
     A2 = M[:2, :2] - np.outer(M[:2, 2], M[2, :2]) / M[2, 2]
-    w, V = np.linalg.eigh(A2)
+    w, V = exact.eigh2(A2)
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    circ = np.stack([np.cos(t) / np.sqrt(w[0]), np.sin(t) / np.sqrt(w[1])], axis=1) @ V.T
+    circ = exact.matmul(np.stack([np.cos(t) / np.sqrt(w[0]), np.sin(t) / np.sqrt(w[1])], axis=1), V.T)
     c = proj.to_camera(np.asarray(center)[None])[0]
     f = CAMERA_DIST / (CAMERA_DIST - c[2])
     s = proj.pose.scale * f
@@ -240,7 +240,7 @@ class PersonRenderer:
         ring2d = proj(ring)
         knots = np.concatenate([lm[16:17], ring2d, lm[0:1]])
         n = len(knots)
-        return C._matrix(n, C.DENSITY) @ knots
+        return exact.matmul(C._matrix(n, C.DENSITY), knots)
 
     # -- the drawing -----------------------------------------------------------------
     def draw(self, img: np.ndarray, pose: Pose, body: Pose, lm: np.ndarray, pts3: np.ndarray,
@@ -422,7 +422,7 @@ class PersonRenderer:
         x0, y0, x1, y1 = _bbox(eye, 0.12 * s, W, H)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
-        ew = np.linalg.norm(lm[idx[3]] - lm[idx[0]])
+        ew = exact.norm(lm[idx[3]] - lm[idx[0]])
         axis = (lm[idx[3]] - lm[idx[0]]) / (ew + 1e-9)
         up = np.array([axis[1], -axis[0]])
         if up[1] > 0:
@@ -493,7 +493,7 @@ class PersonRenderer:
                     _c(np.minimum(app.lip * 1.18, 255)), -1, AA, SHIFT)
         H, W = img.shape[:2]
         x0, y0, x1, y1 = _bbox(inner, 2, W, H)
-        gap = np.linalg.norm(lm[66] - lm[62])
+        gap = exact.norm(lm[66] - lm[62])
         if gap < 0.6 or x1 - x0 < 2 or y1 - y0 < 2:
             polyline(img, C.curve(lm, "upper_inner"), app.lip * 0.45, max(1.0, 0.02 * s))
             return
@@ -502,7 +502,7 @@ class PersonRenderer:
         layer = np.empty((y1 - y0, x1 - x0, 3), np.float32)
         layer[:] = np.array([28, 22, 48.0]) * (0.6 + 0.4 * app.skin.mean() / 200)
         down = lm[57] - lm[51]
-        down = down / (np.linalg.norm(down) + 1e-9)
+        down = down / (exact.norm(down) + 1e-9)
         # tongue at the bottom of a wide mouth
         if gap > 0.12 * s:
             tc = 0.5 * (lm[66] + lm[62]) + down * 0.35 * gap - [x0, y0]
@@ -567,7 +567,7 @@ class PersonRenderer:
         f = CAMERA_DIST / (CAMERA_DIST - c[2])
         sc = s * f
         cu, cv_ = proj.pose.tx + sc * c[0], proj.pose.ty + sc * c[1]
-        M = (proj.R @ np.diag(1 / axes ** 2) @ proj.R.T).astype(np.float32)
+        M = exact.matmul(exact.matmul(proj.R, np.diag(1 / axes ** 2)), proj.R.T).astype(np.float32)
         X = (((x0 + q * np.arange(w) + q / 2) - cu) / sc).astype(np.float32)[None, :]
         Y = (((y0 + q * np.arange(h) + q / 2) - cv_) / sc).astype(np.float32)[:, None]
         A = M[2, 2]
@@ -579,11 +579,11 @@ class PersonRenderer:
                       M[1, 0] * X + M[1, 1] * Y + M[1, 2] * t,
                       M[2, 0] * X + M[2, 1] * Y + M[2, 2] * t], axis=-1)
         n /= np.linalg.norm(n, axis=-1, keepdims=True) + 1e-9
-        L = (app.light_dir / np.linalg.norm(app.light_dir)).astype(np.float32)
+        L = (app.light_dir / exact.norm(app.light_dir)).astype(np.float32)
         ndl = exact.dot3(n, L)
         diff = np.maximum(ndl, 0)
         hv = L + np.array([0, 0, 1.0])
-        hv = (hv / np.linalg.norm(hv)).astype(np.float32)
+        hv = (hv / exact.norm(hv)).astype(np.float32)
         spec = np.maximum(exact.dot3(n, hv), 0) ** 24 * app.specular
         shade = (app.ambient + app.diffuse * diff).astype(np.float32)
         # occlusion shadows, drawn at half resolution
@@ -592,7 +592,7 @@ class PersonRenderer:
         half = lambda p: (np.asarray(p) - off) / q
         for eye in (np.arange(36, 42), np.arange(42, 48)):
             ce = half(0.6 * lm[eye].mean(0) + 0.4 * lm[[19 if eye[0] == 36 else 24]].mean(0))
-            r = np.linalg.norm(lm[eye[3]] - lm[eye[0]]) * 0.75 / 2
+            r = exact.norm(lm[eye[3]] - lm[eye[0]]) * 0.75 / 2
             cv2.ellipse(ao, (int(ce[0]), int(ce[1])), (max(1, int(r)), max(1, int(r * 0.55))), 0, 0, 360, 0.22, -1)
         side = 35 if proj.facing([1, 0, 0]) < 0 else 31
         nose_side = half(np.stack([lm[27], lm[30], lm[side], 0.7 * lm[side] + 0.3 * lm[39 if side == 31 else 42]]))
