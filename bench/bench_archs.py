@@ -5,7 +5,7 @@
     python bench/bench_archs.py --fc6                            # FCN-8s's fc6 alone: 3×3 against VGG's 7×7
 
 Each (arch, input size) runs in a fresh process (so its peak memory is its own) and times `--steps`
-optimiser steps after one warm-up, built as the engine builds it (`nets.build_model("fcn", config)`)
+optimiser steps after one warm-up, built as the engine builds it (`build_model("fcn", config)`)
 and trained as the engine trains (`engine._forward_loss`: cross-entropy, then fused Adam), on random
 frames and labels held in memory (the data loader's cost is bench_train.py's subject); then as many
 no-grad eval-mode batches, the way the fuse stage predicts. Reported: wall-clock images per second,
@@ -14,7 +14,7 @@ and the 1-minute load average before and after (the machine is shared: other job
 
 ``--fc6`` times the forward and backward of FCN-8s's fc6 alone (4096 filters on the 512-channel pool5
 map of 96, 128 and 160 inputs) with 3×3 and 7×7 kernels, 7×7 also with oneDNN switched off: the
-measurement behind `facemask.baselines.FCN8s`'s 3×3 default (DESIGN.md).
+measurement behind `facemask.models.baselines.FCN8s`'s 3×3 default (DESIGN.md).
 """
 from __future__ import annotations
 
@@ -32,11 +32,12 @@ ARCHS = ("fcn", "fcn_vgg16", "deeplab_v2")
 
 
 def one(arch: str, size: int, batch: int, steps: int, classes: int = 5) -> dict:
-    from facemask import losses, nets
-    from facemask.engine import _forward_loss
+    from facemask.training import losses
+    from facemask.models.registry import build_model
+    from facemask.training.engine import _forward_loss
 
     torch.manual_seed(0)
-    model = nets.build_model("fcn", {"arch": arch, "encoder": "resnet18", "output_stride": 16, "classes": classes})
+    model = build_model("fcn", {"arch": arch, "encoder": "resnet18", "output_stride": 16, "classes": classes})
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
     loss_fn = losses.build_loss("ce")

@@ -1,16 +1,16 @@
 """Face detectors side by side: found-face rate, correct-face rate and speed, per 300VW category and on a real face.
 
-For every detector (``hog``, ``cnn``, ``haar``; `facemask.detect`) two ways of finding the face:
+For every detector (``hog``, ``cnn``, ``haar``; `facemask.inference.detect`) two ways of finding the face:
 
 * ``every frame``: the detector alone on every frame (every ``--stride``-th frame for ``cnn``, which
   is slow), as `facemask predict` did before;
-* ``track k=K``: `facemask.tracker.LandmarkTracker`: the detector on the first frame, when the track
+* ``track k=K``: `facemask.inference.tracker.LandmarkTracker`: the detector on the first frame, when the track
   is lost and every K frames (0: only then), dlib's 68-point predictor between, with the
   loss-of-track test.
 
 Videos: the synthetic videos of a pipeline's test split (``--raw data/raw/300VW``, ``--clips data/clips``:
 the test videos of ``index.csv``; or ``--videos 001,002``), whose landmarks are known, and a real face:
-the astronaut photograph of scikit-image moved through a 640 x 480 video (`facemask.realface`) with
+the astronaut photograph of scikit-image moved through a 640 x 480 video (`facemask.data.realface`) with
 occluded frames. A frame counts as *found* when a face box comes out, as *correct* when that box's
 training-style crop (1.3 x the landmark box) overlaps the true crop with IoU >= 0.5; on the real face,
 *lost ok* is the share of occluded frames reported as without a face.
@@ -37,11 +37,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask.detect import make_detector, crop_box  # noqa: E402
-from facemask.landmarks import read_pts  # noqa: E402
-from facemask.masks import square_crop_box  # noqa: E402
-from facemask.tracker import LandmarkTracker  # noqa: E402
-from facemask.video import iter_frames  # noqa: E402
+from facemask.inference.detect import make_detector, crop_box
+from facemask.data.landmarks import read_pts
+from facemask.data.masks import square_crop_box
+from facemask.inference.tracker import LandmarkTracker
+from facemask.data.video import iter_frames
 
 
 def box_iou(a, b) -> float:
@@ -69,10 +69,11 @@ def synthetic_videos(raw: Path, clips: Path | None, videos: list[str] | None):
 
 def real_video(frames: int = 120):
     """The astronaut moving through a 640 x 480 video; occluded frames have no true box."""
-    from facemask.realface import moving_face, reference_landmarks
+    from facemask.data.realface import moving_face, reference_landmarks
+    from facemask.inference.tracker import ShapePredictor
 
     mf = moving_face(frames, (640, 480), 130, seed=3, occluded=range(frames // 2, frames // 2 + 10))
-    ref = reference_landmarks()
+    ref = reference_landmarks(ShapePredictor())
     return [(f, None if k in mf.occluded else square_crop_box(mf.map_points(ref, k), 480, 640))
             for k, f in enumerate(mf.frames)]
 

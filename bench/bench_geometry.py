@@ -6,7 +6,7 @@
 For each candidate ``encoder:depth:output_stride:input_size`` it measures the FCN's training speed
 (images per CPU second of one thread, for the engine's step: forward, cross-entropy, backward, Adam, on a
 batch held in memory; CPU time on one thread is what other load on a shared machine disturbs least), then
-trains the face FCN with the real engine (`facemask.engine.train`, the params' FCN recipe: Adam,
+trains the face FCN with the real engine (`facemask.training.engine.train`, the params' FCN recipe: Adam,
 lr 1e-3 decaying linearly, augmentation) on the pipeline's own masks (``data/300VW-Mask``, packed at the
 candidate's input size into a temporary folder) for as many images as the candidate processes in
 ``--cpu-seconds`` at that speed, i.e. the same CPU budget for every candidate, and reports the best
@@ -28,9 +28,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask import losses, nets  # noqa: E402
-from facemask.clips import REGION_CLASS_NAMES, build_clips  # noqa: E402
-from facemask.engine import RunPaths, TrainConfig, train  # noqa: E402
+from facemask.training import losses
+from facemask.models.nets import FCN
+from facemask.data.labels import REGION_CLASS_NAMES
+from facemask.data.clips import build_clips
+from facemask.training.engine import RunPaths, TrainConfig, train
 
 CANDIDATES = ["resnet18:5:16:96", "resnet18:3:8:128", "resnet18:4:8:128", "resnet18:3:8:160", "resnet34:3:8:128",
               "resnet18:4:8:160"]
@@ -39,7 +41,7 @@ CANDIDATES = ["resnet18:5:16:96", "resnet18:3:8:128", "resnet18:4:8:128", "resne
 def speed(encoder: str, depth: int, os_: int, size: int, batch: int = 16, steps: int = 6) -> float:
     """Training images per CPU second of the FCN on random data held in memory (after one warm-up step)."""
     torch.manual_seed(0)
-    model = nets.FCN(encoder, 5, None, os_, depth)
+    model = FCN(encoder, 5, None, os_, depth)
     opt = torch.optim.Adam(model.parameters(), fused=True)
     loss_fn = losses.build_loss("ce")
     x, y = torch.rand(batch, 3, size, size), torch.randint(0, 5, (batch, size, size))

@@ -25,9 +25,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask import masks  # noqa: E402
-from facemask.landmarks import read_pts  # noqa: E402
-from facemask.video import iter_frames  # noqa: E402
+from facemask.data.labels import write_label_png
+from facemask.data.mask_dataset import build_masks
+from facemask.data.masks import landmarks_to_mask, square_crop_box
+from facemask.data.landmarks import read_pts
+from facemask.data.video import iter_frames
 
 
 def _cpu() -> float:
@@ -37,7 +39,7 @@ def _cpu() -> float:
 
 def _run(raw: Path, out: Path, workers: int, m: dict) -> tuple[float, float, int]:
     c0, t0 = _cpu(), time.perf_counter()
-    s = masks.build_masks(raw, out, "synthetic", crop_scale=m["crop_scale"], jpeg_quality=m["jpeg_quality"],
+    s = build_masks(raw, out, "synthetic", crop_scale=m["crop_scale"], jpeg_quality=m["jpeg_quality"],
                           workers=workers, progress=False)
     return time.perf_counter() - t0, _cpu() - c0, s["kept"]
 
@@ -57,13 +59,13 @@ def _breakdown(vdir: Path, m: dict, tmp: Path) -> dict[str, float]:
         t["decode"] += t1 - t0
         pts = read_pts(vdir / "annot" / f"{k:06d}.pts")
         t2 = time.perf_counter()
-        x0, y0, x1, y1 = masks.square_crop_box(pts, *frame.shape[:2], m["crop_scale"])
+        x0, y0, x1, y1 = square_crop_box(pts, *frame.shape[:2], m["crop_scale"])
         t3 = time.perf_counter()
-        lab = masks.landmarks_to_mask(pts - (x0, y0), y1 - y0, x1 - x0)
+        lab = landmarks_to_mask(pts - (x0, y0), y1 - y0, x1 - x0)
         t4 = time.perf_counter()
         cv2.imwrite(str(tmp / "a.jpg"), frame[y0:y1, x0:x1], [cv2.IMWRITE_JPEG_QUALITY, m["jpeg_quality"]])
         t5 = time.perf_counter()
-        masks.write_label_png(tmp / "a.png", lab)
+        write_label_png(tmp / "a.png", lab)
         t6 = time.perf_counter()
         for key, dt in zip(list(t)[1:], (t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)):
             t[key] += dt
@@ -87,7 +89,7 @@ def main() -> None:
         if args.raw:
             raw = Path(args.raw)
         else:
-            from facemask.synth import generate
+            from facemask.data.synth.video import generate
 
             cfg = dict(params["data"]["synthetic"], videos=args.videos)
             if args.frames:

@@ -3,17 +3,17 @@
 Phases: decode, detection, landmarks (shape predictor, loss-of-track test, and the landmark method's
 masks), network (the learned methods), writing.
 
-The input is a real-face video made here (`facemask.realface`: scikit-image's astronaut photograph
+The input is a real-face video made here (`facemask.data.realface`: scikit-image's astronaut photograph
 moving through the frames, default 640 x 480, MJPG .avi, with a few occluded frames), so every
 detector finds the face and the landmark method runs as it does on real video. ``--input synthetic``
-uses synthetic talking-face frames (`facemask.synth`, 320 x 240) pasted into the larger frame instead.
+uses synthetic talking-face frames (`facemask.data.synth`, 320 x 240) pasted into the larger frame instead.
 
 The learned methods use the trained models in ``--models`` (default ``models/``) when they are there;
 otherwise untrained models of the default configuration in params.yaml (``model.*``,
-``clips.input_size``, ``train.convlstm.T``) are built with `facemask.nets` and saved to a temporary
+``clips.input_size``, ``train.convlstm.T``) are built with `facemask.models.nets` and saved to a temporary
 folder — the figures are then for untrained weights, which changes nothing in the speed.
 
-Decoding and writing run in threads of their own (`facemask.predict`), so the phases overlap: their
+Decoding and writing run in threads of their own (`facemask.app.predict`), so the phases overlap: their
 times are each thread's own and add up to more than the wall time. ``frames/s`` is frames / (wall
 time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process) is
 less sensitive to other work on the machine than the wall time; the 1-minute load average is printed.
@@ -39,9 +39,10 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask import synth  # noqa: E402
-from facemask.nets import build_model, save_model  # noqa: E402
-from facemask.predict import PredictError, load_cascade, predict  # noqa: E402
+from facemask.data.synth.video import generate as synth_generate
+from facemask.models.registry import build_model, save_model
+from facemask.app.predict import PredictError, predict
+from facemask.app.segmenters import load_cascade
 
 CLASSES = {"face": 5, "eyes": 2, "mouth": 3}
 PHASES = ("decode", "detection", "landmarks", "network", "writing")
@@ -60,7 +61,7 @@ def cpu_name() -> str:
 def make_video(path: Path, frames: int, size: tuple[int, int], kind: str = "real", seed: int = 0) -> None:
     """A real-face video (the astronaut, face ~ a quarter of the frame height, 6 occluded frames) or
     synthetic 320 x 240 frames pasted at the centre of a grey frame of `size`, as MJPG."""
-    from facemask.realface import moving_face, write_video
+    from facemask.data.realface import moving_face, write_video
 
     w, h = size
     if kind == "real":
@@ -68,7 +69,7 @@ def make_video(path: Path, frames: int, size: tuple[int, int], kind: str = "real
         write_video(mf.frames, path)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        synth.generate(tmp, {"videos": 1, "frames": frames, "fps": 30, "width": 320, "height": 240,
+        synth_generate(tmp, {"videos": 1, "frames": frames, "fps": 30, "width": 320, "height": 240,
                              "categories": [1, 0, 0], "workers": 1}, seed)
         cap = cv2.VideoCapture(str(Path(tmp) / "001" / "vid.avi"))
         big = []

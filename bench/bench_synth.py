@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask.synth import generate  # noqa: E402
+from facemask.data.synth.video import generate
 
 
 def _cpu() -> float:

@@ -5,8 +5,8 @@
 
 Steps, each printed as ``ok <step>: <what was checked> (<seconds>)``; any failure stops with a traceback:
 
-1. device: CUDA really used (`facemask.devices` refuses with the reason when it cannot be);
-2. fcn: the FCN phase of `facemask.engine` for two short epochs, interrupted after the first and resumed
+1. device: CUDA really used (`facemask.core.devices` refuses with the reason when it cannot be);
+2. fcn: the FCN phase of `facemask.training.engine` for two short epochs, interrupted after the first and resumed
    (bf16 autocast and channels_last on CUDA); parameters and memory on the device;
 3. losses: the ConvLSTM-FCN made from it, one step with each loss (cross-entropy, IoU, SegLoss Eq. 8 / Eq. 9,
    hard / soft weights, on scores / softmax): finite losses and non-zero ConvLSTM gradients; then the
@@ -35,9 +35,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask import engine, losses, nets  # noqa: E402
-from facemask.devices import resolve_device  # noqa: E402
-from facemask.engine import RunPaths, TrainConfig  # noqa: E402
+from facemask.training import engine
+from facemask.training import losses
+from facemask.models.nets import ConvLSTMFCN, FCN
+from facemask.models.registry import load_model, save_model
+from facemask.core.devices import resolve_device
+from facemask.training.engine import RunPaths, TrainConfig
 
 #: The paper's training set: 619 one-second clips of 30 frames, for each of the 3 regions.
 PAPER_FRAMES, PAPER_FCN_EPOCHS, PAPER_CONVLSTM_EPOCHS = 18_570, 80, 60
@@ -73,7 +76,7 @@ def discs(n: int, side: int, rng: np.random.Generator) -> tuple[list[np.ndarray]
 
 def write_data(root: Path, crop: int, size: int, clips: dict[str, int], length: int = 10) -> Path:
     """``<root>/face/<split>`` in the clips stage's store (JPEG crops, label PNGs), resized to `size` on read."""
-    from facemask.store import write_split
+    from facemask.data.store import write_split
 
     rng = np.random.default_rng(0)
     for split, n in clips.items():
@@ -97,7 +100,7 @@ def train_fcn_interrupted(cfg: TrainConfig, paths: RunPaths) -> str:
     records: list[str] = []
     handler = logging.Handler(logging.INFO)
     handler.emit = lambda r: records.append(r.getMessage())
-    logging.getLogger("facemask.engine").addHandler(handler)
+    logging.getLogger("facemask.training.engine").addHandler(handler)
     save = engine.save_checkpoint
 
     def save_then_stop(path, state):
@@ -112,7 +115,7 @@ def train_fcn_interrupted(cfg: TrainConfig, paths: RunPaths) -> str:
     finally:
         engine.save_checkpoint = save
     engine.train(cfg, paths)
-    logging.getLogger("facemask.engine").removeHandler(handler)
+    logging.getLogger("facemask.training.engine").removeHandler(handler)
     resumed = [m for m in records if "resuming after epoch 1" in m]
     assert resumed and paths.model.is_file(), records
     return resumed[0]
@@ -122,9 +125,9 @@ def loss_steps(fcn_path: Path, x: torch.Tensor, y: torch.Tensor, device: torch.d
     """One forward/backward of the ConvLSTM-FCN per loss: finite, and gradients reach the ConvLSTM."""
     amp = device.type == "cuda"
     out = []
-    fcn = nets.load_model(fcn_path, map_location=device)
+    fcn = load_model(fcn_path, map_location=device)
     for name, kw in LOSSES:
-        model = nets.ConvLSTMFCN.from_fcn(fcn, init="glorot").to(device).train()
+        model = ConvLSTMFCN.from_fcn(fcn, init="glorot").to(device).train()
         loss = engine._forward_loss(model, x, y, losses.build_loss(name, **kw), amp)
         loss.backward()
         loss = loss.detach()
@@ -137,18 +140,18 @@ def loss_steps(fcn_path: Path, x: torch.Tensor, y: torch.Tensor, device: torch.d
 
 def zoomed_models(root: Path, face_convlstm: Path, size: int, device: torch.device) -> None:
     """Eye and mouth ConvLSTM-FCNs (untrained) next to the face models, so the cascade and predict run."""
-    face = nets.load_model(face_convlstm)
+    face = load_model(face_convlstm)
     for region, classes in (("eyes", 2), ("mouth", 3)):
-        fcn = nets.FCN(face.encoder_name, classes, output_stride=16)
+        fcn = FCN(face.encoder_name, classes, output_stride=16)
         cfg = {"encoder": face.encoder_name, "classes": classes, "input_size": size, "T": 5, "region": region}
-        nets.save_model(root / region / "fcn.pt", fcn, "fcn", cfg)
-        nets.save_model(root / region / "convlstm.pt", nets.ConvLSTMFCN.from_fcn(fcn), "convlstm", cfg)
+        save_model(root / region / "fcn.pt", fcn, "fcn", cfg)
+        save_model(root / region / "convlstm.pt", ConvLSTMFCN.from_fcn(fcn), "convlstm", cfg)
 
 
 def fuse_agreement(models: Path, clips: Path, device: torch.device, n_clips: int = 2) -> float:
     """Share of pixels the cascade labels alike on `device` and on the CPU, over a few val clips."""
-    from facemask.fusion import Cascade
-    from facemask.store import SplitView
+    from facemask.inference.fusion import Cascade
+    from facemask.data.store import SplitView
 
     view = SplitView(clips / "val")
     windows = [[view.crop(c * view.length + t)[..., ::-1] for t in range(5)] for c in range(n_clips)]
@@ -166,13 +169,13 @@ def fuse_agreement(models: Path, clips: Path, device: torch.device, n_clips: int
 
 def predict_video(models: Path, work: Path, device: str, frames: int) -> dict:
     """``facemask predict`` on one synthetic 300VW-style video of `frames` frames at 320 x 240."""
-    from facemask.synth import generate
+    from facemask.data.synth.video import generate
 
     generate(work / "raw", dict(videos=1, frames=frames, fps=30, width=320, height=240, categories=[1, 0, 0],
                                 workers=1), seed=0)
     video = next((work / "raw").glob("*/vid.avi"))
     out = work / "predict"
-    res = subprocess.run([sys.executable, "-m", "facemask.cli", "predict", str(video), "--models", str(models),
+    res = subprocess.run([sys.executable, "-m", "facemask.app.cli", "predict", str(video), "--models", str(models),
                           "--out", str(out), "--device", device, "--no-video", "-q"],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -182,13 +185,13 @@ def predict_video(models: Path, work: Path, device: str, frames: int) -> dict:
 def images_per_s(encoder: str, phase: str, clips: Path, batch: int, steps: int, workers: int,
                  device: torch.device) -> float:
     """Training img/s of one phase with the real loader (store decode + resize + augmentation in workers)."""
-    from facemask.data import ClipDataset, ShardedBatchSampler, make_loader, to_device
+    from facemask.data.datasets import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
 
     amp = device.type == "cuda"
     T = 5 if phase == "convlstm" else None
-    model = nets.FCN(encoder, 5)
+    model = FCN(encoder, 5)
     if phase == "convlstm":
-        model = nets.ConvLSTMFCN.from_fcn(model, init="glorot")
+        model = ConvLSTMFCN.from_fcn(model, init="glorot")
     model = model.to(device).train()
     if amp:
         model = model.to(memory_format=torch.channels_last)
@@ -201,7 +204,7 @@ def images_per_s(encoder: str, phase: str, clips: Path, batch: int, steps: int, 
     while done < steps + 2:
         sampler.set_epoch(done)
         for x, y in loader:
-            x, y = to_device(x, y, device)
+            x, y = batch_to_device(x, y, device)
             engine._forward_loss(model, x, y, loss_fn, amp).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -260,10 +263,10 @@ def main() -> None:
         say("fcn", text, t0)
 
         t0 = time.perf_counter()
-        from facemask.data import ClipDataset, to_device
+        from facemask.data.datasets import ClipDataset, batch_to_device
 
         ds = ClipDataset(clips / "train", window=5)
-        x, y = to_device(*(torch.stack(v) for v in zip(ds[0], ds[1])), device)
+        x, y = batch_to_device(*(torch.stack(v) for v in zip(ds[0], ds[1])), device)
         results = loss_steps(fcn_paths.model, x, y, device)
         cl_cfg = TrainConfig(phase="convlstm", classes=5, model=model, epochs=1, batch_size=2, T=5,
                              lr_decay="none", gamma=0.05, loss="segloss",

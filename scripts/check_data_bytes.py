@@ -9,7 +9,7 @@ would (`OTHER_CPU`: OpenCV without AVX/AVX2/FMA, NumPy at its x86-64-v2 baseline
 kernels, one thread), and compares every file's md5. tests/test_determinism.py does the same at a tiny size
 on every run of the suite; this script is the full-size check a change to the generator needs: a drawing
 coordinate exactly on a half of the 1/16-px grid is rare per frame, and only the full size found the
-BLAS-summed outlines (33 of 114 videos one JPEG block apart before `facemask.synth.exact.matmul`).
+BLAS-summed outlines (33 of 114 videos one JPEG block apart before `facemask.core.exact.matmul`).
 Exit status 1 and the differing files when any differ. About 4 minutes on 2 cores.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ _RUN = r"""
 import stages  # as the DVC stages run: NumPy off its AVX-512 (SVML) kernels before it is imported
 import json, sys
 from pathlib import Path
-from facemask.synth import generate
-from facemask.masks import build_masks
+from facemask.data.synth.video import generate
+from facemask.data.mask_dataset import build_masks
 out, cfg, seed = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 generate(out / "raw" / "300VW", cfg, seed=seed)
 build_masks(out / "raw", out / "masks", workers=cfg["workers"], progress=False)

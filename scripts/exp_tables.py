@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from facemask.metrics import paired_tests  # noqa: E402
+from facemask.evaluation.metrics import paired_tests
 
 EVAL = "metrics/eval.json"
 TIMESTEP = "metrics/eval/timestep.json"

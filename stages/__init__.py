@@ -3,7 +3,7 @@
 Before anything imports NumPy: keep NumPy off its AVX-512 kernels, whose float32/float64 power, exp,
 sin and cos (SVML) round differently from the AVX2 and baseline ones. The synthetic benchmark's pixels
 go through such functions, and the data stages must give the same bytes on every x86-64 machine
-(`facemask.synth.exact`, tests/test_determinism.py). Names a CPU or NumPy does not know are ignored.
+(`facemask.core.exact`, tests/test_determinism.py). Names a CPU or NumPy does not know are ignored.
 """
 import os
 

@@ -1,17 +1,20 @@
-"""Stage `download`: params `data` (`data.seed` seeds the generator) -> data/raw (300VW layout, metadata.csv, report.json)."""
+"""Stage `download`: params `data` (`data.seed` seeds the generator) -> ``--out`` (data/raw: the 300VW layout,
+metadata.csv, report.json).
+
+    python -m stages.download --out data/raw
+"""
 from __future__ import annotations
 
-from pathlib import Path
-
-from facemask.raw import fetch_raw
-from stages._common import load_params, run_stage, seed_everything, setup_logging
+from facemask.data.raw import fetch_raw
+from stages._common import load_params, run_stage, seed_everything, setup_logging, stage_args
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = stage_args("download", "out", argv=argv)
     setup_logging()
     params = load_params()
     seed_everything(params["data"]["seed"])
-    fetch_raw(params["data"], Path("data/raw"), params["data"]["seed"])
+    fetch_raw(params["data"], args.out, params["data"]["seed"])
 
 
 if __name__ == "__main__":

@@ -28,13 +28,29 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facemask import metrics
-from facemask.data import load_split
-from facemask.io import atomic_dir, atomic_write_json
-from facemask.masks import CLASS_NAMES, read_label_png
-from stages._common import load_params, run_stage, setup_logging
+from facemask.core.io import atomic_dir, atomic_write_json
+from facemask.core.iou import confusion_matrix, finite_or_none, mean_iou
+from facemask.data.clips import read_split_clips
+from facemask.data.labels import CLASS_NAMES, read_label_png
+from facemask.data.store import load_split
+from facemask.evaluation.metrics import (
+    comparison_figure,
+    flip_rate,
+    iou_report,
+    reports_by,
+    seeds_summary,
+    seeds_table,
+    sequence_groups,
+    significance,
+    stability_report,
+    subject_table,
+    timestep_table,
+)
+from facemask.inference.fusion import CLIP_METHODS
+from stages._common import load_params, run_stage, setup_logging, stage_args
 
-METHODS = ("fcn", "fcn_smooth", "primary", "cascade", "tracker")
+#: The methods fuse scores on every run: the paper's (`CLIP_METHODS`) and the landmark tracker.
+SCORED_METHODS = (*CLIP_METHODS, "tracker")
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
           "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
           "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)"}
@@ -44,7 +60,6 @@ PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Methods without a training seed (the same on every seed's run).
 UNTRAINED = ("tracker",)
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
-CLIPS, MASKS, PRED, SEEDS = Path("data/clips"), Path("data/300VW-Mask"), Path("data/predictions"), Path("metrics/seeds")
 
 
 def _pct(x) -> str:
@@ -57,7 +72,7 @@ def _p(test: dict | None) -> str:
 
 
 def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int,
-                     methods: tuple[str, ...] = METHODS) -> str:
+                     methods: tuple[str, ...] = SCORED_METHODS) -> str:
     n = max(v["seeds"] for v in seeds.values())
     seeds_col = f"{n} seed" + ("s" if n != 1 else "")
     head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {seeds_col}", "paper mIoU", "P vs FCN", f"P, {seeds_col}",
@@ -118,90 +133,92 @@ def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
     return runs
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = stage_args("evaluate", "predictions", "masks", "clips", "seeds", "out", argv=argv)
     log = setup_logging()
     params = load_params()
+    clips_dir, mask_dir, pred_dir, seeds_dir = args.clips, args.masks, args.predictions, args.seeds
     groups, n_examples = int(params["evaluate"]["groups"]), int(params["evaluate"]["examples"])
     T = int(params["clips"]["window"])
-    clips = metrics.split_clips(CLIPS)
+    clips = read_split_clips(clips_dir, "test")
     C = len(CLASS_NAMES)
-    info = json.loads((PRED / "info.json").read_text()) if (PRED / "info.json").is_file() else {}
-    methods = (*METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
+    info = json.loads((pred_dir / "info.json").read_text()) if (pred_dir / "info.json").is_file() else {}
+    methods = (*SCORED_METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
 
     meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
     for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
         seq = {key: [] for key in flips}
         for i, name in enumerate(clip["names"]):
-            gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
+            gt = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
             seq["ground_truth"].append(gt)
             row = []
             for m in methods:
-                path = PRED / m / f"{name}.png"
+                path = pred_dir / m / f"{name}.png"
                 pred = read_label_png(path)
                 if pred.shape != gt.shape:
                     raise ValueError(f"{path}: prediction {pred.shape} differs in size from its label {gt.shape}")
-                row.append(metrics.confusion_matrix(gt, pred, C))
+                row.append(confusion_matrix(gt, pred, C))
                 seq[m].append(pred)
             cms.append(np.stack(row))
             meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
                          "name": name})
         for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
-            flips[key] += metrics.flip_rate(labels)
+            flips[key] += flip_rate(labels)
     meta, cms = pd.DataFrame(meta), np.stack(cms)
 
-    report = metrics.reports_by(meta, cms, methods)
-    categories = metrics.reports_by(meta, cms, methods, "category")
-    subjects = metrics.subject_table(meta, cms, methods)
-    steps = metrics.timestep_table(meta, cms, methods)
-    sig = metrics.significance(meta, cms, methods, groups)
-    stability = {**metrics.stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
+    report = reports_by(meta, cms, methods)
+    categories = reports_by(meta, cms, methods, "category")
+    subjects = subject_table(meta, cms, methods)
+    steps = timestep_table(meta, cms, methods)
+    sig = significance(meta, cms, methods, groups)
+    stability = {**stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
                  "counts": {k: {"flips": int(v[0]), "pixels": int(v[1])} for k, v in flips.items()}}
 
     zoomed, zoomed_groups = {}, {}
     for region, names in ZOOM_CLASSES.items():
-        _, gt = load_split(CLIPS / region / "test")
+        _, gt = load_split(clips_dir / region / "test")
         zoomed[region], zoomed_groups[region] = {}, {}
         for arch in ("fcn", "convlstm"):
-            pred = np.load(PRED / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
-            per_clip = np.stack([metrics.confusion_matrix(gt[k], pred[k], len(names)) for k in range(len(gt))])
-            zoomed[region][arch] = metrics.iou_report(per_clip.sum(0), names)
-            zoomed_groups[region][arch] = [metrics.finite_or_none(metrics.mean_iou(per_clip[g].sum(0)))
-                                           for g in metrics.sequence_groups(len(gt), groups)]
+            pred = np.load(pred_dir / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
+            per_clip = np.stack([confusion_matrix(gt[k], pred[k], len(names)) for k in range(len(gt))])
+            zoomed[region][arch] = iou_report(per_clip.sum(0), names)
+            zoomed_groups[region][arch] = [finite_or_none(mean_iou(per_clip[g].sum(0)))
+                                           for g in sequence_groups(len(gt), groups)]
 
     # Fig. 5: the middle frame of evenly spaced test clips
     picks = sorted({int(round(x)) for x in np.linspace(0, len(clips) - 1, min(n_examples, len(clips)))})
     rows = []
     for k in picks:
         name = clips[k]["names"][len(clips[k]["names"]) // 2]
-        image = cv2.imread(str(MASKS / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
-        gt = read_label_png(MASKS / "labels_orig" / f"{name}.png")
-        rows.append((image, gt, {m: read_label_png(PRED / m / f"{name}.png") for m in methods}, name))
-    figure = metrics.comparison_figure(rows, methods)
+        image = cv2.imread(str(mask_dir / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
+        gt = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
+        rows.append((image, gt, {m: read_label_png(pred_dir / m / f"{name}.png") for m in methods}, name))
+    figure = comparison_figure(rows, methods)
 
     seed = int(params["seed"])
     test_set = test_set_id(meta, sig["groups"])
-    runs = recorded_runs(SEEDS, test_set, log)
+    runs = recorded_runs(seeds_dir, test_set, log)
     runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
                   "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set}
-    seeds = metrics.seeds_summary(runs, methods)
+    seeds = seeds_summary(runs, methods)
     md = results_markdown(report, sig, stability, categories, seeds, seed, methods)
-    atomic_write_json("metrics/eval.json", report)
-    atomic_write_json("metrics/zoomed.json", zoomed)
-    with atomic_dir("metrics/eval") as out:
+    atomic_write_json(args.out / "eval.json", report)
+    atomic_write_json(args.out / "zoomed.json", zoomed)
+    with atomic_dir(args.out / "eval") as out:
         atomic_write_json(out / "categories.json", categories)
         subjects.to_csv(out / "per_subject.csv", index=False, float_format="%.6f")
         steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
         atomic_write_json(out / "timestep.json", {
-            f"{m}_minus_fcn": {f"t{int(r['t'])}": metrics.finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
+            f"{m}_minus_fcn": {f"t{int(r['t'])}": finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
             for m in methods if m != "fcn"})
         atomic_write_json(out / "significance.json", sig)
         atomic_write_json(out / "stability.json", stability)
-        metrics.seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
+        seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
         atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
         atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
         cv2.imwrite(str(out / "examples.png"), figure)
-        if (PRED / "info.json").is_file():
-            shutil.copy(PRED / "info.json", out / "fuse_info.json")
+        if (pred_dir / "info.json").is_file():
+            shutil.copy(pred_dir / "info.json", out / "fuse_info.json")
         (out / "results.md").write_text(md)
     print(md)
     log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),

@@ -2,12 +2,12 @@
 
 Reads params ``clips.window``, ``clips.zoom`` (the zoom margins), ``train.device``, ``fuse``; the test
 clips (``data/clips/index.csv``, ``data/clips/face/test``, the eye and mouth test sub-datasets, read
-with `facemask.data.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
+with `facemask.data.store.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
 ``models/<region>/{fcn,convlstm}.pt``, and Table 2's VGG-16 baselines that ``models/face/baselines/archs.json``
 names (stage train_baselines; none by default). Writes, atomically:
 
 * ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade`` and
-  ``tracker`` (the paper's landmark-tracker baseline, `facemask.tracker`, run over the raw test videos
+  ``tracker`` (the paper's landmark-tracker baseline, `facemask.inference.tracker`, run over the raw test videos
   ``data/raw/300VW``; settings ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's
   original size; also ``<arch>`` for each baseline (frame by frame, as ``fcn``);
 * ``data/predictions/boxes.csv``: the eye and mouth boxes of every window, and the fallback used;
@@ -28,18 +28,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facemask.data import load_split
-from facemask.fusion import METHODS, REGIONS, Cascade, ClipPredictor, predict_packed, resolve_device
-from facemask.io import atomic_dir
-from facemask.masks import write_label_png
-from facemask.metrics import split_clips
-from facemask.nets import load_model
-from facemask.tracker import predict_test_clips
-from stages._common import load_params, run_stage, setup_logging
-
-CLIPS, MASKS, MODELS, OUT = Path("data/clips"), Path("data/300VW-Mask"), Path("models"), Path("data/predictions")
-BASELINES = MODELS / "face" / "baselines"
-RAW = Path("data/raw/300VW")
+from facemask.core import devices
+from facemask.core.io import atomic_dir
+from facemask.data.clips import read_split_clips
+from facemask.data.labels import write_label_png
+from facemask.data.layout import VIDEOS_DIR
+from facemask.data.regions import ZOOM_REGIONS
+from facemask.data.store import load_split
+from facemask.inference.fusion import CLIP_METHODS, Cascade, ClipPredictor, predict_packed
+from facemask.inference.tracker import predict_test_clips
+from facemask.models.registry import load_model
+from stages._common import load_params, run_stage, setup_logging, stage_args
 
 
 def read_crop(path: Path) -> np.ndarray:
@@ -49,54 +48,57 @@ def read_crop(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = stage_args("fuse", "clips", "masks", "raw", "models", "out", argv=argv)
     log = setup_logging()
     params = load_params()
-    device = resolve_device(params["train"]["device"])
+    clips_dir, mask_dir, models_dir, out_dir = args.clips, args.masks, args.models, args.out
+    baselines_dir = models_dir / "face" / "baselines"
+    device = devices.resolve_device(params["train"]["device"], what="train.device")
     T = int(params["clips"]["window"])
     t_start = time.perf_counter()
 
-    clips = split_clips(CLIPS)
-    packed, _ = load_split(CLIPS / "face" / "test")
+    clips = read_split_clips(clips_dir, "test")
+    packed, _ = load_split(clips_dir / "face" / "test")
     if len(clips) != packed.shape[0]:
-        raise ValueError(f"{CLIPS / 'index.csv'} lists {len(clips)} test clips, "
-                         f"{CLIPS / 'face/test'} holds {packed.shape[0]}")
-    cascade = Cascade.from_dir(MODELS, params["clips"]["zoom"], device)
+        raise ValueError(f"{clips_dir / 'index.csv'} lists {len(clips)} test clips, "
+                         f"{clips_dir / 'face/test'} holds {packed.shape[0]}")
+    cascade = Cascade.from_dir(models_dir, params["clips"]["zoom"], device)
     if cascade.T != T:
         raise ValueError(f"the face ConvLSTM-FCN was trained on T = {cascade.T}, clips.window is {T}")
-    archs = json.loads((BASELINES / "archs.json").read_text())["archs"] if (BASELINES / "archs.json").is_file() else []
-    baselines = {arch: load_model(BASELINES / f"{arch}.pt") for arch in archs}
-    predictor = ClipPredictor(load_model(MODELS / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"],
+    archs = json.loads((baselines_dir / "archs.json").read_text())["archs"] if (baselines_dir / "archs.json").is_file() else []
+    baselines = {arch: load_model(baselines_dir / f"{arch}.pt") for arch in archs}
+    predictor = ClipPredictor(load_model(models_dir / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"],
                               baselines)
-    methods = (*METHODS, *baselines)
+    methods = (*CLIP_METHODS, *baselines)
     log.info("fuse: %d test clips, T = %d, device %s; baselines: %s", len(clips), T, device, archs or "none")
 
     frames, boxes = 0, []
-    with atomic_dir(OUT) as out:
+    with atomic_dir(out_dir) as out:
         for m in methods:
             (out / m).mkdir()
         for k, clip in enumerate(tqdm(clips, desc="fuse", unit="clip")):
             names = clip["names"]
-            crops = [read_crop(MASKS / "images_orig" / f"{n}.jpg") for n in names]
+            crops = [read_crop(mask_dir / "images_orig" / f"{n}.jpg") for n in names]
             labels, windows = predictor(crops, packed[k, :len(names)])
             for m in methods:
                 for n, lab in zip(names, labels[m]):
                     write_label_png(out / m / f"{n}.png", lab)
             for w, r in enumerate(windows):
-                for region in REGIONS:
+                for region in ZOOM_REGIONS:
                     boxes.append({"clip": k, "window": w, "first": names[w * T], "region": region,
                                   **dict(zip(("x0", "y0", "x1", "y1"), r.boxes[region])),
                                   "fallback": r.fallback[region] or ""})
             frames += len(names)
         pd.DataFrame(boxes).to_csv(out / "boxes.csv", index=False, float_format="%.5f")
         (out / "tracker").mkdir()
-        tracker = predict_test_clips(clips, RAW, MASKS, out / "tracker", **params["fuse"]["tracker"])
+        tracker = predict_test_clips(clips, args.raw / VIDEOS_DIR, mask_dir, out / "tracker", **params["fuse"]["tracker"])
 
-        for region in REGIONS:
-            images, _ = load_split(CLIPS / region / "test")
+        for region in ZOOM_REGIONS:
+            images, _ = load_split(clips_dir / region / "test")
             (out / "zoomed" / region).mkdir(parents=True)
             for arch in ("fcn", "convlstm"):
-                model = load_model(MODELS / region / f"{arch}.pt")
+                model = load_model(models_dir / region / f"{arch}.pt")
                 np.save(out / "zoomed" / region / f"{arch}.npy",
                         predict_packed(model, images, T if arch == "convlstm" else None, device))
 
@@ -106,7 +108,7 @@ def main() -> None:
                 "tracker": {"source": tracker["source"], "status": tracker["status"],
                             "frames_without_face": len(tracker["frames_without_face"])}}
         (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
-    log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", OUT, frames, len(methods),
+    log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", out_dir, frames, len(methods),
              time.perf_counter() - t_start, device,
              {m: round(frames / s, 1) for m, s in predictor.seconds.items() if s > 0})
 

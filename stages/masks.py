@@ -1,29 +1,30 @@
 """Stage `masks`: params `data.source`, `data.seed`, `masks`, `clips.length`, `clips.fraction`,
-`clips.official_split` -> data/300VW-Mask (the authors' layout).
+`clips.official_split`, ``--raw`` -> ``--out`` (data/300VW-Mask: the authors' layout).
+
+    python -m stages.masks --raw data/raw --out data/300VW-Mask
 
 Reads data/raw (300VW/ for the synthetic and 300vw sources, 300VW-Mask-Dataset/ for 300vw-mask) and
 writes data/300VW-Mask/{images_orig/VVV_FFFFFF.jpg, labels_orig/VVV_FFFFFF.png, frames.csv,
 summary.json, contact_sheet.png} (+ clips.csv with `masks.frames: sampled`, data_splits/split_1/ for
-300vw-mask); see `facemask.masks.build_masks`. `masks.frames`: ``sampled`` writes only the frames of the
+300vw-mask); see `facemask.data.mask_dataset.build_masks`. `masks.frames`: ``sampled`` writes only the frames of the
 1-s clips the clips stage will use (drawn here, with the clips stage's params); ``all`` every usable frame.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
-from facemask.masks import build_masks
-from stages._common import load_params, run_stage, setup_logging
+from facemask.data.mask_dataset import build_masks
+from stages._common import load_params, run_stage, setup_logging, stage_args
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = stage_args("masks", "raw", "out", argv=argv)
     setup_logging()
     params = load_params()
     m, c = params["masks"], params["clips"]
     sampling = None
-    if m["frames"] == "sampled":  # the schema (facemask.params) allows sampled | all
+    if m["frames"] == "sampled":  # the schema (facemask.core.params) allows sampled | all
         sampling = {"length": int(c["length"]), "fraction": float(c["fraction"]), "seed": int(params["data"]["seed"]),
                     "official_split": bool(c["official_split"])}
-    build_masks(Path("data/raw"), Path("data/300VW-Mask"), source=params["data"]["source"],
+    build_masks(args.raw, args.out, source=params["data"]["source"],
                 crop_scale=float(m["crop_scale"]), jpeg_quality=int(m["jpeg_quality"]), workers=int(m["workers"]),
                 outside_tol=float(m["outside_tol"]), max_drop_share=float(m["max_drop_share"]), sampling=sampling)
 

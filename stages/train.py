@@ -1,22 +1,25 @@
 """Stages ``train_fcn@<region>``, ``train_convlstm@<region>`` and ``train_baselines``: training runs of a region.
 
-    python -m stages.train <fcn|convlstm> <region>
-    torchrun --nproc_per_node 2 -m stages.train <fcn|convlstm> <region>     # DDP
-    python -m stages.train baselines face                                  # Table 2's VGG-16 baselines
+    python -m stages.train <fcn|convlstm|baselines> <region> --clips DIR --index CSV --model PT --curves DIR
+                           --checkpoint PT [--init PT]
+    torchrun --nproc_per_node 2 -m stages.train ...                                # DDP
+
+(dvc.yaml's ``cmd`` of each training stage gives the paths; `python -m stages.command train_fcn@face` prints one.)
 
 Reads params: seed, model, train.device, train.workers, train.sync_bn, train.compile, train.<phase>,
 regions.<region>. Before training it checks both phases' batches against the process count (and the
 device), so a combination the ConvLSTM phase cannot run fails before the FCNs train, not after.
-Reads data/clips/<region>/{train,val} and data/clips/index.csv (the training videos, recorded with
-data.source in the model file: `facemask predict --method auto` reads them); convlstm also models/<region>/fcn.pt.
-Writes models/<region>/<phase>.pt (the best epoch) and metrics/train/<region>/<phase>/ (DVCLive);
-keeps per-epoch state in models/.checkpoints/<region>/<phase>.pt until the run completes.
+Reads ``--clips`` (data/clips/<region>: {train,val}) and ``--index`` (data/clips/index.csv: the training
+videos, recorded with data.source in the model file: `facemask predict --method auto` reads them); convlstm
+also ``--init`` (models/<region>/fcn.pt). Writes ``--model`` (models/<region>/<phase>.pt, the best epoch) and
+``--curves`` (metrics/train/<region>/<phase>/, DVCLive); keeps per-epoch state in ``--checkpoint``
+(models/.checkpoints/<region>/<phase>.pt) until the run completes.
 
 ``baselines``: each arch of ``baselines.archs`` (Table 2's fcn_vgg16, deeplab_v2; none by default) trained
 as the FCN phase (``train.fcn``'s recipe, ``model.encoder_weights``) on the region's clips, one after the
-other: models/<region>/baselines/<arch>.pt, metrics/train/<region>/baselines/<arch>/, checkpoints in
-models/.checkpoints/<region>/baselines/<arch>.pt; both folders hold ``archs.json``, the archs trained (the
-fuse stage scores each as a method of its own).
+other: ``--model``, ``--curves`` and ``--checkpoint`` are then folders (models/<region>/baselines/<arch>.pt,
+metrics/train/<region>/baselines/<arch>/, models/.checkpoints/<region>/baselines/<arch>.pt); the first two hold
+``archs.json``, the archs trained (the fuse stage scores each as a method of its own).
 """
 from __future__ import annotations
 
@@ -26,15 +29,17 @@ from pathlib import Path
 
 import torch
 
-from facemask.clips import REGION_CLASS_NAMES, read_index
-from facemask.engine import PHASES, RunPaths, TrainConfig, check_config, process_group, train, world
-from facemask.errors import ParamsError
-from facemask.io import atomic_write_json
-from stages._common import load_params, run_stage, setup_logging
-
+from facemask.core.errors import ParamsError
+from facemask.core.io import atomic_write_json
+from facemask.data.clips import read_index
+from facemask.data.labels import REGION_CLASS_NAMES
+from facemask.models.registry import PHASES
+from facemask.training.distributed import process_group, world
+from facemask.training.engine import RunPaths, TrainConfig, check_config, train
+from stages._common import load_params, run_stage, setup_logging, stage_args
 
 #: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
-#: ``arch``: fcn (the reference FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines, facemask.baselines).
+#: ``arch``: fcn (the reference FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines, facemask.models.baselines).
 FCN_KEYS = ("arch", "encoder", "encoder_weights", "output_stride", "encoder_depth")
 CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
 
@@ -64,29 +69,22 @@ def config(params: dict, phase: str, region: str, data: dict | None = None) -> T
                        loss=p["loss"], loss_kwargs=loss_kwargs)
 
 
-def data_record(params: dict, clips: Path = Path("data/clips")) -> dict:
-    """What the models are trained on, for the model file: ``{"source": data.source, "videos": n}``."""
-    index = read_index(clips)
-    return {"source": params["data"]["source"], "videos": int(index.loc[index.split == "train", "video"].nunique())}
+def data_record(params: dict, index: Path) -> dict:
+    """What the models are trained on, for the model file: ``{"source": data.source, "videos": n}`` (`index`:
+    the clips stage's index.csv)."""
+    clips = read_index(index)
+    return {"source": params["data"]["source"], "videos": int(clips.loc[clips.split == "train", "video"].nunique())}
 
 
-def paths(phase: str, region: str) -> RunPaths:
-    return RunPaths(
-        clips=Path("data/clips") / region,
-        model=Path("models") / region / f"{phase}.pt",
-        live=Path("metrics/train") / region / phase,
-        checkpoint=Path("models/.checkpoints") / region / f"{phase}.pt",
-        init=Path("models") / region / "fcn.pt" if phase == "convlstm" else None,
-    )
+def run_paths(args) -> RunPaths:
+    """One phase's files, as the stage's command line names them."""
+    return RunPaths(clips=args.clips, model=args.model, live=args.curves, checkpoint=args.checkpoint, init=args.init)
 
 
-def baseline_paths(arch: str, region: str) -> RunPaths:
-    return RunPaths(
-        clips=Path("data/clips") / region,
-        model=Path("models") / region / "baselines" / f"{arch}.pt",
-        live=Path("metrics/train") / region / "baselines" / arch,
-        checkpoint=Path("models/.checkpoints") / region / "baselines" / f"{arch}.pt",
-    )
+def baseline_paths(args, arch: str) -> RunPaths:
+    """An arch's files inside the baselines' folders the command line names."""
+    return RunPaths(clips=args.clips, model=args.model / f"{arch}.pt", live=args.curves / arch,
+                    checkpoint=args.checkpoint / f"{arch}.pt")
 
 
 def baseline_config(params: dict, arch: str, region: str, data: dict | None = None) -> TrainConfig:
@@ -98,7 +96,7 @@ def baseline_config(params: dict, arch: str, region: str, data: dict | None = No
                                            "batch_norm": bool(params["baselines"].get("batch_norm", True))})
 
 
-def train_baselines(params: dict, region: str) -> None:
+def train_baselines(params: dict, region: str, args) -> None:
     """Each of ``baselines.archs`` as the FCN phase of `region` (the same loop, recipe and data), then the
     manifest ``archs.json`` in both output folders (written last: it names only models that exist).
 
@@ -106,13 +104,13 @@ def train_baselines(params: dict, region: str) -> None:
     the manifest is written, so a rerun after an interruption (DVC clears the outputs first) rewrites the
     finished models from their checkpoints and continues the unfinished one."""
     archs = list(params.get("baselines", {}).get("archs", []))
-    data = data_record(params)
-    runs = [(baseline_config(params, arch, region, data), baseline_paths(arch, region)) for arch in archs]
+    data = data_record(params, args.index)
+    runs = [(baseline_config(params, arch, region, data), baseline_paths(args, arch)) for arch in archs]
     with process_group(params["train"]["device"]) as d:
         for cfg, run in runs:
             train(cfg, run, keep_checkpoint=True)
         if d.main:
-            for folder in (Path("models") / region / "baselines", Path("metrics/train") / region / "baselines"):
+            for folder in (args.model, args.curves):
                 folder.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(folder / "archs.json", {"archs": archs})
             for _, run in runs:
@@ -121,18 +119,21 @@ def train_baselines(params: dict, region: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    args = stage_args("train", "clips", "index", "model", "curves", "checkpoint", optional=("init",),
+                      positional=("phase", "region"), argv=argv)
     params = load_params()
     phases = (*PHASES, "baselines")
-    if len(argv) != 2 or argv[0] not in phases or argv[1] not in params["regions"]:
-        sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(params['regions'])}}}")
+    if args.phase not in phases or args.region not in params["regions"]:
+        sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(params['regions'])}}} ...")
+    if (args.phase == "convlstm") != (args.init is not None):
+        sys.exit("python -m stages.train: --init (the region's fcn.pt) goes with the convlstm phase, and only with it")
     setup_logging()
-    if argv[0] == "baselines":
-        check(params, argv[1], ("fcn",))
-        train_baselines(params, argv[1])
+    if args.phase == "baselines":
+        check(params, args.region, ("fcn",))
+        train_baselines(params, args.region, args)
         return
-    check(params, argv[1])
-    train(config(params, *argv, data=data_record(params)), paths(*argv))
+    check(params, args.region)
+    train(config(params, args.phase, args.region, data=data_record(params, args.index)), run_paths(args))
 
 
 def check(params: dict, region: str, phases: tuple[str, ...] = PHASES) -> None:

@@ -1,6 +1,6 @@
 """The project's params.yaml with a few keys changed, for tests that run a stage in a folder of their own.
 
-Stages check the whole file against `facemask.params` (every section is required), so a test starts
+Stages check the whole file against `facemask.core.params` (every section is required), so a test starts
 from the real one rather than writing the few keys its stage reads.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ import pytest
 import torch
 from _archive import TINY_300VW, make_zip, write_300vw
 
-from facemask.raw import DATASET_DIR
+from facemask.data.layout import DATASET_DIR
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Bad input at every door: the catalogue of the README's "Bad input" section, case by case.
 
-Each case runs the real entry point (the stage's ``main`` under `facemask.errors.run`, which is what
+Each case runs the real entry point (the stage's ``main`` under `facemask.core.errors.run`, which is what
 ``python -m stages.<name>`` calls, the ``facemask`` command's ``main``, or the command itself in a
 subprocess) on a tiny input and checks the exit status, that stderr holds one ``error:`` line naming
 the key or file and no traceback, and that nothing was written (no output, no ``.tmp-*``) and
@@ -23,12 +23,14 @@ import pytest
 import yaml
 from _archive import SIZE, make_zip, points, write_300vw, write_video
 from _params import DELETE, params, write_params
+from _stages import stage_args, stage_command
 
-from facemask import errors
-from facemask.cli import main as facemask
-from facemask.io import atomic_dir
-from facemask.landmarks import format_pts
-from facemask.nets import build_model, save_model
+from facemask.app import outputs
+from facemask.app.cli import main as facemask
+from facemask.core import errors
+from facemask.core.io import atomic_dir
+from facemask.data.landmarks import format_pts
+from facemask.models.registry import build_model, save_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +52,7 @@ def _stage(name: str, folder: Path, monkeypatch, capsys) -> tuple[int, str]:
     import importlib
 
     monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "argv", [f"stages/{name}.py", *stage_args(name)])  # dvc.yaml's command line
     rc = errors.run(importlib.import_module(f"stages.{name}").main)
     return rc, capsys.readouterr().err
 
@@ -126,7 +129,7 @@ def test_a_stage_command_stops_on_bad_params_before_writing(tmp_path):
     write_300vw(tmp_path / "data" / "raw" / "300VW", {"001": 2})
     write_params(tmp_path, **{"masks.crop_scale": -1})
     before = sorted(str(p) for p in (tmp_path / "data").rglob("*"))
-    res = subprocess.run([sys.executable, "-m", "stages.masks"], cwd=tmp_path, env=_env(), capture_output=True,
+    res = subprocess.run([sys.executable, *stage_command("masks")], cwd=tmp_path, env=_env(), capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 1
     assert res.stderr.splitlines() == ["error: params.yaml: masks.crop_scale: must be > 0, got -1"]
@@ -375,9 +378,7 @@ def test_predict_out_unwritable_or_full(tmp_path, models, clip, capsys, monkeypa
     rc, err = _predict(capsys, clip, "--out", place / "sub" / "out", "--models", models)
     assert rc == 1
     _one_error(err, f"--out {place / 'sub' / 'out'}: cannot write in {place}")
-    import facemask.predict
-
-    monkeypatch.setattr(facemask.predict.shutil, "disk_usage", lambda p: type("U", (), {"free": 100 << 10}))
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: type("U", (), {"free": 100 << 10}))
     rc, err = _predict(capsys, clip, "--out", tmp_path / "out", "--models", models)
     assert rc == 1
     _one_error(err, f"--out {tmp_path / 'out'}: 0 MiB free in {tmp_path}, this run needs about 1 MiB")
@@ -420,7 +421,7 @@ def _gone(procs: list[psutil.Process], timeout: float = 10.0) -> bool:
 def test_sigterm_stops_predict_mid_run_leaving_nothing(tmp_path, models):
     video = write_video(tmp_path / "long.avi", 1200, (160, 120))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "facemask.cli", "predict", str(video), "--out", str(out),
+    proc = subprocess.Popen([sys.executable, "-m", "facemask.app.cli", "predict", str(video), "--out", str(out),
                              "--models", str(models), "--method", "fcn", "--device", "cpu", "--threads", "1"],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     children = _kill_when(proc, lambda: any(len(list(p.glob("labels/*.png"))) > 10 for p in tmp_path.glob(".out.tmp-*")),
@@ -446,7 +447,7 @@ def test_sigterm_stops_the_masks_stage_and_its_workers(tmp_path):
     sig = signal.SIGTERM
     _big_raw(tmp_path)
     write_params(tmp_path, **{"masks.workers": 2})
-    proc = subprocess.Popen([sys.executable, "-m", "stages.masks"], cwd=tmp_path, env=_env(),
+    proc = subprocess.Popen([sys.executable, *stage_command("masks")], cwd=tmp_path, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     data = tmp_path / "data"
     children = _kill_when(proc, lambda: any(len(os.listdir(p / "images_orig")) > 20

@@ -15,11 +15,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 from _clips import write_clips
+from _stages import stage_args, stage_command
 
-from facemask import baselines, engine, nets
-from facemask.baselines import DeepLabV2, FCN8s, LearnedUpsample, bilinear_kernel
-from facemask.engine import RunPaths, TrainConfig
-from facemask.fusion import predict_packed
+from facemask.inference.fusion import predict_packed
+from facemask.models.baselines import ASPPBranch, DeepLabV2, FCN8s, LearnedUpsample, bilinear_kernel
+from facemask.models.encoder import make_encoder
+from facemask.models.nets import FCN, ConvLSTMFCN
+from facemask.models.registry import build_model, load_model, save_model
+from facemask.training import engine
+from facemask.training.engine import RunPaths, TrainConfig
 from stages import train as train_stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +182,7 @@ def pretrained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         sd, stats = _fake_imagenet(mp, tmp_path_factory.mktemp("imagenet"))
         torch.manual_seed(0)
-        models = {arch: nets.build_model("fcn", {**config, "arch": arch}).eval()
+        models = {arch: build_model("fcn", {**config, "arch": arch}).eval()
                   for arch in ("fcn_vgg16", "deeplab_v2")}
     return models, {**config, "encoder_weights": None}, sd, stats
 
@@ -222,7 +226,7 @@ def test_imagenet_weights_land_where_deeplab_expects_them(pretrained, one_thread
 def test_plain_smp_state_dict_loads_into_both_trunks():
     """DeepLab changes pooling and dilation only: a plain smp VGG-16 state dict fits it strictly."""
     with torch.device("meta"):
-        plain = nets.make_encoder("vgg16", None, 32).state_dict()
+        plain = make_encoder("vgg16", None, 32).state_dict()
     plain = {k: torch.randn(v.shape) for k, v in plain.items()}
     for model in (on_meta(FCN8s, classes=2), on_meta(DeepLabV2, classes=2)):
         model.encoder.to_empty(device="cpu")
@@ -237,7 +241,7 @@ def test_batch_norm_variant_feeds_the_heads_vgg16_bn(arch, tmp_path, one_thread)
     exactly as a functional VGG-16-BN computes them from the model's state dict (eval mode, running
     statistics set away from their 0 / 1 start so a skipped batch norm would show)."""
     torch.manual_seed(0)
-    model = nets.build_model("fcn", {"arch": arch, "classes": 3, "batch_norm": True,
+    model = build_model("fcn", {"arch": arch, "classes": 3, "batch_norm": True,
                                      **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})}).eval()
     assert model.batch_norm and model.encoder_name == "vgg16_bn"
     bns = [m for m in model.encoder.features if isinstance(m, torch.nn.BatchNorm2d)]
@@ -264,13 +268,13 @@ def test_batch_norm_variant_feeds_the_heads_vgg16_bn(arch, tmp_path, one_thread)
             torch.testing.assert_close(seen[f"aspp.{k}"], ref["pool5"])
         assert ref["pool5"].shape[-2:] == (8, 9)
     # the checkpoint rebuilds VGG-16-BN (its running statistics included) from the config it stores
-    nets.save_model(tmp_path / "m.pt", model, "fcn", {"arch": arch, "classes": 3, "batch_norm": True,
+    save_model(tmp_path / "m.pt", model, "fcn", {"arch": arch, "classes": 3, "batch_norm": True,
                                                        **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
-    loaded = nets.load_model(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
     assert loaded.batch_norm and not loaded.training
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
-    plain = nets.build_model("fcn", {"arch": arch, "classes": 3, **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
+    plain = build_model("fcn", {"arch": arch, "classes": 3, **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
     assert not plain.batch_norm and not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
 
 
@@ -320,12 +324,12 @@ def test_aspp_rate_beyond_the_map_is_its_centre_tap(one_thread):
     """At input 96 (12×12 at stride 8) taps r = 12 or more away from the centre only ever meet padding:
     such a branch's fc6 is a 1×1 convolution by its centre weights (DESIGN.md)."""
     torch.manual_seed(0)
-    branch = baselines.ASPPBranch(8, 3, rate=12, width=16).eval()
+    branch = ASPPBranch(8, 3, rate=12, width=16).eval()
     f = torch.randn(1, 8, 12, 12)
     with torch.no_grad():
         centre = F.conv2d(f, branch.fc6.weight[:, :, 1:2, 1:2], branch.fc6.bias)
         torch.testing.assert_close(branch.fc6(f), centre)
-        assert not torch.allclose(baselines.ASPPBranch(8, 3, rate=6, width=16).fc6(f)[..., 6:, 6:],
+        assert not torch.allclose(ASPPBranch(8, 3, rate=6, width=16).fc6(f)[..., 6:, 6:],
                                   F.conv2d(f, branch.fc6.weight[:, :, 1:2, 1:2], branch.fc6.bias)[..., 6:, 6:])
 
 
@@ -370,8 +374,8 @@ def test_checkpoint_round_trip_and_fuse_path(pretrained, tmp_path, arch, one_thr
             for layer in (model.score_fr, model.score_pool4, model.score_pool3):
                 layer.weight.normal_(0, 0.1)
     path = tmp_path / "fcn.pt"
-    nets.save_model(path, model, "fcn", {**config, "arch": arch}, epoch=1)
-    loaded = nets.load_model(path)  # builds with encoder_weights None: no download, weights from the file
+    save_model(path, model, "fcn", {**config, "arch": arch}, epoch=1)
+    loaded = load_model(path)  # builds with encoder_weights None: no download, weights from the file
     assert type(loaded) is type(model) and loaded.config["arch"] == arch and not loaded.training
     images = np.random.default_rng(0).integers(0, 256, (1, 3, 64, 64, 3), dtype=np.uint8)
     x = torch.from_numpy(images[0]).permute(0, 3, 1, 2).float() / 255
@@ -397,7 +401,7 @@ def _engine_run(root, clips):
 
 def test_the_engine_trains_fcn8s(tmp_path, one_thread):
     clips = write_clips(tmp_path / "data", clips={"train": 2, "val": 1}, length=6, size=32)
-    model = nets.load_model(_engine_run(tmp_path / "run", clips))
+    model = load_model(_engine_run(tmp_path / "run", clips))
     assert isinstance(model, FCN8s) and model.fc6_kernel == 1 and model.config["input_size"] == 32
     assert not torch.equal(model.upscore2.weight, bilinear_kernel(5, 2))  # the upsampling learned
 
@@ -410,7 +414,7 @@ def test_the_engine_trains_fcn8s_deterministically(tmp_path, one_thread):
 
 
 def test_the_fcn_stage_reads_model_arch(monkeypatch):
-    monkeypatch.setattr(train_stage, "data_record", lambda params: {"source": "synthetic", "videos": 1})  # no data/clips here
+    monkeypatch.setattr(train_stage, "data_record", lambda params, index: {"source": "synthetic", "videos": 1})  # no data/clips here
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["model"]["arch"] == "fcn"  # the default: the reference FCN
     params["model"]["arch"] = "deeplab_v2"
@@ -419,10 +423,10 @@ def test_the_fcn_stage_reads_model_arch(monkeypatch):
 
 def test_unknown_arch_and_convlstm_conversion_fail_clearly():
     with pytest.raises(ValueError, match=r"model.arch 'unet'; valid: fcn, fcn_vgg16, deeplab_v2"):
-        nets.build_model("fcn", {"arch": "unet", "encoder": "resnet18", "classes": 2})
+        build_model("fcn", {"arch": "unet", "encoder": "resnet18", "classes": 2})
     with pytest.raises(TypeError, match=r"model.arch: fcn only, not from a DeepLabV2"):
-        nets.ConvLSTMFCN.from_fcn(on_meta(DeepLabV2, classes=2))
-    assert type(nets.build_model("fcn", {"encoder": "resnet18", "classes": 2})) is nets.FCN  # default: fcn
+        ConvLSTMFCN.from_fcn(on_meta(DeepLabV2, classes=2))
+    assert type(build_model("fcn", {"encoder": "resnet18", "classes": 2})) is FCN  # default: fcn
 
 
 def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeypatch):
@@ -435,7 +439,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     params = project_params(**{"baselines.archs": ["deeplab_v2", "fcn_vgg16"], "train.fcn.lr": 0.5,
                                "model.encoder_weights": None})
     monkeypatch.setattr(train_stage, "load_params", lambda: params)
-    monkeypatch.setattr(train_stage, "data_record", lambda params: {"source": "synthetic", "videos": 3})
+    monkeypatch.setattr(train_stage, "data_record", lambda params, index: {"source": "synthetic", "videos": 3})
     runs = []
 
     def train(cfg, paths, keep_checkpoint=False):
@@ -447,7 +451,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
             f.write_text(cfg.model["arch"])
     monkeypatch.setattr(train_stage, "train", train)
     monkeypatch.chdir(tmp_path)
-    train_stage.main(["baselines", "face"])
+    train_stage.main(stage_args("train_baselines"))
     assert [c.model["arch"] for c, _ in runs] == ["deeplab_v2", "fcn_vgg16"]
     reference = train_stage.config(params, "fcn", "face", data={"source": "synthetic", "videos": 3})
     for cfg, paths in runs:
@@ -469,7 +473,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
 
     params["baselines"]["archs"] = []
     runs.clear()
-    train_stage.main(["baselines", "face"])
+    train_stage.main(stage_args("train_baselines"))
     assert runs == [] and json.loads((tmp_path / "models/face/baselines/archs.json").read_text()) == {"archs": []}
 
 
@@ -488,7 +492,7 @@ def test_a_kept_checkpoint_rewrites_the_model_without_training(tmp_path, one_thr
     step = engine.train_epoch
     engine.train_epoch = lambda *a, **k: calls.append(1) or step(*a, **k)
     try:
-        with caplog.at_level("INFO", logger="facemask.engine"):
+        with caplog.at_level("INFO", logger="facemask.training.engine"):
             engine.train(cfg, paths)
     finally:
         engine.train_epoch = step
@@ -516,10 +520,10 @@ def test_both_baselines_on_two_processes(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "stages.train", "baselines", "face"], cwd=tmp_path, env=env, capture_output=True,
+                          *stage_command("train_baselines")], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
-    assert type(nets.load_model(tmp_path / "models/face/baselines/fcn_vgg16.pt")) is FCN8s
-    assert type(nets.load_model(tmp_path / "models/face/baselines/deeplab_v2.pt")) is DeepLabV2
+    assert type(load_model(tmp_path / "models/face/baselines/fcn_vgg16.pt")) is FCN8s
+    assert type(load_model(tmp_path / "models/face/baselines/deeplab_v2.pt")) is DeepLabV2
     assert json.loads((tmp_path / "models/face/baselines/archs.json").read_text()) == {"archs": ["fcn_vgg16", "deeplab_v2"]}
     assert not any((tmp_path / "models" / ".checkpoints").rglob("*.pt"))

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from test_masks import circle_face, moving_faces, render, write_video_folder
 
-from facemask import clips, masks
-from facemask.data import load_orig_labels, load_split
-from facemask.clips import (
-    FALLBACK, crop_zoom, cut_clips, remap_labels, sample_clips, sample_count, split_sizes, split_videos, zoom_box,
-)
-from facemask.masks import EYES, INNER_MOUTH, LIPS, PALETTE, SKIN, landmarks_to_mask, read_label_png
+from facemask.data.clips import build_clips, read_index, read_test_clips
+from facemask.data.labels import EYES, INNER_MOUTH, LIPS, PALETTE, REGIONS, SKIN, read_label_png, remap_labels
+from facemask.data.mask_dataset import build_masks
+from facemask.data.masks import landmarks_to_mask
+from facemask.data.regions import FALLBACK, crop_zoom, zoom_box
+from facemask.data.sampling import SPLITS, cut_clips, sample_clips, sample_count, split_sizes, split_videos
+from facemask.data.store import STORAGES, load_orig_labels, load_split
 
 # ---------------------------------------------------------------------------------------------------
 # Clips and sampling
@@ -76,8 +77,8 @@ def test_split_videos_is_subject_independent_and_spread():
     cats = {f"{i:03d}": c for i, c in enumerate([1] * 12 + [2] * 9 + [3] * 9, start=1)}
     split = split_videos(cats, [93, 9, 12], seed=0)
     assert sorted(split) == sorted(cats)  # every video in exactly one split
-    by = {s: [v for v in split if split[v] == s] for s in clips.SPLITS}
-    assert [len(by[s]) for s in clips.SPLITS] == [24, 3, 3]
+    by = {s: [v for v in split if split[v] == s] for s in SPLITS}
+    assert [len(by[s]) for s in SPLITS] == [24, 3, 3]
     for s in ("val", "test"):
         assert sorted(cats[v] for v in by[s]) == [1, 2, 3]
     assert split == split_videos(cats, [93, 9, 12], seed=0)
@@ -179,24 +180,24 @@ def mask_dir(tmp_path_factory):
     pd.DataFrame({"video": [f"{i:03d}" for i in range(1, 7)], "category": [1, 2, 3, 1, 2, 3]}).to_csv(
         raw / "metadata.csv", index=False)
     out = tmp / "300VW-Mask"
-    masks.build_masks(tmp / "raw", out, "synthetic", workers=1, progress=False)
+    build_masks(tmp / "raw", out, "synthetic", workers=1, progress=False)
     return out
 
 
-@pytest.mark.parametrize("storage", clips.STORAGES)
+@pytest.mark.parametrize("storage", STORAGES)
 def test_build_clips(mask_dir, tmp_path, storage):
     """Both `clips.storage` forms: the same index and split files, read as the same packed arrays."""
     cfg = {**CFG, "storage": storage}
     out = tmp_path / "clips"
-    meta = clips.build_clips(mask_dir, out, cfg, seed=0, progress=False)
-    index = clips.read_index(out / "index.csv")
+    meta = build_clips(mask_dir, out, cfg, seed=0, progress=False)
+    index = read_index(out / "index.csv")
     # 4 clips per video (006: frames 1-7 and 9-20 -> clips 1, 9, 14), half of them: 2 per video
     assert meta["clips_available"] == 5 * 4 + 3
     assert index.groupby("video").size().to_dict() == {f"{i:03d}": 2 for i in range(1, 7)}
     assert index[index.video == "006"].first_frame.isin([1, 9, 14]).all()
     # split by video, every split non-empty, 6 x (93, 9, 12) / 114 -> 4, 1, 1
     per_split = index.groupby("split").video.unique().map(set).to_dict()
-    assert [len(per_split[s]) for s in clips.SPLITS] == [4, 1, 1]
+    assert [len(per_split[s]) for s in SPLITS] == [4, 1, 1]
     assert not (per_split["train"] & per_split["val"] or per_split["train"] & per_split["test"]
                 or per_split["val"] & per_split["test"])
     # split files list the clips' frames in the authors' format
@@ -207,7 +208,7 @@ def test_build_clips(mask_dir, tmp_path, storage):
     assert lines[0] == f"/images_orig/{v}_{f:06d}.jpg /labels_orig/{v}_{f:06d}.png"
     # packed arrays: shapes, dtypes, the face labels are the resized masks
     for region, classes in (("face", 5), ("eyes", 2), ("mouth", 3)):
-        for s in clips.SPLITS:
+        for s in SPLITS:
             n = int((index.split == s).sum())
             im, lb = (np.asarray(a) for a in load_split(out / region / s))
             assert im.shape == (n, 5, 24, 24, 3) and im.dtype == np.uint8
@@ -241,7 +242,7 @@ def test_build_clips(mask_dir, tmp_path, storage):
     np.testing.assert_array_equal(load_orig_labels(out / "eyes" / split)[int(row.row) * 5 + 2],
                                   crop_zoom(remap_labels(lab, "eyes"), (x0, y0, x1, y1)))
     # what fuse / evaluate read
-    test = clips.read_test_clips(out)
+    test = read_test_clips(out)
     assert [c["row"] for c in test] == list(range(len(test))) and len(test[0]["names"]) == 5
     for name in ("contact_face.png", "contact_eyes.png", "contact_mouth.png", "meta.json"):
         assert (out / name).is_file()
@@ -249,8 +250,8 @@ def test_build_clips(mask_dir, tmp_path, storage):
     assert json.loads((out / "meta.json").read_text())["splits"]["test"]["clips"] == len(t)
     # deterministic for the seed
     out2 = tmp_path / "clips2"
-    clips.build_clips(mask_dir, out2, cfg, seed=0, progress=False)
-    assert clips.read_index(out2 / "index.csv").equals(index)
+    build_clips(mask_dir, out2, cfg, seed=0, progress=False)
+    assert read_index(out2 / "index.csv").equals(index)
     np.testing.assert_array_equal(np.asarray(load_split(out2 / "mouth" / "val")[0]),
                                   np.asarray(load_split(out / "mouth" / "val")[0]))
 
@@ -260,22 +261,22 @@ def test_masks_of_the_sampled_clips_only_give_the_same_clips(mask_dir, tmp_path)
     their frames; the clips stage's output is then the same as from every frame's masks."""
     sampling = {"length": 5, "fraction": 0.5, "seed": 0}
     sampled = tmp_path / "300VW-Mask"
-    summary = masks.build_masks(mask_dir.parent / "raw", sampled, "synthetic", workers=1, progress=False,
+    summary = build_masks(mask_dir.parent / "raw", sampled, "synthetic", workers=1, progress=False,
                                 sampling=sampling)
     # 6 videos x 2 of their (4, 4, 4, 4, 4, 3) clips x 5 frames, of 20 x 6 - 1 usable frames
     assert summary["kept"] == 119 and summary["written"] == len(list((sampled / "labels_orig").glob("*.png"))) == 60
     assert summary["sampling"]["clips_available"] == 23 and summary["sampling"]["clips"] == 12
     a, b = tmp_path / "from_all", tmp_path / "from_sampled"
-    meta_a = clips.build_clips(mask_dir, a, {**CFG, "official_split": False}, seed=0, progress=False)
-    meta_b = clips.build_clips(sampled, b, {**CFG, "official_split": False}, seed=0, progress=False)
+    meta_a = build_clips(mask_dir, a, {**CFG, "official_split": False}, seed=0, progress=False)
+    meta_b = build_clips(sampled, b, {**CFG, "official_split": False}, seed=0, progress=False)
     assert meta_a == meta_b
     assert (a / "index.csv").read_text() == (b / "index.csv").read_text()
-    for region in clips.REGIONS:
-        for s in clips.SPLITS:
+    for region in REGIONS:
+        for s in SPLITS:
             for f in sorted(p.name for p in (a / region / s).iterdir()):
                 assert (a / region / s / f).read_bytes() == (b / region / s / f).read_bytes(), (region, s, f)
     with pytest.raises(ValueError, match="rerun the masks stage"):   # sampled with other params
-        clips.build_clips(sampled, tmp_path / "other", {**CFG, "fraction": 1.0}, seed=0, progress=False)
+        build_clips(sampled, tmp_path / "other", {**CFG, "fraction": 1.0}, seed=0, progress=False)
 
 
 def test_build_clips_official_split(tmp_path):
@@ -300,15 +301,15 @@ def test_build_clips_official_split(tmp_path):
         (split / f"{s}_per10.txt").write_text(text)
     cv2.imwrite(str(root / "images_orig" / "114_000020.jpg"), render(p, 60, 60, seed=20))  # in no split file
     cv2.imwrite(str(root / "labels_orig" / "114_000020.png"), rgb[..., ::-1])
-    every = masks.build_masks(tmp_path / "raw", tmp_path / "all", "300vw-mask", workers=1, progress=False)
+    every = build_masks(tmp_path / "raw", tmp_path / "all", "300vw-mask", workers=1, progress=False)
     mask_dir = tmp_path / "300VW-Mask"
-    listed_only = masks.build_masks(tmp_path / "raw", mask_dir, "300vw-mask", workers=1, progress=False,
+    listed_only = build_masks(tmp_path / "raw", mask_dir, "300vw-mask", workers=1, progress=False,
                                     sampling={"length": 5, "fraction": 0.1, "seed": 0, "official_split": True})
     assert (every["kept"], "written" in every, listed_only["written"]) == (27, False, 26)
     assert not (mask_dir / "images_orig" / "114_000020.jpg").exists()
     out = tmp_path / "clips"
-    meta = clips.build_clips(mask_dir, out, CFG, seed=0, source="300vw-mask", progress=False)
-    index = clips.read_index(out / "index.csv")
+    meta = build_clips(mask_dir, out, CFG, seed=0, source="300vw-mask", progress=False)
+    index = read_index(out / "index.csv")
     assert [(r.split, r.video, r.first_frame) for r in index.itertuples()] == [
         ("train", "114", 1), ("train", "114", 6), ("train", "124", 31), ("val", "203", 6), ("test", "410", 1)]
     assert list(index.category) == [1, 1, 1, 2, 3]  # the official 300VW categories of 114, 124, 203, 410

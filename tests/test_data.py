@@ -6,8 +6,17 @@ import pytest
 import torch
 from _clips import write_clips
 
-from facemask.data import (ClipDataset, ShardedBatchSampler, check_split, eval_batches, load_split, make_loader,
-                           micro_sizes, to_device, train_batches)
+from facemask.data.datasets import (
+    ClipDataset,
+    ShardedBatchSampler,
+    batch_to_device,
+    check_split,
+    eval_batches,
+    make_loader,
+    micro_sizes,
+    train_batches,
+)
+from facemask.data.store import load_split
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +32,7 @@ def test_frames_are_every_frame_of_every_clip(clips):
     assert x.dtype == torch.uint8 and x.shape == (3, 24, 24) and y.dtype == torch.uint8 and y.shape == (24, 24)
     assert torch.equal(x, torch.from_numpy(np.array(images[1, 7])).permute(2, 0, 1))
     assert torch.equal(y, torch.from_numpy(np.array(labels[1, 7])))
-    xf, yl = to_device(x[None], y[None], torch.device("cpu"))   # as the models take them, made on the device
+    xf, yl = batch_to_device(x[None], y[None], torch.device("cpu"))   # as the models take them, made on the device
     assert xf.dtype == torch.float32 and yl.dtype == torch.int64
     assert torch.equal(xf[0], torch.from_numpy(np.array(images[1, 7])).permute(2, 0, 1).float() / 255)
     assert torch.equal(yl[0], torch.from_numpy(np.array(labels[1, 7])).long())

@@ -3,13 +3,13 @@
 The committed `metrics/eval.json` must reproduce on another machine; every later stage follows from the
 bytes of ``data/raw`` and ``data/clips``. A clean-clone run on a machine with AVX-512 once gave a
 ``data/raw`` 44 bytes different from one without: OpenCV's float kernels round differently with each
-instruction set (`facemask.synth.exact`). Here the three data stages (generator, masks, clips) run at a
+instruction set (`facemask.core.exact`). Here the three data stages (generator, masks, clips) run at a
 tiny size twice, in fresh processes: once as usual, once with OpenCV's AVX/AVX2/FMA kernels, NumPy's
 AVX2 kernels and OpenBLAS's tuned kernels switched off, one thread and one worker — what a different CPU
 would do — and every output file must have the same bytes. The md5s of one video and one packed array
 are pinned, so a change of the bytes (code, or a dependency's version) is seen. The data stages also run
 as configs/paper.yaml has them: masks of the sampled clips only (`masks.frames: sampled`) and each frame
-stored once, encoded (`clips.storage: crops`, `facemask.store`); the arrays the loader reads from that
+stored once, encoded (`clips.storage: crops`, `facemask.data.store`); the arrays the loader reads from that
 store, saved as ``.npy``, have the md5s of the dense packing's files, so neither changes a pixel the
 models see.
 """
@@ -43,10 +43,10 @@ import hashlib, io, json, sys
 from pathlib import Path
 import cv2
 import numpy as np
-from facemask.synth import generate
-from facemask.masks import build_masks
-from facemask.clips import build_clips
-from facemask.data import load_split
+from facemask.data.synth.video import generate
+from facemask.data.mask_dataset import build_masks
+from facemask.data.clips import build_clips
+from facemask.data.store import load_split
 
 out, workers = Path(sys.argv[1]), int(sys.argv[2])
 cfg = dict(videos=4, frames=30, fps=30, width=160, height=120, categories=[1, 1, 1], workers=workers)
@@ -124,8 +124,8 @@ OUTLINES = r"""
 import stages
 import hashlib, sys
 import numpy as np
-from facemask.synth import contours as C
-from facemask.masks import spline_piece
+from facemask.data.synth import contours as C
+from facemask.data.masks import spline_piece
 rng = np.random.default_rng(5)
 h = hashlib.md5()
 for _ in range(300):
@@ -151,7 +151,7 @@ def test_outlines_have_the_same_bits_on_other_blas_kernels():
 
 
 def test_matmul_sums_in_index_order():
-    from facemask.synth import exact
+    from facemask.core import exact
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(6, 5)), rng.normal(size=(5, 3))
     a[:, 2] = 0.0                                   # an all-zero column is skipped: adds nothing
@@ -170,7 +170,8 @@ def test_matmul_sums_in_index_order():
 
 def test_spline_matrix_is_scipys_not_a_knot_spline():
     from scipy.interpolate import CubicSpline
-    from facemask.synth import exact
+
+    from facemask.core import exact
     for n in range(2, 18):
         for per in (1, 4, 9, 40):
             s = np.linspace(0, n - 1, (n - 1) * per + 1)
@@ -184,7 +185,7 @@ def test_spline_matrix_is_scipys_not_a_knot_spline():
 
 
 def test_eigh2_is_the_symmetric_eigen_decomposition():
-    from facemask.synth import exact
+    from facemask.core import exact
     rng = np.random.default_rng(1)
     for _ in range(200):
         x = rng.normal(size=(2, 2))

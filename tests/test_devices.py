@@ -8,8 +8,8 @@ import logging
 import pytest
 import torch
 
-from facemask import devices
-from facemask.devices import DeviceError, resolve_device
+from facemask.core import devices
+from facemask.core.devices import DeviceError, resolve_device
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where CUDA is not usable")
 
@@ -36,7 +36,7 @@ def test_cuda_without_a_usable_gpu_is_an_error_with_torchs_reason():
 
 @no_gpu
 def test_auto_falls_back_to_the_cpu_saying_why(caplog):
-    with caplog.at_level(logging.WARNING, logger="facemask.devices"):
+    with caplog.at_level(logging.WARNING, logger="facemask.core.devices"):
         assert resolve_device("auto", what="train.device") == torch.device("cpu")
     assert "train.device auto: running on the CPU because" in caplog.text and devices.cuda_problem() in caplog.text
 
@@ -86,7 +86,7 @@ def test_one_process_per_gpu_takes_a_free_one(three_gpus, caplog):
     per open file, so within this one process each claim counts like another process's."""
     got = [resolve_device("cuda").index for _ in range(3)]
     assert got == [0, 1, 2]
-    with caplog.at_level(logging.WARNING, logger="facemask.devices"):
+    with caplog.at_level(logging.WARNING, logger="facemask.core.devices"):
         assert resolve_device("auto").index == 0              # all held: share the first, and say so
     assert "all 3 GPUs are held" in caplog.text
     devices.release_gpus()

@@ -18,18 +18,17 @@ import pandas as pd
 import pytest
 import yaml
 from _archive import TINY_300VW, make_tar, make_zip, points, write_300vw, write_300vw_mask, zip_with_mode
+from _stages import stage_command
 
-from facemask.landmarks import format_pts
-from facemask.raw import (
-    CATEGORIES,
-    DATASET_DIR,
-    MASK_DATASET_DIR,
+from facemask.data import raw
+from facemask.data.landmarks import format_pts
+from facemask.data.layout import CATEGORIES, DATASET_DIR, MASK_DATASET_DIR, category_of
+from facemask.data.raw import (
     ArchiveError,
     ChecksumError,
     DownloadError,
     LayoutError,
     RawDataError,
-    category_of,
     download,
     fetch_raw,
     safe_extract,
@@ -471,8 +470,7 @@ def test_fetch_synthetic_calls_the_generator(tmp_path, monkeypatch):
         calls.append((Path(out_dir).name, cfg, seed))
         write_300vw(Path(out_dir), {"001": 2})
 
-    monkeypatch.setitem(sys.modules, "facemask.synth", type(sys)("facemask.synth"))
-    sys.modules["facemask.synth"].generate = generate
+    monkeypatch.setattr(raw, "generate", generate)
     cfg = {"videos": 1, "frames": 2}
     report = fetch_raw({"source": "synthetic", "synthetic": cfg}, tmp_path / "raw", seed=7)
     assert calls == [("300VW", cfg, 7)]
@@ -493,6 +491,6 @@ def test_stage_script(tiny_300vw_zip, tmp_path):
     params["data"].update(source="300vw", archive=str(tiny_300vw_zip))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "stages.download"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run([sys.executable, *stage_command("download")], cwd=tmp_path, env=env, check=True, capture_output=True)
     assert _read_metadata(tmp_path / "data" / "raw" / "300VW") == [("001", 0), ("410", 3)]
     assert json.loads((tmp_path / "data" / "raw" / "report.json").read_text())["totals"]["frames"] == 7

@@ -16,10 +16,14 @@ import yaml
 from _clips import write_clips
 from _params import params as project_params
 from _params import write_params
+from _stages import stage_args, stage_command
 
-from facemask import engine, nets
-from facemask.engine import RunPaths, TrainConfig
-from facemask.errors import ParamsError
+from facemask.core.errors import ParamsError
+from facemask.models.nets import FCN, ConvLSTMFCN
+from facemask.models.registry import load_model
+from facemask.training import engine
+from facemask.training.distributed import Dist
+from facemask.training.engine import RunPaths, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
@@ -70,8 +74,8 @@ def trained_fcn(clips, tmp_path_factory):
 
 def test_fcn_then_convlstm_write_models_and_metrics(trained_fcn, clips):
     root, metrics = trained_fcn
-    fcn = nets.load_model(root / "models" / "fcn.pt")
-    assert isinstance(fcn, nets.FCN) and fcn.checkpoint["epoch"] == metrics["best_epoch"]
+    fcn = load_model(root / "models" / "fcn.pt")
+    assert isinstance(fcn, FCN) and fcn.checkpoint["epoch"] == metrics["best_epoch"]
     summary = json.loads((root / "metrics" / "fcn" / "metrics.json").read_text())
     assert summary["val"]["mIoU"] == metrics["val"]["mIoU"]
     assert set(summary["val"]["IoU"]) == {f"class{c}" for c in range(5)}
@@ -79,8 +83,8 @@ def test_fcn_then_convlstm_write_models_and_metrics(trained_fcn, clips):
     assert not (root / "models" / ".checkpoints" / "fcn.pt").exists()
 
     metrics = engine.train(convlstm_config(max_steps_per_epoch=2), run_paths(root, "convlstm", clips))
-    model = nets.load_model(root / "models" / "convlstm.pt")
-    assert isinstance(model, nets.ConvLSTMFCN) and model.config["T"] == 5 and model.config["input_size"] == 32
+    model = load_model(root / "models" / "convlstm.pt")
+    assert isinstance(model, ConvLSTMFCN) and model.config["T"] == 5 and model.config["input_size"] == 32
     assert 0 <= metrics["val"]["mIoU"] <= 1 and metrics["best_epoch"] in (1, 2)
     assert {"lr/convlstm.tsv", "lr/backbone.tsv"} <= {Path(k).relative_to("plots/metrics").as_posix()
                                                       for k in curves(root / "metrics" / "convlstm")}
@@ -129,7 +133,7 @@ def test_a_checkpoint_of_another_configuration_is_not_continued(clips, tmp_path)
 
 def test_layerwise_learning_rates(trained_fcn):
     root, _ = trained_fcn
-    model = engine.build_model(convlstm_config(), root / "models" / "fcn.pt")
+    model = engine.phase_model(convlstm_config(), root / "models" / "fcn.pt")
     opt = engine.build_optimizer(model, convlstm_config(lr=0.002, gamma=0.05))
     groups = {g["name"]: g for g in opt.param_groups}
     assert groups["convlstm"]["lr"] == 0.002 and groups["backbone"]["lr"] == pytest.approx(0.002 * 0.05)
@@ -148,7 +152,7 @@ def test_frozen_backbone_trains_the_convlstm_alone(trained_fcn, clips, tmp_path)
     engine.train(convlstm_config(epochs=1, max_steps_per_epoch=2, freeze_backbone=True), paths)
     before = torch.load(paths.init, weights_only=True)["state_dict"]
     after = torch.load(paths.model, weights_only=True)["state_dict"]
-    init = nets.ConvLSTMFCN.from_fcn(nets.load_model(paths.init)).state_dict()  # the ConvLSTM's initial weights
+    init = ConvLSTMFCN.from_fcn(load_model(paths.init)).state_dict()  # the ConvLSTM's initial weights
     for k, v in after.items():
         if k.startswith("convlstm."):
             continue
@@ -174,7 +178,7 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
         "train.fcn.max_steps_per_epoch": 3})
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "stages.train", "fcn", "face"]
+           *stage_command("train_fcn", "face")]
     with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True) as proc:
         try:
             assert proc.wait(timeout=180) == 0
@@ -187,7 +191,7 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
     b = saved["state_dict"]
     assert saved["config"]["data"] == {"source": "synthetic", "videos": 2}  # what `predict --method auto` reads
     torch.manual_seed(cfg.seed)
-    init = dict(nets.FCN("resnet18", 5).named_parameters())   # the weights both runs started from
+    init = dict(FCN("resnet18", 5).named_parameters())   # the weights both runs started from
     # Adam's first steps are ~lr * sign(gradient): summation-order noise flips a few near-zero
     # gradients, so compare whole updates. (1 process without accumulation, whose BatchNorm sees
     # all 4 items at once, is ~1.4 away on this measure.)
@@ -221,7 +225,7 @@ def _write_index(work: Path) -> None:
 def _torchrun(work: Path, n: int, *args: str, timeout: int = 300) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-           "-m", "stages.train", *args]
+           *stage_command(*args)]
     with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
         try:
@@ -271,7 +275,7 @@ def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained
     with pytest.raises(Interrupt):
         engine.train(cfg, cut)                   # epoch 1 on one process, then interrupted
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    log = _torchrun(work, 4, "convlstm", "face")
+    log = _torchrun(work, 4, "train_convlstm", "face")
     assert "resuming after epoch 1 of 2" in log and "2 of 4 processes get no item" in log
 
     one_curves, cut_curves = curves(one.live), curves(cut.live)
@@ -300,17 +304,17 @@ def test_a_bad_combination_fails_before_any_training(tmp_path, monkeypatch):
     def train(*args):
         raise Interrupt  # reached training
     monkeypatch.setattr(stage, "train", train)
-    monkeypatch.setattr(stage, "data_record", lambda params: {})  # no clip index here
+    monkeypatch.setattr(stage, "data_record", lambda params, index: {})  # no clip index here
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ParamsError, match=r"params.yaml: train.convlstm.N / .* 2 process\(es\): .* accum <= 1"):
-        stage.main(["fcn", "face"])
+        stage.main(stage_args("train_fcn", "face"))
     params["train"]["convlstm"]["accum"] = 1       # SyncBatchNorm on CPU processes
     params["train"]["sync_bn"] = True
     with pytest.raises(ParamsError, match="SyncBatchNorm does not run on the CPU"):
-        stage.main(["fcn", "face"])
+        stage.main(stage_args("train_fcn", "face"))
     monkeypatch.setenv("WORLD_SIZE", "1")          # one process: nothing to synchronise, nothing to cut
     with pytest.raises(Interrupt):
-        stage.main(["fcn", "face"])
+        stage.main(stage_args("train_fcn", "face"))
 
 
 def test_rank_zero_builds_first():
@@ -321,7 +325,7 @@ def test_rank_zero_builds_first():
 
     barrier, events = threading.Barrier(2), []
 
-    class Proc(engine._Dist):
+    class Proc(Dist):
         def barrier(self):
             barrier.wait(timeout=10)
 
@@ -350,5 +354,5 @@ def test_compile_wraps_the_training_forward(clips, tmp_path, monkeypatch):
     monkeypatch.setattr(engine.torch, "compile", fake_compile)
     paths = run_paths(tmp_path, "fcn", clips)
     engine.train(fcn_config(epochs=1, max_steps_per_epoch=1, compile=True), paths)
-    assert len(compiled) == 1 and isinstance(compiled[0], nets.FCN)
+    assert len(compiled) == 1 and isinstance(compiled[0], FCN)
     assert all(not k.startswith("_orig_mod") for k in torch.load(paths.model, weights_only=True)["state_dict"])

@@ -376,7 +376,7 @@ def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
     monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups[rev]})
     runs = [{"rev": "s0"}, {"rev": "s1"}]
     # by hand: seed-averaged differences per group = (0.02, 0.02, 0.02): the same everywhere, so t is
-    # infinite and P = 0 (facemask.metrics.paired_tests)
+    # infinite and P = 0 (facemask.evaluation.metrics.paired_tests)
     assert exp_tables._p(runs, "primary", exp_tables._face_groups) == "0"
     groups["s1"]["primary"] = [0.50, 0.45, 0.33]  # differences (0.02, 0.03, 0.02): scipy's paired t-test
     from scipy import stats

@@ -5,9 +5,19 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _stages import stage_args
 from torch import nn
 
-from facemask import fusion
+from facemask.inference.fusion import (
+    CLIP_METHODS,
+    Cascade,
+    ClipPredictor,
+    merge_region,
+    per_frame,
+    predict_packed,
+    to_input,
+    windows_of,
+)
 
 # ---------------------------------------------------------------------------------------------------
 # The replacement rule on hand-made masks
@@ -28,7 +38,7 @@ def test_eye_model_replaces_the_primary_inside_its_box():
         [0, 0, 1, 1],
         [1, 0, 0, 0],
     ], np.uint8)
-    out = fusion.merge_region(PRIMARY, zoom, (1, 1, 5, 4), "eyes")
+    out = merge_region(PRIMARY, zoom, (1, 1, 5, 4), "eyes")
     expected = PRIMARY.copy()
     # row 2, x 1..4: skin stays skin; primary eye + zoom background -> skin; zoom eye -> eye (twice)
     expected[2, 1:5] = [1, 1, 2, 2]
@@ -44,7 +54,7 @@ def test_mouth_model_maps_its_classes_and_leaves_the_eyes():
         [0, 2, 0, 0],  # row 3: inner mouth (2) -> 4
         [0, 1, 0, 0],  # row 4: primary 1 3 3 1; lips (1) -> 3 at x 2; primary lips + zoom bg at x 3 -> skin
     ], np.uint8)
-    out = fusion.merge_region(PRIMARY, zoom, (1, 2, 5, 5), "mouth")
+    out = merge_region(PRIMARY, zoom, (1, 2, 5, 5), "mouth")
     expected = PRIMARY.copy()
     expected[3, 1:5] = [1, 4, 1, 1]
     expected[4, 1:5] = [1, 3, 1, 1]
@@ -53,19 +63,19 @@ def test_mouth_model_maps_its_classes_and_leaves_the_eyes():
 
 def test_box_reaching_outside_the_crop_is_clipped():
     zoom = np.ones((3, 4), np.uint8)
-    out = fusion.merge_region(PRIMARY, zoom, (-2, -1, 2, 2), "eyes")  # covers x 0..1, y 0..1 of the crop
+    out = merge_region(PRIMARY, zoom, (-2, -1, 2, 2), "eyes")  # covers x 0..1, y 0..1 of the crop
     expected = PRIMARY.copy()
     expected[0:2, 0:2] = 2
     np.testing.assert_array_equal(out, expected)
     with pytest.raises(ValueError, match="do not fit"):
-        fusion.merge_region(PRIMARY, zoom, (0, 0, 3, 3), "eyes")
+        merge_region(PRIMARY, zoom, (0, 0, 3, 3), "eyes")
     with pytest.raises(ValueError, match="classes"):
-        fusion.merge_region(PRIMARY, np.full((3, 4), 2, np.uint8), (-2, -1, 2, 2), "eyes")
+        merge_region(PRIMARY, np.full((3, 4), 2, np.uint8), (-2, -1, 2, 2), "eyes")
 
 
 def test_windows_of():
-    assert fusion.windows_of(10, 5) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
-    assert fusion.windows_of(7, 5) == [[0, 1, 2, 3, 4], [5, 6, 6, 6, 6]]
+    assert windows_of(10, 5) == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert windows_of(7, 5) == [[0, 1, 2, 3, 4], [5, 6, 6, 6, 6]]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -111,7 +121,7 @@ def nothing(im):
 
 
 def make_cascade(eyes=all_part, mouth=nothing, margin=0.0):
-    return fusion.Cascade(Stub(5, paint_face, T=5), Stub(2, eyes), Stub(3, mouth),
+    return Cascade(Stub(5, paint_face, T=5), Stub(2, eyes), Stub(3, mouth),
                           zoom={"eyes": {"margin": margin}, "mouth": {"margin": margin}}, device="cpu")
 
 
@@ -161,7 +171,7 @@ def test_fallback_previous_window_then_typical_place():
     sizes = [(S, S)] * 5
     dark = cascade.run([crops(0, sizes)])[0]        # no eyes predicted, nothing before: typical place
     assert dark.fallback["eyes"] == "typical"
-    from facemask.clips import zoom_box
+    from facemask.data.regions import zoom_box
     assert dark.boxes["eyes"] == zoom_box(dark.primary, "eyes", 0.0)
     bright, dark2 = cascade.run([crops(255, sizes), crops(0, sizes)])
     assert bright.fallback["eyes"] is None
@@ -175,7 +185,7 @@ def test_cascade_rejects_bad_windows_and_models():
     with pytest.raises(ValueError, match="T = 5"):
         cascade.run([crops(255, [(64, 64)] * 4)])
     with pytest.raises(ValueError, match="classes"):
-        fusion.Cascade(Stub(5, paint_face, T=5), Stub(3, all_part), Stub(3, nothing))
+        Cascade(Stub(5, paint_face, T=5), Stub(3, all_part), Stub(3, nothing))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -184,7 +194,7 @@ def test_cascade_rejects_bad_windows_and_models():
 
 @pytest.fixture(scope="module")
 def tiny_models():
-    from facemask.nets import FCN, ConvLSTMFCN
+    from facemask.models.nets import FCN, ConvLSTMFCN
 
     torch.manual_seed(0)
     fcn = FCN("resnet18", classes=5)
@@ -198,18 +208,18 @@ def tiny_models():
 
 def test_clip_predictor_gives_every_method(tiny_models):
     fcn, nets = tiny_models
-    cascade = fusion.Cascade(nets["face"], nets["eyes"], nets["mouth"], device="cpu")
+    cascade = Cascade(nets["face"], nets["eyes"], nets["mouth"], device="cpu")
     rng = np.random.default_rng(0)
     sizes = [(40 + i % 3, 41 + i % 2) for i in range(12)]   # 12 frames: windows of 5, 5 and 2 (+3 repeated)
     clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
-    predictor = fusion.ClipPredictor(fcn, cascade, sigma=0.6)
+    predictor = ClipPredictor(fcn, cascade, sigma=0.6)
     out, windows = predictor(clip)
-    assert set(out) == set(fusion.METHODS) and len(windows) == 3
-    for m in fusion.METHODS:
+    assert set(out) == set(CLIP_METHODS) and len(windows) == 3
+    for m in CLIP_METHODS:
         assert [lab.shape for lab in out[m]] == sizes, m
         assert all(lab.max() < 5 for lab in out[m])
     # with a vanishing sigma the smoothing is the identity
-    out0, _ = fusion.ClipPredictor(fcn, cascade, sigma=1e-3)(clip)
+    out0, _ = ClipPredictor(fcn, cascade, sigma=1e-3)(clip)
     for a, b in zip(out0["fcn_smooth"], out0["fcn"]):
         np.testing.assert_array_equal(a, b)
     # the primary labels of a window do not depend on frames after it (causal ConvLSTM): padding is harmless
@@ -218,25 +228,25 @@ def test_clip_predictor_gives_every_method(tiny_models):
         np.testing.assert_array_equal(a, b)
     assert set(predictor.seconds) == {"fcn", "fcn_smooth", "cascade"}
     # a baseline: a per-frame model of its own, scored frame by frame like the FCN (here the FCN itself)
-    both, _ = fusion.ClipPredictor(fcn, cascade, sigma=0.6, baselines={"fcn_vgg16": fcn})(clip)
-    assert set(both) == {*fusion.METHODS, "fcn_vgg16"}
+    both, _ = ClipPredictor(fcn, cascade, sigma=0.6, baselines={"fcn_vgg16": fcn})(clip)
+    assert set(both) == {*CLIP_METHODS, "fcn_vgg16"}
     for a, b in zip(both["fcn_vgg16"], out["fcn"]):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="clash"):
-        fusion.ClipPredictor(fcn, cascade, sigma=0.6, baselines={"primary": fcn})
+        ClipPredictor(fcn, cascade, sigma=0.6, baselines={"primary": fcn})
 
 
 def test_predict_packed(tiny_models):
     fcn, nets = tiny_models
     images = np.random.default_rng(1).integers(0, 256, (2, 7, 32, 32, 3), dtype=np.uint8)
-    lab = fusion.predict_packed(nets["eyes"], images, 5, "cpu")
+    lab = predict_packed(nets["eyes"], images, 5, "cpu")
     assert lab.shape == (2, 7, 32, 32) and lab.max() <= 1
     # the first window equals the model run on it alone
-    x = fusion.to_input(images[1, :5], 32)[None]
+    x = to_input(images[1, :5], 32)[None]
     with torch.no_grad():
         ref = nets["eyes"](x)[0].argmax(1).numpy()
     np.testing.assert_array_equal(lab[1, :5], ref)
-    lab_fcn = fusion.predict_packed(fcn, images, None, "cpu")
+    lab_fcn = predict_packed(fcn, images, None, "cpu")
     assert lab_fcn.shape == (2, 7, 32, 32) and lab_fcn.max() <= 4
 
 
@@ -251,7 +261,7 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     import pandas as pd
     from _params import write_params
 
-    from facemask.nets import save_model
+    from facemask.models.registry import save_model
     from stages import fuse
 
     fcn, nets = tiny_models
@@ -288,10 +298,10 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     (tmp_path / "models" / "face" / "baselines" / "archs.json").write_text('{"archs": ["fcn_vgg16"]}')
 
     monkeypatch.chdir(tmp_path)
-    fuse.main()
+    fuse.main(stage_args("fuse"))
     pred = tmp_path / "data" / "predictions"
-    from facemask.masks import read_label_png
-    for m in (*fusion.METHODS, "tracker", "fcn_vgg16"):
+    from facemask.data.labels import read_label_png
+    for m in (*CLIP_METHODS, "tracker", "fcn_vgg16"):
         assert sorted(p.stem for p in (pred / m).iterdir()) == names
         for n in (names[0], names[-1]):
             lab = read_label_png(pred / m / f"{n}.png")
@@ -316,6 +326,6 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
 
 
 def test_per_frame_keeps_the_first_occurrence():
-    idx = fusion.windows_of(7, 5)                    # [[0..4], [5, 6, 6, 6, 6]]
+    idx = windows_of(7, 5)                    # [[0..4], [5, 6, 6, 6, 6]]
     outs = [["a0", "a1", "a2", "a3", "a4"], ["b5", "b6", "pad", "pad", "pad"]]
-    assert fusion.per_frame(idx, outs, 7) == ["a0", "a1", "a2", "a3", "a4", "b5", "b6"]
+    assert per_frame(idx, outs, 7) == ["a0", "a1", "a2", "a3", "a4", "b5", "b6"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemask.losses import LOSSES, CrossEntropyLoss, IoULoss, SegLoss, build_loss
+from facemask.training.losses import LOSSES, CrossEntropyLoss, IoULoss, SegLoss, build_loss
 
 LN3 = math.log(3.0)
 
@@ -254,7 +254,7 @@ def _tiny_batch():
 @pytest.mark.parametrize("name,kw", [("ce", {}), ("iou", {}), ("segloss", {"lfun": "eq8"}),
                                      ("segloss", {"lfun": "eq9"}), ("segloss", {"lfun": "eq9", "weights": "soft"})])
 def test_adam_steps_lower_the_loss(name, kw, one_thread):
-    from facemask.nets import ConvLSTM
+    from facemask.models.nets import ConvLSTM
 
     feats, y = _tiny_batch()
     torch.manual_seed(5)
@@ -283,8 +283,8 @@ def _good_head_setup():
     """Frozen "encoder features" of 5 classes (class means + noise, 4-frame sequences) and a `ConvLSTM`
     started by `init_from_conv6` from the nearest-class-mean classifier: the converted ConvLSTM-FCN's
     situation in small. Returns (features, labels, head, output scale, classifier's mIoU)."""
-    from facemask.metrics import mean_iou
-    from facemask.nets import ConvLSTM, auto_output_scale, init_from_conv6
+    from facemask.core.iou import mean_iou
+    from facemask.models.nets import ConvLSTM, auto_output_scale, init_from_conv6
 
     g = torch.Generator().manual_seed(11)
     C, Fc, B, T, H, W = 5, 16, 4, 4, 8, 8

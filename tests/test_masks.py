@@ -16,13 +16,22 @@ import pytest
 from PIL import Image
 from scipy.interpolate import CubicSpline
 
-from facemask import masks
-from facemask.landmarks import write_pts
-from facemask.masks import (
-    EYES, INNER_MOUTH, LIPS, PALETTE, SKIN, fill_polygon, landmarks_to_mask, read_label_png, rgb_to_classes,
-    spline_piece, square_crop_box, write_label_png,
+from facemask.data.labels import (
+    EYES,
+    INNER_MOUTH,
+    LIPS,
+    PALETTE,
+    SKIN,
+    classes_to_rgb,
+    read_label_png,
+    rgb_to_classes,
+    write_label_png,
 )
-from facemask.video import Reconciliation, iter_frames, reconcile
+from facemask.data.landmarks import write_pts
+from facemask.data.mask_dataset import build_masks
+from facemask.data.masks import fill_polygon, landmarks_to_mask, spline_piece, square_crop_box
+from facemask.data.sheets import contact_sheet
+from facemask.data.video import Reconciliation, iter_frames, reconcile
 
 # ---------------------------------------------------------------------------------------------------
 # A face made of circles (shared with test_clips.py)
@@ -56,7 +65,7 @@ def render(points: np.ndarray, h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     img = rng.integers(0, 60, (h, w, 3), dtype=np.uint8)
     lab = landmarks_to_mask(points, h, w)
-    col = masks.classes_to_rgb(lab)[..., ::-1]
+    col = classes_to_rgb(lab)[..., ::-1]
     img[lab > 0] = (0.7 * col[lab > 0]).astype(np.uint8) + 20
     return img
 
@@ -193,7 +202,7 @@ def test_circle_area():
     # each eye is two cubics through 4 points on a half circle (C0 at the corners): within 4 % of pi r^2
     assert abs(counts[EYES] / 2 - math.pi * (5 * s) ** 2) <= 0.04 * math.pi * (5 * s) ** 2
     # the skin contour (27 knots on the circle) stays within 0.5 % of the radius
-    from facemask.masks import CONTOURS, contour
+    from facemask.data.masks import CONTOURS, contour
 
     outline = contour(p, CONTOURS[0][1][0])
     radius = np.linalg.norm(outline - (100, 100), axis=1)
@@ -299,7 +308,7 @@ def test_read_rgb_label_png_as_the_release_stores_it(tmp_path):
 def test_contact_sheet_shape():
     p = circle_face(50, 50)
     img, lab = render(p, 100, 100), landmarks_to_mask(p, 100, 100)
-    sheet = masks.contact_sheet([(img, lab, "a")] * 3, tile=64, columns=2)
+    sheet = contact_sheet([(img, lab, "a")] * 3, tile=64, columns=2)
     # 2 columns x (64 + 2) wide; 2 bands of 3 tiles x (64 + 2) tall
     assert sheet.shape == (2 * (3 * 64 + 2), 2 * (64 + 2), 3)
 
@@ -353,7 +362,7 @@ def test_build_masks_writes_the_authors_layout(tmp_path, workers):
     _messy_video(raw / "300VW" / "002")
     pd.DataFrame({"video": ["001", "002"], "category": [1, 3]}).to_csv(raw / "300VW" / "metadata.csv", index=False)
     out = tmp_path / "300VW-Mask"
-    summary = masks.build_masks(raw, out, "synthetic", crop_scale=1.3, jpeg_quality=95, workers=workers,
+    summary = build_masks(raw, out, "synthetic", crop_scale=1.3, jpeg_quality=95, workers=workers,
                                 progress=False)
     assert summary["kept"] == 6 + 2 and summary["videos"] == 2
     assert summary["dropped"] == {**{k: 0 for k in EXPECTED_DROPS}, **EXPECTED_DROPS}
@@ -388,7 +397,7 @@ def test_build_masks_from_the_release(tmp_path):
     for s in ("train", "val", "test"):
         (split / f"{s}_per10.txt").write_text("/images_orig/114_000001.jpg /labels_orig/114_000001.png\n")
     out = tmp_path / "out"
-    summary = masks.build_masks(tmp_path / "raw", out, "300vw-mask", workers=1, progress=False)
+    summary = build_masks(tmp_path / "raw", out, "300vw-mask", workers=1, progress=False)
     assert summary["kept"] == 2 and summary["dropped"] == {"bad_label": 1, "size_mismatch": 0}
     np.testing.assert_array_equal(read_label_png(out / "labels_orig" / "114_000002.png"), lab)
     with Image.open(out / "labels_orig" / "114_000002.png") as im:

@@ -1,4 +1,4 @@
-"""facemask.metrics against numbers worked out by hand."""
+"""facemask.evaluation.metrics against numbers worked out by hand."""
 from __future__ import annotations
 
 import hashlib
@@ -7,26 +7,40 @@ import math
 
 import numpy as np
 import pytest
+from _stages import stage_args
 
-from facemask import metrics
+from facemask.core.iou import confusion_matrix, iou_per_class, mean_iou
+from facemask.evaluation.metrics import (
+    flip_rate,
+    flips,
+    iou_report,
+    paired_tests,
+    reports_by,
+    sequence_groups,
+    significance,
+    stability_report,
+    subject_table,
+    timestep_table,
+)
+from facemask.inference.smoothing import gaussian_weights, temporal_smooth
 
 
 def test_confusion_matrix_and_iou_by_hand():
     gt = np.array([[0, 0, 1], [1, 2, 2], [2, 1, 0]])
     pred = np.array([[0, 1, 1], [1, 2, 0], [2, 1, 0]])
-    cm = metrics.confusion_matrix(gt, pred, 3)
+    cm = confusion_matrix(gt, pred, 3)
     # rows: truth, columns: prediction
     np.testing.assert_array_equal(cm, [[2, 1, 0],
                                        [0, 3, 0],
                                        [1, 0, 2]])
     # IoU = TP / (row + column - TP): 2/(3+3-2), 3/(3+4-3), 2/(3+2-2)
-    np.testing.assert_allclose(metrics.iou_per_class(cm), [0.5, 0.75, 2 / 3])
-    assert metrics.mean_iou(cm) == pytest.approx((0.75 + 2 / 3) / 2)  # background excluded
+    np.testing.assert_allclose(iou_per_class(cm), [0.5, 0.75, 2 / 3])
+    assert mean_iou(cm) == pytest.approx((0.75 + 2 / 3) / 2)  # background excluded
 
 
 def test_iou_report_names_and_absent_classes():
-    cm = metrics.confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 5)
-    rep = metrics.iou_report(cm)
+    cm = confusion_matrix(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), 5)
+    rep = iou_report(cm)
     assert list(rep) == ["skin", "eyes", "lips", "inner_mouth", "miou"]
     assert rep["skin"] == pytest.approx(0.5) and rep["eyes"] == pytest.approx(0.5)
     # lips and inner mouth appear in neither map: undefined, and left out of the mean
@@ -36,25 +50,25 @@ def test_iou_report_names_and_absent_classes():
 
 def test_confusion_matrix_rejects_bad_input():
     with pytest.raises(ValueError, match="shape"):
-        metrics.confusion_matrix(np.zeros((2, 2), int), np.zeros((2, 3), int), 3)
+        confusion_matrix(np.zeros((2, 2), int), np.zeros((2, 3), int), 3)
     with pytest.raises(ValueError, match="outside 0..2"):
-        metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+        confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
 
 
 def test_gaussian_weights_sigma_06():
-    w = metrics.gaussian_weights(5, 0.6)
+    w = gaussian_weights(5, 0.6)
     g = [math.exp(-d * d / (2 * 0.6 ** 2)) for d in (-2, -1, 0, 1, 2)]
     np.testing.assert_allclose(w, np.array(g) / sum(g))
     # the centre frame carries most of the weight at sigma 0.6: 1 / (1 + 2 e^(-1/0.72) + 2 e^(-4/0.72))
     assert w[2] == pytest.approx(1 / (1 + 2 * math.exp(-1 / 0.72) + 2 * math.exp(-4 / 0.72)))
     with pytest.raises(ValueError):
-        metrics.gaussian_weights(4, 0.6)
+        gaussian_weights(4, 0.6)
 
 
 def test_temporal_smooth_renormalises_at_the_ends():
     g = {d: math.exp(-d * d / (2 * 0.6 ** 2)) for d in range(-2, 3)}
     x = np.array([1.0, 0, 0, 0, 0, 0])  # a pulse at frame 0
-    y = metrics.temporal_smooth(x, 0.6, 5)
+    y = temporal_smooth(x, 0.6, 5)
     # frame 0 sees frames 0, 1, 2 (offsets 0, +1, +2)
     assert y[0] == pytest.approx(g[0] / (g[0] + g[1] + g[2]))
     # frame 1 sees frames 0..3 (offsets -1..+2)
@@ -64,20 +78,20 @@ def test_temporal_smooth_renormalises_at_the_ends():
     assert y[3] == 0 and y[5] == 0
     # probabilities stay probabilities, per pixel
     p = np.random.default_rng(0).dirichlet(np.ones(3), size=(7, 4, 4)).transpose(0, 3, 1, 2)  # (L, C, H, W)
-    s = metrics.temporal_smooth(p, 0.6, 5)
+    s = temporal_smooth(p, 0.6, 5)
     np.testing.assert_allclose(s.sum(1), 1.0, atol=1e-12)
 
 
 def test_sequence_groups():
-    groups = metrics.sequence_groups(23, 10)
+    groups = sequence_groups(23, 10)
     assert [len(g) for g in groups] == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
     np.testing.assert_array_equal(np.concatenate(groups), np.arange(23))
-    assert len(metrics.sequence_groups(4, 10)) == 4
+    assert len(sequence_groups(4, 10)) == 4
 
 
 def test_paired_t_test_by_hand():
     a, b = [0.5, 0.6, 0.7], [0.4, 0.5, 0.5]
-    r = metrics.paired_tests(a, b)
+    r = paired_tests(a, b)
     # differences 0.1, 0.1, 0.2: mean 2/15, sd sqrt(1/300), t = mean / (sd / sqrt 3) = 4
     assert r["t"] == pytest.approx(4.0)
     # Student t with 2 degrees of freedom: P(|T| > t) = 1 - t / sqrt(2 + t^2)
@@ -85,22 +99,22 @@ def test_paired_t_test_by_hand():
     assert r["mean_diff"] == pytest.approx(2 / 15)
     assert r["groups"] == 3
     # no difference at all: no test
-    assert metrics.paired_tests(a, a)["p_ttest"] is None
+    assert paired_tests(a, a)["p_ttest"] is None
 
 
 def test_flip_counts_on_a_tiny_sequence():
     f0 = np.array([[0, 1], [1, 1]])
     f1 = np.array([[0, 1], [1, 2]])  # one pixel changes
     f2 = np.array([[1, 1], [1, 2]])  # one more
-    assert metrics.flip_rate([f0, f1, f2]) == (2, 8)
-    assert metrics.flip_rate([f0]) == (0, 0)
+    assert flip_rate([f0, f1, f2]) == (2, 8)
+    assert flip_rate([f0]) == (0, 0)
     # a bigger next crop is compared in the previous crop's pixels (nearest neighbour)
     big = np.kron(f1, np.ones((2, 2), int))
-    assert metrics.flips(f0, big) == (1, 4)
+    assert flips(f0, big) == (1, 4)
 
 
 def test_stability_report():
-    rep = metrics.stability_report({"ground_truth": (1, 100), "fcn": (4, 100)})
+    rep = stability_report({"ground_truth": (1, 100), "fcn": (4, 100)})
     assert rep["flip_rate"] == {"ground_truth": 0.01, "fcn": 0.04}
     assert rep["ratio_to_ground_truth"]["fcn"] == pytest.approx(4.0)
 
@@ -126,20 +140,20 @@ def _tiny_set():
 
 def test_per_frame_miou_is_vectorised():
     _, cms, _ = _tiny_set()
-    m = metrics.mean_iou(cms)
+    m = mean_iou(cms)
     # fcn: (0.5 + 0) / 2; (1 + 1) / 2; no facial class; (1/3 + 1/3) / 2
     np.testing.assert_allclose(m[:, 0], [0.25, 1.0, np.nan, 1 / 3])
     # primary: class 2 absent in frame 1 -> mean over class 1 only; (2/3 + 3/4) / 2; -; 1
     np.testing.assert_allclose(m[:, 1], [1.0, (2 / 3 + 3 / 4) / 2, np.nan, 1.0])
-    assert isinstance(metrics.mean_iou(cms[0, 0]), float)
+    assert isinstance(mean_iou(cms[0, 0]), float)
 
 
 def test_reports_by_total_and_category():
     meta, cms, methods = _tiny_set()
-    total = metrics.reports_by(meta, cms, methods)
+    total = reports_by(meta, cms, methods)
     # fcn summed: [[14,0,0],[0,5,3],[0,1,5]]: IoU 5/(8+6-5) for both classes
     assert total["fcn"]["miou"] == pytest.approx(5 / 9)
-    by_cat = metrics.reports_by(meta, cms, methods, "category")
+    by_cat = reports_by(meta, cms, methods, "category")
     assert set(by_cat) == {"1", "2"} and by_cat["2"]["frames"] == 2
     # category 2, primary: [[8,0,0],[0,2,0],[0,0,2]] -> 1
     assert by_cat["2"]["primary"]["miou"] == pytest.approx(1.0)
@@ -147,7 +161,7 @@ def test_reports_by_total_and_category():
 
 def test_subject_table():
     meta, cms, methods = _tiny_set()
-    t = metrics.subject_table(meta, cms, methods).set_index("subject")
+    t = subject_table(meta, cms, methods).set_index("subject")
     assert t.loc["v1", "fcn_mean"] == pytest.approx(0.625) and t.loc["v1", "fcn_std"] == pytest.approx(0.375)
     p = [1.0, (2 / 3 + 3 / 4) / 2]
     assert t.loc["v1", "primary_mean"] == pytest.approx(np.mean(p))
@@ -158,7 +172,7 @@ def test_subject_table():
 
 def test_timestep_table():
     meta, cms, methods = _tiny_set()
-    t = metrics.timestep_table(meta, cms, methods).set_index("t")
+    t = timestep_table(meta, cms, methods).set_index("t")
     # t = 1: fcn [[12,0,0],[0,2,2],[0,0,0]] -> (0.5 + 0) / 2; primary [[12,0,0],[0,4,0],[0,0,0]] -> 1
     assert t.loc[1, "primary_minus_fcn"] == pytest.approx(0.75)
     # t = 2: fcn [[2,0,0],[0,3,1],[0,1,5]] -> (3/5 + 5/7) / 2; primary [[2,0,0],[0,4,0],[0,1,5]] -> (4/5 + 5/6) / 2
@@ -168,7 +182,7 @@ def test_timestep_table():
 
 def test_significance_over_groups_of_sequences():
     meta, cms, methods = _tiny_set()
-    sig = metrics.significance(meta, cms, methods, groups=10)
+    sig = significance(meta, cms, methods, groups=10)
     assert sig["groups"] == 2 and sig["sequences"] == 2 and sig["sequences_per_group"] == [1, 1]
     # group of clip 0: fcn [[6,0,0],[0,4,2],[0,0,4]] -> 2/3; primary [[6,0,0],[0,6,0],[0,1,3]] -> (6/7 + 3/4) / 2
     # group of clip 1: fcn 1/3; primary 1
@@ -194,7 +208,7 @@ def _write_eval_layout(root, baselines: dict | None = None):
     import cv2
     from _params import write_params
 
-    from facemask.masks import write_label_png
+    from facemask.data.labels import write_label_png
 
     write_params(root, **{"seed": 0, "clips.window": 5, "evaluate.groups": 2, "evaluate.examples": 2})
     clips = root / "data" / "clips"
@@ -256,7 +270,7 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     (tmp_path / "metrics" / "seeds" / "seed_4.json").write_text(json.dumps(
         {"seed": 4, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}, "test_set": {**ours, "frames": 9}}))
     monkeypatch.chdir(tmp_path)
-    evaluate.main()
+    evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker"]
     assert ev["tracker"]["miou"] == 0.0  # all background: no face found
@@ -305,7 +319,7 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
 
     _write_eval_layout(tmp_path, baselines={"fcn_vgg16": "fcn", "deeplab_v2": "cascade"})
     monkeypatch.chdir(tmp_path)
-    evaluate.main()
+    evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker", "fcn_vgg16", "deeplab_v2"]
     assert ev["fcn_vgg16"] == ev["fcn"] and ev["deeplab_v2"]["miou"] == pytest.approx(1.0)
@@ -317,6 +331,6 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
 
 
 def test_paired_test_with_a_constant_difference():
-    r = metrics.paired_tests([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    r = paired_tests([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert r["p_ttest"] == 0.0 and r["t"] is None and r["mean_diff"] == pytest.approx(0.1)
     assert r["p_wilcoxon"] == pytest.approx(0.25)  # exact: both tails of 1 / 2^3

@@ -9,8 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemask import nets
-from facemask.nets import FCN, ConvLSTM, ConvLSTMFCN, build_model, ce_floor, load_model, save_model
+from facemask.models.encoder import make_encoder
+from facemask.models.nets import FCN, ConvLSTM, ConvLSTMFCN, ce_floor, conv6_score_std
+from facemask.models.registry import build_model, load_model, save_model
 
 ENC = "resnet18"
 
@@ -62,7 +63,7 @@ def test_convlstm_fcn_rejects_frames(lstm_fcn):
 
 def test_paper_feature_map_size():
     """Sect. 3.1: ResNet-50 dilated at stage 5 gives 20x20 features at 320x320 (2048 channels)."""
-    enc = nets.make_encoder("resnet50", None, 16)
+    enc = make_encoder("resnet50", None, 16)
     with torch.no_grad():
         assert enc.eval()(torch.rand(1, 3, 320, 320))[-1].shape == (1, 2048, 20, 20)
 
@@ -320,7 +321,7 @@ def test_save_load_round_trip(tmp_path, arch):
     save_model(path, model, arch, config, epoch=3, metrics={"miou": np.float32(0.25)})
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
     loaded = load_model(path)
-    assert loaded.arch == arch and loaded.config["region"] == "eyes"
+    assert loaded.phase == arch and loaded.config["region"] == "eyes"
     assert loaded.checkpoint == {"epoch": 3, "metrics": {"miou": 0.25}}
     assert not loaded.training
     x = torch.rand(1, 2, 3, 64, 64) if arch == "convlstm" else torch.rand(2, 3, 64, 64)
@@ -396,7 +397,7 @@ def test_auto_output_scale_starts_at_the_fcn_scores(fcn, one_thread):
         s = fcn(frames)
         s = s - s.mean(1, keepdim=True)
         got = m(frames[:, None])[:, 0]
-        std = nets.conv6_score_std(fcn, frames)
+        std = conv6_score_std(fcn, frames)
     assert m.output_scale == pytest.approx(6.0 * std / (1 / (1 + math.exp(-3.0))) ** 2)
     within = s.abs() <= 3 * std  # there |s̃| <= 0.5, where tanh(x) = x within 8 % (twice: i and o)
     assert within.float().mean() > 0.95

@@ -2,7 +2,7 @@
 
 The video is made here: frames of the synthetic generator (whose landmarks are known) pasted into a
 larger grey frame at a known offset, with a stretch of frames where the face is blanked out. The
-models are tiny ConvLSTM-FCNs saved with `facemask.nets`; their ConvLSTM is set by hand so that the
+models are tiny ConvLSTM-FCNs saved with `facemask.models.nets`; their ConvLSTM is set by hand so that the
 face model calls every pixel skin and the zoomed models call every pixel background: the cascade's
 output is then exactly "skin on the crop box", which makes the geometry checkable pixel by pixel.
 """
@@ -17,13 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from facemask import synth
-from facemask.cli import main
-from facemask.detect import BoxSmoother, HaarFaceDetector, crop_box
-from facemask.landmarks import read_pts
-from facemask.masks import read_label_png, square_crop_box
-from facemask.nets import build_model, save_model
-from facemask.predict import _Item, _Windows, paste_label
+from facemask.app.cli import main
+from facemask.app.outputs import FrameItem, paste_label
+from facemask.app.segmenters import WindowQueue
+from facemask.data.labels import read_label_png
+from facemask.data.landmarks import read_pts
+from facemask.data.masks import square_crop_box
+from facemask.data.synth.video import generate as synth_generate
+from facemask.inference.detect import BoxSmoother, HaarFaceDetector, crop_box
+from facemask.models.registry import build_model, save_model
 
 W, H = 400, 300          # the big frame
 OFFSET = (60, 40)        # where the 320 x 240 synthetic frame is pasted (x, y)
@@ -52,7 +54,7 @@ def _iou(a, b):
 def scene(tmp_path_factory):
     """The pasted video (MJPG .avi), its frames, and the training-style crop box of every face frame."""
     root = tmp_path_factory.mktemp("scene")
-    synth.generate(root / "syn", {"videos": 1, "frames": N_FRAMES, "fps": 30, "width": 320, "height": 240,
+    synth_generate(root / "syn", {"videos": 1, "frames": N_FRAMES, "fps": 30, "width": 320, "height": 240,
                                   "categories": [1, 0, 0], "workers": 1}, 5)
     cap = cv2.VideoCapture(str(root / "syn" / "001" / "vid.avi"))
     frames, truth = [], []
@@ -220,12 +222,12 @@ class _Bar:
 
 def test_windows_stream_in_order_with_bounded_memory():
     rec = _Recorder()
-    win = _Windows(rec, batch=2, writer=rec, timings={"network": 0.0, "writing": 0.0}, bar=_Bar())
+    win = WindowQueue(rec, batch=2, writer=rec, timings={"network": 0.0, "writing": 0.0}, bar=_Bar())
     frame = np.zeros((8, 8, 3), np.uint8)
     has_face = [k < 7 or 12 <= k < 300 or k >= 420 for k in range(450)]  # a long stretch without a face
     peak = 0
     for k, f in enumerate(has_face):
-        win.add(_Item(f"{k:06d}", frame), (0, 0, 8, 8) if f else None)
+        win.add(FrameItem(f"{k:06d}", frame), (0, 0, 8, 8) if f else None)
         peak = max(peak, len(win.queue))
     win.finish()
     assert rec.written == [f"{k:06d}" for k in range(450)]

@@ -1,6 +1,6 @@
 """The landmark tracker and `facemask predict --method landmarks|auto` on a real face, nothing downloaded.
 
-The video is made here (`facemask.realface`): scikit-image's astronaut photograph moved through the
+The video is made here (`facemask.data.realface`): scikit-image's astronaut photograph moved through the
 frames by known similarity transforms, with a brightness drift, noise and a few frames where a board
 covers the whole face. The truth is known without annotation: the photograph's landmarks (dlib's
 predictor on the photograph itself) carried into each frame by that frame's transform.
@@ -16,14 +16,22 @@ import pytest
 pytest.importorskip("skimage")
 pytest.importorskip("dlib")
 
-from facemask.cli import main  # noqa: E402
-from facemask.detect import DetectorError, dlib_model, make_detector  # noqa: E402
-from facemask.masks import landmarks_to_mask, read_label_png, square_crop_box  # noqa: E402
-from facemask.metrics import confusion_matrix, iou_per_class  # noqa: E402
-from facemask.predict import choose_method  # noqa: E402
-from facemask.realface import moving_face, reference_landmarks, write_video  # noqa: E402
-from facemask.tracker import (LANDMARKS_TO_RECT, LandmarkTracker, fit_crop, landmark_box, map_box,  # noqa: E402
-                              predict_test_clips)
+from facemask.app.cli import main
+from facemask.app.segmenters import choose_method
+from facemask.core.iou import confusion_matrix, iou_per_class
+from facemask.data.labels import read_label_png
+from facemask.data.masks import landmarks_to_mask, square_crop_box
+from facemask.data.realface import moving_face, reference_landmarks, write_video  # noqa: E402
+from facemask.inference.detect import DetectorError, dlib_model, make_detector
+from facemask.inference.tracker import (  # noqa: E402
+    LANDMARKS_TO_RECT,
+    LandmarkTracker,
+    ShapePredictor,
+    fit_crop,
+    landmark_box,
+    map_box,
+    predict_test_clips,
+)
 
 N, SIZE, FACE = 36, (320, 240), 80.0
 OCCLUDED = range(18, 24)
@@ -32,7 +40,7 @@ OCCLUDED = range(18, 24)
 @pytest.fixture(scope="module")
 def face():
     mf = moving_face(N, SIZE, FACE, seed=0, occluded=OCCLUDED)
-    ref = reference_landmarks()
+    ref = reference_landmarks(ShapePredictor())
     truth = [mf.map_points(ref, k) for k in range(N)]
     return mf, truth
 
@@ -274,7 +282,7 @@ def test_tracker_predictions_for_the_pipeline(face, tmp_path):
 
 def _models(root, data):
     """Tiny face/eyes/mouth ConvLSTM-FCNs whose config records `data` (None: nothing recorded)."""
-    from facemask.nets import build_model, save_model
+    from facemask.models.registry import build_model, save_model
 
     for region, classes in (("face", 5), ("eyes", 2), ("mouth", 3)):
         cfg = {"encoder": "resnet18", "classes": classes, "input_size": 32, "T": 5, "region": region,

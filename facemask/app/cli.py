@@ -1,0 +1,178 @@
+"""The `facemask` console command: a small dispatcher, one function per subcommand.
+
+A subcommand is a pair ``(add_arguments(parser), run(args) -> exit code)`` registered in `COMMANDS`.
+Every subcommand runs under `facemask.core.errors.run`: errors that are the user's to fix (bad input,
+missing models, a bad params file) are printed as one line on stderr (``error: <file or key>:
+<reason>``) with exit status 1, not as a traceback (``facemask --debug ...`` shows it); Ctrl-C,
+SIGTERM and SIGHUP remove what was half-written and exit 128 + the signal.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from facemask.app.outputs import default_out
+from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
+from facemask.core import errors
+from facemask.core.params import load_params
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+
+    p.add_argument("input", help="a video file (anything OpenCV decodes: .mp4, .avi, ...), a folder of frames "
+                                 "(images in name order, numbers sorted numerically), or with --cropped a "
+                                 "folder of face crops")
+    p.add_argument("--out", metavar="DIR",
+                   help="output folder (see below; default: INPUT's name + _masks, next to it); written "
+                        "atomically: it appears only when the run succeeds")
+    p.add_argument("--models", default="models", metavar="DIR",
+                   help="trained models: DIR/{face,eyes,mouth}/convlstm.pt, as `dvc repro` writes them "
+                        "(default: %(default)s)")
+    p.add_argument("--method", choices=["auto", "landmarks", "cascade", "primary", "fcn"], default="auto",
+                   help="auto: cascade when the models were trained on real video, landmarks otherwise (the "
+                        "choice and why are logged and in summary.json); landmarks: masks from 68 tracked "
+                        "landmarks (dlib's iBUG 300-W model: non-commercial use only; needs no --models); "
+                        "cascade: the face ConvLSTM-FCN fused with the zoomed eye and mouth models (the "
+                        "paper's final method); primary: the face ConvLSTM-FCN alone; fcn: the per-frame "
+                        "baseline FCN (DIR/face/fcn.pt). metrics/eval.json says which scored best "
+                        "(default: %(default)s)")
+    p.add_argument("--detector", choices=["hog", "cnn", "haar"], default=DEFAULT_DETECTOR,
+                   help="face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more faces, much "
+                        "slower on a CPU), haar (OpenCV cascades); it finds the face on the first frame, "
+                        "whenever the track is lost and every --detect-every frames (default: %(default)s)")
+    p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="K",
+                   help="re-detect every K frames; between, the 68 landmarks are tracked from frame to frame "
+                        "(0: detect only when the track is lost) (default: %(default)s)")
+    p.add_argument("--cropped", action="store_true",
+                   help="INPUT is a folder of face crops made like the training crops (square, 1.3 x the "
+                        "landmark box); no detection, labels at each crop's size")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=4, metavar="N",
+                   help="T-frame windows per forward pass; more is faster on a GPU and uses more memory "
+                        "(default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the network and OpenCV (default: every core but one, which "
+                        "decodes and writes); 1 is faster when several jobs share the machine")
+    p.add_argument("--no-video", dest="video", action="store_false",
+                   help="do not write the overlay video (labels and summary only)")
+    p.add_argument("--video-format", choices=["mp4", "avi"], default="mp4",
+                   help="overlay container: mp4 (mp4v codec) or avi (MJPG) (default: %(default)s)")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="frame rate of the overlay for a folder input; a video keeps its own "
+                        "(default: %(default)s)")
+    p.add_argument("--max-gap", type=int, default=5, metavar="N",
+                   help="bridge at most N frames without a detected face between two detections by "
+                        "interpolating the box; longer gaps are reported as frames without a face "
+                        "(default: %(default)s)")
+    p.add_argument("--smooth", type=int, default=3, metavar="R",
+                   help="face box = median over the R frames either side (0: no smoothing) "
+                        "(default: %(default)s)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists and is not empty")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
+
+
+PREDICT_EPILOG = """\
+outputs in DIR:
+  labels/<frame>.png  one per frame, at the frame's size: single-channel PNG whose pixel values are class
+                      ids (0 background, 1 skin, 2 eyes, 3 lips, 4 inner mouth), with a palette in the
+                      paper's colours (red, green, cyan, blue). <frame> is 000001... for a video, the image's
+                      own name for a folder. A frame without a face is all background.
+  boxes.csv           per frame the face crop box x0,y0,x1,y1 (empty: no face) and how the face was found
+                      (status: detected, tracked, bridged over a short gap, outlier, lost, no_face, given)
+  overlay.mp4         the frames with the masks blended in and the crop box drawn (.avi with
+                      --video-format avi)
+  summary.json        the method used and why, frames, faces detected / tracked / bridged / lost, frames
+                      without a face, timings of decode / detection / landmarks / network / writing, frames/s
+
+faces: a detector (--detector) finds the largest face on the first frame, whenever the track is lost and
+every --detect-every frames; between, dlib's 68-point shape predictor follows the landmarks from frame to
+frame, and a loss-of-track test (jumps, and a face/non-face score) stops it when the face goes. Landmark
+method: the masks are drawn from the landmarks. Learned methods: the landmark box is cleaned of outliers,
+bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared like the
+training crops. Frames where the face is lost are reported as frames without a face, not guessed.
+The 68-point model was trained on iBUG 300-W, whose licence excludes commercial use.
+
+--out DIR is checked before any model loads: it may not be the current folder (or one above it),
+your home folder or /, must be writable and have room for a rough estimate of the output; with
+--overwrite, only a folder that an earlier `facemask predict` wrote (it holds its summary.json and
+nothing else) is replaced.
+
+exit status: 0 done, 1 bad input, models or output folder (one line on stderr says which file and
+why; nothing is left at DIR), 2 bad command line, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (nothing is
+left at DIR either).
+"""
+
+
+def _predict_run(args: argparse.Namespace) -> int:
+
+    out = args.out or default_out(args.input)
+    s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
+                detector=args.detector, detect_every=args.detect_every,
+                batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
+                overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
+                progress=not args.quiet, threads=args.threads)
+    for w in s["warnings"]:
+        print(f"facemask predict: warning: {w}", file=sys.stderr)
+    if not args.quiet:
+        print(f"facemask predict: method {s['method']} ({s['method_reason']})", file=sys.stderr)
+        print(f"{s['frames']} frames, face in {s['faces_found']}, none in {len(s['frames_without_face'])}; "
+              f"{s['frames_per_s']} frames/s -> {out}", file=sys.stderr)
+    return 0
+
+
+def _check_params_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", default="params.yaml",
+                   help="the params file to check (default: %(default)s); e.g. configs/paper.yaml")
+
+
+CHECK_PARAMS_EPILOG = """\
+Checks every key's type, range and choices, and that no key is unknown or missing (the schema is
+facemask/params.py; each key's meaning is documented there). The pipeline's stages run the same
+check when they start; run it yourself before `dvc exp run` or in CI. One line per problem, e.g.
+
+  error: params.yaml: masks.crop_scale: must be > 0, got -1
+
+exit status: 0 valid, 1 not.
+"""
+
+
+def _check_params_run(args: argparse.Namespace) -> int:
+
+    load_params(args.file)
+    print(f"{args.file}: valid")
+    return 0
+
+
+#: name -> (help, epilog, add_arguments, run)
+COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
+    "predict": ("face masks for a video, a folder of frames or of face crops", PREDICT_EPILOG,
+                _predict_arguments, _predict_run),
+    "check-params": ("check a params file (params.yaml) against the pipeline's schema", CHECK_PARAMS_EPILOG,
+                     _check_params_arguments, _check_params_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="facemask",
+        description="Face mask extraction in video (ConvLSTM-FCN cascade, Wang et al., IJCV 2019).")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error too (or set FACEMASK_DEBUG=1)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_, epilog, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".", epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(p)
+        p.set_defaults(_run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return errors.run(lambda: args._run(args), debug=args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

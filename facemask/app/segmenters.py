@@ -1,0 +1,224 @@
+"""What segments the face crops in `facemask predict`: the learned methods, and `--method auto`'s choice.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import deque
+from pathlib import Path
+
+import cv2
+
+from facemask.app.outputs import FrameItem, Writer
+from facemask.core import devices
+from facemask.core.errors import PredictError
+from facemask.data.labels import REGION_CLASS_IDS, REGIONS
+from facemask.inference.fusion import Cascade, prepare_model, window_labels
+from facemask.models.registry import load_checkpoint, load_model
+
+
+def load_facemask_model(path: Path, hint: str):
+    """The facemask model at `path`, or a PredictError saying it is missing (with `hint`) or unreadable."""
+    if not path.is_file():
+        raise PredictError(f"{path}: model missing ({hint})")
+    with warnings.catch_warnings(record=True) as caught:  # torch warns about a bad file before it fails
+        warnings.simplefilter("always")
+        try:
+            model = load_model(path)
+        except Exception:  # torch and pickle raise many kinds, with advice that is not for users
+            raise PredictError(f"not a facemask model file (or corrupted): {path}") from None
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return model
+
+
+def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
+    """The cascade of ``models_dir/{face,eyes,mouth}/convlstm.pt`` (`facemask.inference.fusion.Cascade`), checked.
+
+    Each model must be a facemask checkpoint trained for its region's classes: face 5 (background,
+    skin, eyes, lips, inner mouth), eyes 2 (background, eye), mouth 3 (background, lips, inner mouth).
+
+    Raises:
+        PredictError: naming the folder or file and what is wrong.
+    """
+
+    device = predict_device(device)
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise PredictError(f"{models_dir}: models folder not found (train them with `dvc repro`, "
+                           "or pass --models DIR)")
+    models = {}
+    for region in REGIONS:
+        classes = len(REGION_CLASS_IDS[region])
+        path = models_dir / region / "convlstm.pt"
+        model = load_facemask_model(path, f"{models_dir} needs face/, eyes/ and mouth/convlstm.pt")
+        if model.classes != classes:
+            raise PredictError(f"{path}: this {region} model was trained for {model.classes} classes; "
+                               f"the cascade needs {classes}")
+        models[region] = model
+    try:
+        return Cascade(models["face"], models["eyes"], models["mouth"], device=device, batch=batch)
+    except ValueError as e:
+        raise PredictError(f"{models_dir}: {e}") from None
+
+
+#: The learned methods of ``--method`` (``landmarks`` and ``auto`` need no models).
+LEARNED_METHODS = ("cascade", "primary", "fcn")
+
+
+class SingleModel:
+    """One face model behind the segmenter interface of `predict`: the primary ConvLSTM-FCN alone
+    (``--method primary``) or the per-frame FCN (``--method fcn``), on T-frame windows of face crops."""
+
+    def __init__(self, model, device: str = "auto", batch: int = 4):
+        self.device = devices.resolve_device(device, what="train.device")
+        self.model = prepare_model(model, self.device)
+        self.size = int(model.config["input_size"])
+        self.T = int(model.config.get("T") or 5)
+        self.batch = int(batch)
+
+    def __call__(self, windows):
+        return window_labels(self.model, windows, self.size, self.batch, self.device)
+
+
+def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4):
+    """What `predict` runs: the cascade (`load_cascade`), or with `method` ``primary`` / ``fcn`` the face
+    model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`).
+
+    Raises:
+        PredictError: an unknown method, or a missing, unreadable or wrong-class model file.
+    """
+    if method not in LEARNED_METHODS:
+        raise PredictError(f"--method {method!r}: valid: {', '.join(LEARNED_METHODS)}")
+    if method == "cascade":
+        return load_cascade(models_dir, device, batch)
+    path = Path(models_dir) / "face" / ("convlstm.pt" if method == "primary" else "fcn.pt")
+    model = load_facemask_model(path, "train it with `dvc repro`, or pass --models DIR")
+    if model.classes != 5 or "input_size" not in model.config:
+        raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
+                           f"{model.classes} classes")
+    return SingleModel(model, device, batch)
+
+
+#: ``data.source`` values that are real video: models trained on them are used on real faces.
+REAL_SOURCES = ("300vw", "300vw-mask")
+
+
+def models_data(models_dir: str | Path) -> dict | None:
+    """What the face model in `models_dir` was trained on: its ``config["data"]`` (``source``, ``videos``),
+    ``{}`` for a model file from before this was recorded, None when there is no readable face model."""
+
+    for name in ("convlstm.pt", "fcn.pt"):
+        path = Path(models_dir) / "face" / name
+        if path.is_file():
+            try:
+                return dict(load_checkpoint(path)["config"].get("data") or {})
+            except Exception:  # unreadable: load_segmenter names the problem if a learned method is asked for
+                return None
+    return None
+
+
+def choose_method(models_dir: str | Path) -> tuple[str, str, dict | None]:
+    """``--method auto``: (method, why, the models' training data).
+
+    The learned cascade when the face model was trained on real video (`REAL_SOURCES`); the landmark
+    method when it was trained on the synthetic benchmark (such models do not transfer to real faces:
+    README) or when there is no face model. A model file that does not record its training data
+    (written before this was recorded) keeps the cascade, which is what `predict` did before, with a warning.
+    """
+    data = models_data(models_dir)
+    if data is None:
+        return "landmarks", f"no readable face model in {models_dir}", None
+    source, videos = data.get("source"), data.get("videos")
+    if source is None:
+        return "cascade", f"the models in {models_dir} do not record what they were trained on (older files)", data
+    if source in REAL_SOURCES:
+        return "cascade", f"the models were trained on real video ({source}, {videos} videos)", data
+    return "landmarks", (f"the models were trained on {source} data ({videos} videos), which does not transfer "
+                         "to real faces"), data
+
+
+def models_warning(method: str, data: dict | None) -> str | None:
+    """The warning for a learned method whose models were not trained on real video."""
+    if method == "landmarks" or data is None:
+        return None
+    source = data.get("source")
+    if source is None:
+        return ("the models do not record what they were trained on; if they were trained on the synthetic "
+                "benchmark they will not work on real faces (try --method landmarks)")
+    if source not in REAL_SOURCES:
+        return (f"the models were trained on {source} data ({data.get('videos')} videos): on real video they "
+                "do not transfer (16.5 % mIoU measured on real faces, README); use --method landmarks for real video")
+    return None
+
+
+def predict_device(device: str):
+    """``--device``: ``auto``/``cpu``/``cuda``/``cuda:N`` -> a torch.device (`facemask.core.devices.resolve_device`),
+    or a PredictError saying why not."""
+    try:
+        return devices.resolve_device(device, what="--device")
+    except (RuntimeError, ValueError) as e:
+        raise PredictError(str(e)) from None
+
+
+class WindowQueue:
+    """Located frames -> T-frame windows of one face segment -> the network, `batch` windows at a time
+    -> the writer, in frame order. Holds at most about ``2·batch·T`` frames (see the module docstring)."""
+
+    def __init__(self, segmenter, batch: int, writer: Writer, timings: dict, bar):
+        self.segmenter, self.T, self.batch = segmenter, getattr(segmenter, "T", 1), batch
+        self.writer, self.timings, self.bar = writer, timings, bar
+        self.queue: deque[FrameItem] = deque()  # every frame not yet written, in order
+        self.window: list[FrameItem] = []       # the open window of the current face segment
+        self.ready: list[list[FrameItem]] = []  # closed windows waiting for the network
+        self.no_face: list[str] = []
+        self.with_face = 0
+
+    def add(self, item: FrameItem, box) -> None:
+        """Queue a located frame: `box` is its crop box in frame pixels, or None (no face). A frame whose
+        label is already there (``--method landmarks``) goes straight to the writer."""
+        item.box = box
+        if box is None:
+            self.no_face.append(item.name)
+            self._close()
+        elif item.label is not None:
+            self.with_face += 1
+        else:
+            self.with_face += 1
+            x0, y0, x1, y1 = box
+            item.crop = cv2.cvtColor(item.frame[y0:y1, x0:x1], cv2.COLOR_BGR2RGB)
+            self.window.append(item)
+            if len(self.window) == self.T:
+                self._close()
+        self.queue.append(item)
+        # a long stretch without a face behind a waiting window must not pile up frames
+        if self.ready and (len(self.ready) >= self.batch or len(self.queue) > 2 * self.batch * self.T):
+            self._network()
+        self._write()
+
+    def finish(self) -> None:
+        self._close()
+        if self.ready:
+            self._network()
+        self._write()
+
+    def _close(self) -> None:
+        if self.window:
+            self.ready.append(self.window)
+            self.window = []
+
+    def _network(self) -> None:
+        t0 = time.perf_counter()
+        T = self.T  # a short window is filled up with its last crop; the ConvLSTM is causal
+        labels = self.segmenter([[it.crop for it in w] + [w[-1].crop] * (T - len(w)) for w in self.ready])
+        for w, lw in zip(self.ready, labels):
+            for it, lab in zip(w, lw):
+                it.label, it.crop = lab, None
+        self.ready = []
+        self.timings["network"] += time.perf_counter() - t0
+
+    def _write(self) -> None:
+        while self.queue and self.queue[0].done:
+            self.writer.write(self.queue.popleft())
+            self.bar.update(1)
+

@@ -1,0 +1,6 @@
+"""Layer 4: the paper's measures on a test set — IoU reports, significance over groups of sequences, seeds,
+per-subject and per-time-step tables, temporal stability, figures.
+
+The modules are imported by name (``from facemask.evaluation.X import ...``); this file imports nothing.
+"""
+__all__ = ["metrics"]

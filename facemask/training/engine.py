@@ -1,0 +1,532 @@
+"""One training / evaluation loop for every phase and region (Sect. 4.2).
+
+* ``fcn``: the reference FCN from scratch (or ImageNet), cross-entropy, Adam, lr 1e-3 decaying
+  linearly to 0 over the run.
+* ``convlstm``: the ConvLSTM-FCN built from that region's trained FCN (every weight but ``conv6``),
+  trained on T-frame windows with CE, the IoU loss (Eq. 3) or the Segmentation Loss (Eq. 7),
+  Adam or RMSprop, lr for the ConvLSTM and lr·γ for every other layer, or the ConvLSTM alone
+  (``freeze_backbone``).
+
+After every epoch the model is scored on the validation split (mIoU over the non-background
+classes, from one confusion matrix over the whole split); the best epoch's weights are the output.
+Curves go to DVCLive, the best epoch's metrics to its ``metrics.json``.
+
+Every epoch ends with a checkpoint (model, optimiser, scheduler, RNG states, best weights so far,
+per-epoch history, and a fingerprint of everything that determines the result). A rerun with the
+same fingerprint continues after the last finished epoch and ends, on CPU, with exactly the weights
+and metrics of an uninterrupted run: the data order and augmentation depend only on (seed, epoch,
+index) (see `facemask.data.datasets`), so there is no loader state to restore.
+
+Runs on CPU or CUDA (channels_last on both: +10 % on this CPU; bf16 autocast and ``cudnn.benchmark`` on
+CUDA; `facemask.core.devices` picks the device or says why CUDA cannot be used), and under ``torchrun`` as DDP,
+on one node or several. The batch in the params is global — items per optimiser step, the paper's 16
+frames or N = 2 sequences on any hardware — and so is the learning rate, which never scales with the
+number of processes. Each global batch is cut into near-equal micro-batches over the processes
+(`facemask.data.datasets.ShardedBatchSampler`, any process count: with more processes than items, the spare
+ones carry a zero-weight padding item), so P processes take the same steps as one process
+accumulating P micro-batches (``accum``), down to the BatchNorm statistics of each micro-batch; only
+the BatchNorm running averages differ (DDP keeps rank 0's). ``sync_bn`` (CUDA) normalises over all
+processes' micro-batches instead. A run interrupted on one process count continues on another: the
+checkpoint's fingerprint leaves out how a global batch is computed (device, workers, accum, sync_bn,
+compile). Only rank 0 writes files; rank 0 builds the first model before the others, so pretrained
+weights are downloaded once into the shared cache. Validation is shared out and its confusion
+matrices summed. Nothing waits on the device inside a step except at the log points (every
+`LOG_EVERY` micro-batches on CUDA): the loss's finiteness is checked there.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from facemask.core.io import atomic_file
+from facemask.core.iou import iou_per_class, mean_iou
+from facemask.data.datasets import (
+    ClipDataset,
+    ShardedBatchSampler,
+    batch_to_device,
+    check_split,
+    eval_batches,
+    make_loader,
+)
+from facemask.data.store import load_orig_labels
+from facemask.models.nets import ConvLSTMFCN
+from facemask.models.registry import PHASES, build_model, load_model, save_model
+from facemask.training import losses
+from facemask.training.distributed import Dist, join, process_group
+
+log = logging.getLogger(__name__)
+
+#: Settings that change how a global batch is computed, not which: a checkpoint continues across them.
+HARDWARE = ("device", "workers", "accum", "sync_bn", "compile")
+#: On CUDA, the micro-batches between two host synchronisations (progress bar, finiteness check).
+LOG_EVERY = 25
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides one training run (the stage fills it from params.yaml).
+
+    `batch_size` counts items per optimiser step: frames for ``fcn``, T-frame sequences (the
+    paper's N) for ``convlstm``. It is global: under DDP the processes share each batch
+    (`facemask.data.datasets.ShardedBatchSampler`), and `lr` is that of the global batch on any process count.
+    """
+
+    phase: str                                  # fcn | convlstm
+    classes: int
+    model: dict = field(default_factory=dict)   # nets.build_model: encoder, encoder_weights, output_stride, peephole
+    class_names: list[str] | None = None
+    epochs: int = 1
+    batch_size: int = 16
+    T: int = 5                                  # convlstm: frames per sequence
+    lr: float = 1e-3
+    lr_decay: str = "linear"                    # linear (to 0 at the last step) | none
+    optimizer: str = "adam"                     # adam | rmsprop
+    gamma: float = 1.0                          # convlstm: lr * gamma for every layer but the ConvLSTM
+    freeze_backbone: bool = False               # convlstm: train the ConvLSTM alone
+    freeze_bn: bool = False                     # convlstm: keep the encoder's batch-norm statistics
+    loss: str = "ce"                            # ce | iou | segloss
+    loss_kwargs: dict = field(default_factory=dict)
+    augment: bool = True
+    max_steps_per_epoch: int | None = None      # cap on optimiser steps per epoch (quick runs)
+    accum: int = 1                              # micro-batches accumulated per step in each process
+    seed: int = 0
+    device: str = "auto"                        # auto | cpu | cuda | cuda:N (facemask.core.devices)
+    workers: int = 0                            # data-loader processes (persistent across epochs)
+    sync_bn: bool = False                       # DDP on CUDA: SyncBatchNorm over the processes' micro-batches
+    compile: bool = False                       # torch.compile the training forward
+    data: dict = field(default_factory=dict)    # what the data is (source, videos): recorded in the model file
+
+    def __post_init__(self):
+        if self.phase not in PHASES:
+            raise ValueError(f"phase {self.phase!r}; valid: {PHASES}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
+        if self.lr_decay not in ("linear", "none"):
+            raise ValueError(f"lr_decay {self.lr_decay!r}; valid: linear, none")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
+        if self.class_names is None:
+            self.class_names = [f"class{c}" for c in range(self.classes)]
+        if len(self.class_names) != self.classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.classes} classes")
+
+
+@dataclass
+class RunPaths:
+    clips: Path                 # <clips>/<region>: {train,val}/{images,labels}.npy
+    model: Path                 # the best weights (models/<region>/<phase>.pt)
+    live: Path                  # DVCLive folder (metrics/train/<region>/<phase>)
+    checkpoint: Path            # per-epoch state (models/.checkpoints/<region>/<phase>.pt)
+    init: Path | None = None    # convlstm: the region's fcn.pt
+
+
+# Fused Adam: 4x faster steps on CPU than the default loop. Keras's RMSprop (the authors'
+# framework) uses rho = 0.9 where torch's default alpha is 0.99.
+OPTIMIZERS = {
+    "adam": lambda groups: torch.optim.Adam(groups, fused=True),
+    "rmsprop": lambda groups: torch.optim.RMSprop(groups, alpha=0.9),
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def phase_model(cfg: TrainConfig, init: Path | None = None, calibration=None,
+                device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The phase's model; a ConvLSTM-FCN from the region's FCN at `init` (`calibration`: a few training
+    frames, uint8 (..., H, W, 3) or float (N, 3, H, W), that scale the ``conv6`` initialisation, run in
+    small batches on `device`, see `nets.conv6_score_std`)."""
+    if cfg.phase == "fcn":
+        return build_model("fcn", {**cfg.model, "classes": cfg.classes})
+    if init is None or not Path(init).is_file():
+        raise FileNotFoundError(f"{init}: the ConvLSTM-FCN starts from this region's trained FCN (run train_fcn first)")
+    fcn = load_model(init, map_location=device)
+    if fcn.classes != cfg.classes:
+        raise ValueError(f"{init}: an FCN of {fcn.classes} classes, this region has {cfg.classes}")
+    model = ConvLSTMFCN.from_fcn(fcn, peephole=cfg.model.get("peephole", True),
+                                 output_scale=cfg.model.get("output_scale", 1.0),
+                                 init=cfg.model.get("convlstm_init", "conv6"), calibration=calibration)
+    return model.freeze_backbone(cfg.freeze_backbone).freeze_bn(cfg.freeze_bn)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam/RMSprop; for the ConvLSTM-FCN lr on the ConvLSTM and lr*gamma elsewhere (or the ConvLSTM alone)."""
+    if cfg.phase == "fcn":
+        groups = [{"params": list(model.parameters()), "lr": cfg.lr, "name": "all"}]
+    else:
+        groups = model.param_groups(cfg.lr, cfg.gamma)
+    return OPTIMIZERS[cfg.optimizer](groups)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    if cfg.lr_decay == "linear":  # the paper's "learning rate 0.001 with linear decays", per step to 0
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Processes, determinism
+
+
+def check_config(cfg: TrainConfig, processes: int, device_type: str | None = None) -> None:
+    """Whether `cfg` can train on `processes` processes (and `device_type`, when known); the stage calls it
+    for both phases before any training, so a bad combination fails in minutes, not after the FCNs.
+
+    Raises:
+        ValueError: naming the setting and what would work (`facemask.data.datasets.check_split`; ``sync_bn``
+            with several processes on the CPU: torch's SyncBatchNorm runs on GPUs only).
+    """
+    idle = check_split(cfg.batch_size, processes, cfg.accum, cfg.sync_bn)
+    if cfg.sync_bn and processes > 1 and device_type == "cpu":
+        raise ValueError("sync_bn needs CUDA: torch's SyncBatchNorm does not run on the CPU")
+    if idle and processes > 1:
+        log.warning("%s: %d of %d processes get no item of a batch of %d (a zero-weight padding item instead)",
+                    cfg.phase, idle, processes, cfg.batch_size)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fingerprint(cfg: TrainConfig, paths: RunPaths) -> str:
+    """What a checkpoint must share with this run to be continued: the config (not the `HARDWARE`
+    settings, which change how a batch is computed, not which, nor the data record), the data files,
+    and the FCN a ConvLSTM-FCN starts from."""
+    conf = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in (*HARDWARE, "data")}
+    files = []
+    for split in ("train", "val"):
+        for p in sorted(f for f in (paths.clips / split).iterdir() if f.is_file()):
+            st = p.stat()
+            files.append([split, p.name, st.st_size, st.st_mtime_ns])
+    h = hashlib.sha256(json.dumps([conf, files], sort_keys=True, default=str).encode())
+    if cfg.phase == "convlstm" and paths.init is not None:
+        h.update(Path(paths.init).read_bytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------
+# The loop
+
+
+def _forward_loss(model, x, y, loss_fn, amp: bool) -> torch.Tensor:
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        scores = model(x)
+    # (B, [T,] C, H, W) -> (N, C, H, W); the losses run in float32
+    return loss_fn(scores.float().flatten(0, scores.dim() - 4), y.flatten(0, y.dim() - 3))
+
+
+def train_epoch(net, batches, opt, sched, loss_fn, divisors=(1.0,), amp: bool = False,
+                check_every: int = 1) -> torch.Tensor:
+    """One pass over `batches` (micro-batches, ``len(divisors)`` per optimiser step); returns (sum of losses, count).
+
+    Each micro-batch's loss is divided by its entry of `divisors` before the backward pass (the number of
+    micro-batches when they are equal; 0: a padding micro-batch, weight 0, not counted): see
+    `facemask.data.datasets.ShardedBatchSampler`. Host and device synchronise only every `check_every` micro-batches
+    (and at the end), where a non-finite loss raises.
+    """
+    accum = len(divisors)
+    device = next(net.parameters()).device
+    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # the first micro-batch with a non-finite loss
+    n = len(batches)
+    for i, (x, y) in enumerate(batches):
+        x, y = batch_to_device(x, y, device)
+        div = divisors[i % accum]
+        last = (i + 1) % accum == 0
+        # under DDP, gradients are averaged over the processes on a step's last micro-batch only
+        with contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
+            loss = _forward_loss(net, x, y, loss_fn, amp)
+            (loss / div if div else loss * 0.0).backward()
+        if div:
+            loss = loss.detach()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
+            loss_sum += torch.stack([loss.double(), torch.ones_like(loss_sum[0])])
+        if (i + 1) % check_every == 0 or i + 1 == n:  # a host sync: only here
+            if first_bad.item() >= 0:
+                raise FloatingPointError(f"the training loss is not finite at micro-batch {first_bad.item()}")
+            if hasattr(batches, "set_postfix"):
+                batches.set_postfix(loss=f"{loss.item():.4f}")
+        if last:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+    return loss_sum
+
+
+@torch.no_grad()
+def evaluate(model, loader, classes: int, device: torch.device, amp: bool = False,
+             targets: list[list[np.ndarray]] | None = None) -> torch.Tensor:
+    """The (C, C) confusion matrix of `model` over `loader` (rows: truth, columns: prediction).
+
+    With `targets` (per batch of `loader`, the labels of its frames, in order, at each crop's own
+    resolution) every frame's scores are resized bilinearly to its crop's size before the arg-max, as the
+    test set is scored (`facemask.inference.fusion.labels_at`); otherwise the packed labels are compared at the
+    packed size.
+    """
+    model.eval()
+    cm = torch.zeros(classes * classes, dtype=torch.int64, device=device)
+    for b, (x, y) in enumerate(loader):
+        x, y = batch_to_device(x, y, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            scores = model(x)
+        if targets is None:
+            cm += torch.bincount((y * classes + scores.argmax(dim=-3)).flatten(), minlength=classes * classes)
+            continue
+        scores = scores.float().flatten(0, scores.dim() - 4)  # (frames, C, S, S)
+        for s, t in zip(scores, targets[b]):
+            pred = F.interpolate(s[None], size=t.shape, mode="bilinear", align_corners=False)[0].argmax(0)
+            t = torch.from_numpy(t).to(device).long()
+            cm += torch.bincount((t * classes + pred).flatten(), minlength=classes * classes)
+    return cm.view(classes, classes)
+
+
+def _score(record: dict) -> float:
+    """Val mIoU, with an undefined one (no foreground class anywhere) ranking last."""
+    return record["val/mIoU"] if np.isfinite(record["val/mIoU"]) else -np.inf
+
+
+def _nest(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split("/")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def _open_live(paths: RunPaths, history: list[dict]):
+    """A fresh DVCLive folder holding the epochs already done (replayed from the checkpoint), so
+    its curves always match the checkpointed state, however the last run ended."""
+    from dvclive import Live
+
+    class CurvesOnly(Live):
+        def _init_dvc(self):  # no repository look-up: files in `dir` only
+            self._dvc_file = "dvc.yaml"
+
+    kw = dict(resume=False, dvcyaml=False, save_dvc_exp=False)
+    try:
+        live = Live(str(paths.live), **kw)
+    except Exception as e:  # DVCLive's repository look-up fails in a git repo without commits
+        log.warning("DVCLive could not open the repository (%s); writing %s without it", e, paths.live)
+        live = CurvesOnly(str(paths.live), **kw)
+    for record in history:
+        for key, value in record.items():
+            live.log_metric(key, value)
+        live.next_step()
+    return live
+
+
+def train(cfg: TrainConfig, paths: RunPaths, keep_checkpoint: bool = False) -> dict:
+    """Train one phase of one region; write the best weights to `paths.model`; return its metrics.
+
+    The last checkpoint is removed once the model is written, unless `keep_checkpoint` (a caller training
+    several models in one stage keeps the finished ones' until all are done: a rerun after an interruption
+    then rewrites them from their checkpoints instead of retraining). Under torchrun the process group is
+    set up here and torn down on return, unless the caller had set it up (then it stays the caller's).
+    """
+    with process_group(cfg.device):
+        d, device = join(cfg.device)  # the group is up (or not needed): this process's place and device
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        if device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        try:
+            random.seed(cfg.seed)
+            np.random.seed(cfg.seed)
+            torch.manual_seed(cfg.seed)
+            run = _TrainingRun(cfg, paths, d, device)
+            run.build()
+            run.resume()
+            run.fit()
+            return run.finish(keep_checkpoint)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+
+
+class _TrainingRun:
+    """One call of `train`, step by step: the data (on construction), `build` the model and its optimiser,
+    `resume` from a checkpoint of this very run, `fit` the remaining epochs, `finish` (write the best model)."""
+
+    def __init__(self, cfg: TrainConfig, paths: RunPaths, d: Dist, device: torch.device):
+        self.cfg, self.paths, self.d, self.device = cfg, paths, d, device
+        self.amp = device.type == "cuda"
+        window = cfg.T if cfg.phase == "convlstm" else None
+        check_config(cfg, d.world, device.type)
+        self.train_set = ClipDataset(paths.clips / "train", window=window, augment=cfg.augment, seed=cfg.seed)
+        val_set = ClipDataset(paths.clips / "val", window=window)
+        self.sampler = ShardedBatchSampler(len(self.train_set), cfg.batch_size, seed=cfg.seed, rank=d.rank,
+                                           world=d.world, accum=cfg.accum, max_batches=cfg.max_steps_per_epoch,
+                                           sync_bn=cfg.sync_bn)
+        val_batches = eval_batches(len(val_set), cfg.batch_size, d.rank, d.world)
+        self.val_loader = make_loader(val_set, val_batches, cfg.workers, pin_memory=self.amp)
+        self.loader = make_loader(self.train_set, self.sampler, cfg.workers, pin_memory=self.amp,
+                                  seed=cfg.seed)  # workers persist
+        self.val_targets = None  # the val labels at each crop's own size, when the split has them
+        orig = load_orig_labels(paths.clips / "val")
+        if orig is not None:
+            self.val_targets = [[orig[f] for i in batch for f in val_set.frames_of(i)] for batch in val_batches]
+        if d.main:
+            unit = f"{cfg.T}-frame sequences" if window else "frames"
+            log.info("%s: %d train %s (%d steps of %d per epoch), %d val %s, %d process(es) on %s", paths.clips,
+                     len(self.train_set), unit, self.sampler.steps, cfg.batch_size, len(val_set), unit, d.world, device)
+
+    def build(self) -> None:
+        """The phase's model on the device (channels_last; SyncBatchNorm when asked), its optimiser, schedule, loss."""
+        cfg, d = self.cfg, self.d
+        calibration = None
+        if cfg.phase == "convlstm":  # every 5th training clip's first window, un-augmented: the same in each process
+            calibration = np.asarray(self.train_set.images[::5, :cfg.T])
+        with d.main_first():  # pretrained weights: downloaded by rank 0, then read from the cache by the others
+            model = phase_model(cfg, self.paths.init, calibration, self.device).to(self.device)
+        if cfg.sync_bn and d.world > 1:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(memory_format=torch.channels_last)
+        self.opt = build_optimizer(self.model, cfg)
+        self.sched = build_scheduler(self.opt, cfg, cfg.epochs * self.sampler.steps)
+        self.loss_fn = losses.build_loss(cfg.loss, **cfg.loss_kwargs)
+
+    def validate(self) -> dict:
+        """Val mIoU and per-class IoU of the model as it is (the processes' confusion matrices summed)."""
+        cfg = self.cfg
+        cm = evaluate(self.model, self.val_loader, cfg.classes, self.device, self.amp, self.val_targets)
+        if self.d.world > 1:
+            dist.all_reduce(cm)
+        cm = cm.cpu().numpy()
+        return {"val/mIoU": mean_iou(cm), **{f"val/IoU/{n}": float(v) for n, v in zip(cfg.class_names, iou_per_class(cm))}}
+
+    def resume(self) -> None:
+        """Continue after the last finished epoch when the checkpoint belongs to this very run (`fingerprint`);
+        a new ConvLSTM-FCN is scored once as converted, before any step (DESIGN.md)."""
+        cfg, paths, d = self.cfg, self.paths, self.d
+        self.fp = fingerprint(cfg, paths)
+        self.start, self.history, self.best = 0, [], {"epoch": -1, "metrics": None, "state": None}
+        self.converted = None  # convlstm: the val metrics of the model as converted from its FCN
+        if paths.checkpoint.is_file():
+            ckpt = torch.load(paths.checkpoint, map_location="cpu", weights_only=False)
+            if ckpt.get("fingerprint") == self.fp:
+                self.model.load_state_dict(ckpt["model"])
+                self.opt.load_state_dict(ckpt["optimizer"])
+                self.sched.load_state_dict(ckpt["scheduler"])
+                self.start, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
+                self.converted = ckpt.get("converted")
+                _set_rng_state(ckpt["rng"])
+                if d.main:
+                    log.info("%s: resuming after epoch %d of %d", paths.checkpoint, self.start, cfg.epochs)
+            elif d.main:
+                log.info("%s: written by another configuration; starting afresh", paths.checkpoint)
+            del ckpt
+        if cfg.phase == "convlstm" and self.converted is None:  # how much the conversion itself costs
+            self.converted = self.validate()
+            if d.main:
+                log.info("converted from %s: val mIoU %.4f before fine-tuning", paths.init, self.converted["val/mIoU"])
+
+    def fit(self) -> None:
+        """The remaining epochs, each followed by validation and (rank 0) the curves and a checkpoint."""
+        cfg, d, device = self.cfg, self.d, self.device
+        net = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None) if d.world > 1 else self.model
+        if cfg.compile:
+            net = torch.compile(net)
+        self.live = _open_live(self.paths, self.history) if d.main else None
+        for epoch in range(self.start, cfg.epochs):
+            t0 = time.perf_counter()
+            loss_sum = self.train_one_epoch(net, epoch)
+            train_time = time.perf_counter() - t0
+            record = {"train/loss": float(loss_sum[0] / loss_sum[1]), **self.validate(), **self.lrs}
+            self.history.append(record)
+            if self.best["metrics"] is None or _score(record) > _score(self.best["metrics"]):
+                self.best = {"epoch": epoch, "metrics": record,
+                             "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+            if d.main:
+                self.end_epoch(epoch, record, train_time, time.perf_counter() - t0)
+            d.barrier()
+
+    def train_one_epoch(self, net, epoch: int) -> torch.Tensor:
+        """One epoch's steps on every process; returns (sum of losses, count) over all processes. Keeps the
+        learning rates of its first step in `lrs`."""
+        cfg, d = self.cfg, self.d
+        net.train()
+        self.sampler.set_epoch(epoch)  # the epoch travels to the (persistent) workers with every index
+        groups = self.opt.param_groups
+        self.lrs = {"lr" if len(groups) == 1 else f"lr/{g['name']}": g["lr"] for g in groups}
+        bar = tqdm(self.loader, desc=f"{self.paths.clips.name} {cfg.phase} {epoch + 1}/{cfg.epochs}",
+                   disable=not d.main, leave=False, dynamic_ncols=True)
+        loss_sum = train_epoch(net, bar, self.opt, self.sched, self.loss_fn, self.sampler.divisors, self.amp,
+                               check_every=1 if self.device.type == "cpu" else LOG_EVERY)
+        if d.world > 1:
+            dist.all_reduce(loss_sum)
+            for b in self.model.buffers():  # BatchNorm statistics: rank 0's, as DDP broadcasts them
+                dist.broadcast(b, 0)
+        return loss_sum
+
+    def end_epoch(self, epoch: int, record: dict, train_time: float, seconds: float) -> None:
+        """Rank 0: the epoch's log line, its curves, and the checkpoint a rerun continues from."""
+        cfg, best = self.cfg, self.best
+        items = self.sampler.steps * cfg.batch_size * (cfg.T if cfg.phase == "convlstm" else 1)
+        log.info("epoch %d/%d: loss %.4f, val mIoU %.4f (best %.4f at epoch %d); %.1f img/s, %.0f s",
+                 epoch + 1, cfg.epochs, record["train/loss"], record["val/mIoU"], best["metrics"]["val/mIoU"],
+                 best["epoch"] + 1, items / train_time, seconds)
+        for key, value in record.items():
+            self.live.log_metric(key, value)
+        self.live.next_step()
+        save_checkpoint(self.paths.checkpoint, {
+            "fingerprint": self.fp, "epoch": epoch + 1, "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "best": best,
+            "history": self.history, "rng": _rng_state(), "converted": self.converted})
+
+    def finish(self, keep_checkpoint: bool) -> dict:
+        """Rank 0 writes the best epoch's weights (`facemask.models.registry.save_model`) and the summary."""
+        cfg, paths, d, best = self.cfg, self.paths, self.d, self.best
+        metrics = {"best_epoch": best["epoch"] + 1, **_nest({k: v for k, v in best["metrics"].items()
+                                                             if not k.startswith("lr")})}
+        if self.converted is not None:
+            metrics["converted"] = _nest(self.converted)
+        if d.main:
+            model = self.model
+            model.load_state_dict(best["state"])
+            config = {**cfg.model, "classes": cfg.classes, "class_names": cfg.class_names, "region": paths.clips.name,
+                      "input_size": int(self.train_set.images.shape[2]), "data": dict(cfg.data)}
+            if cfg.phase == "convlstm":
+                config["T"] = cfg.T
+                config["output_scale"] = model.output_scale  # the number, where the params say `auto`
+            save_model(paths.model, model, cfg.phase, config, epoch=best["epoch"] + 1, metrics=metrics)
+            self.live.summary = dict(metrics)
+            self.live.end()
+            if not keep_checkpoint:
+                paths.checkpoint.unlink(missing_ok=True)
+            log.info("wrote %s (epoch %d, val mIoU %.4f) and %s", paths.model, metrics["best_epoch"],
+                     metrics["val"]["mIoU"], paths.live)
+        d.barrier()
+        return metrics
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Written under a temporary name and renamed: an interruption never leaves half a checkpoint."""
+    with atomic_file(path, "wb") as f:
+        torch.save(state, f)
