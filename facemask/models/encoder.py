@@ -53,7 +53,7 @@ def make_encoder(name: str, weights: str | None = None, output_stride: int = 16,
     if name.startswith("tu-") and weights is not None:
         weights = True  # timm: the pretrained tag is part of the name
     try:
-        return get_encoder(name, weights=weights, output_stride=output_stride, depth=depth)
+        encoder = get_encoder(name, weights=weights, output_stride=output_stride, depth=depth)
     except OSError as e:  # huggingface_hub / requests / urllib failures are all OSErrors
         if weights is None:
             raise
@@ -62,7 +62,43 @@ def make_encoder(name: str, weights: str | None = None, output_stride: int = 16,
             f"internet the first time (then they are cached by huggingface_hub). Set "
             f"`model.encoder_weights: null` in params.yaml to start from random weights instead. ({e})"
         ) from e
+    freeze_unused(encoder)
+    return encoder
 
+
+def freeze_unused(encoder: nn.Module, size: int = 64) -> tuple[str, ...]:
+    """Freeze the parameters `encoder`'s forward never uses (``requires_grad`` False); their names are kept
+    in ``encoder.unused_parameters`` (and returned).
+
+    smp truncates an encoder to `depth` stages in its forward only: the stages beyond stay registered (a
+    ResNet at ``encoder_depth`` 3 never runs ``layer3`` and ``layer4``: 10.5 M of resnet18's 11.2 M
+    parameters), and a few encoders keep a head they never run (EfficientNet's ``conv_head``). Such
+    parameters get no gradient, which DDP takes for an error (issue 24: "Expected to have finished
+    reduction in the prior iteration"); frozen, neither DDP nor an optimiser sees them. They stay in the
+    state dict, so checkpoints keep their layout. Found by one forward and backward pass of a zero image of
+    `size` pixels in eval mode: no running statistic moves and no random number is drawn.
+    """
+    names = [n for n, _ in encoder.named_parameters()]
+    unused = set(getattr(encoder, "unused_parameters", ()))
+    params = {n: p for n, p in encoder.named_parameters() if p.requires_grad}
+    if params:
+        modes = {m: m.training for m in encoder.modules()}
+        try:
+            with torch.enable_grad():
+                encoder.eval()
+                out = encoder(torch.zeros(1, 3, size, size, device=next(iter(params.values())).device))
+                total = sum(f.float().sum() for f in out if f.requires_grad)
+                grads = (torch.autograd.grad(total, list(params.values()), allow_unused=True)
+                         if torch.is_tensor(total) else [None] * len(params))
+        finally:
+            for m, training in modes.items():
+                m.training = training
+        unused |= {n for n, g in zip(params, grads) if g is None}
+    for n, p in encoder.named_parameters():
+        if n in unused:
+            p.requires_grad_(False)
+    encoder.unused_parameters = tuple(n for n in names if n in unused)
+    return encoder.unused_parameters
 
 
 class EncoderNet(nn.Module):

@@ -347,7 +347,9 @@ class ConvLSTMFCN(EncoderNet):
         running statistics do not drift either; `train()` keeps them there.
         """
         self.backbone_frozen = frozen
-        self.encoder.requires_grad_(not frozen)
+        unused = set(getattr(self.encoder, "unused_parameters", ()))  # never trained (`encoder.freeze_unused`)
+        for name, p in self.encoder.named_parameters():
+            p.requires_grad_(not frozen and name not in unused)
         return self.train(self.training)
 
     def freeze_bn(self, frozen: bool = True) -> "ConvLSTMFCN":

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from facemask.core.errors import ParamsError
 from facemask.core.io import atomic_file
 from facemask.core.iou import iou_per_class, mean_iou
 from facemask.data.datasets import (
@@ -197,6 +198,65 @@ def check_config(cfg: TrainConfig, processes: int, device_type: str | None = Non
     if idle and processes > 1:
         log.warning("%s: %d of %d processes get no item of a batch of %d (a zero-weight padding item instead)",
                     cfg.phase, idle, processes, cfg.batch_size)
+
+
+def ddp_preflight(model: torch.nn.Module, train_set, loss_fn, cfg: TrainConfig, d: Dist, device: torch.device,
+                  amp: bool = False) -> None:
+    """Before a multi-process run trains: does every trainable parameter get a gradient from a micro-batch?
+
+    DDP (without ``find_unused_parameters``) needs a gradient for every parameter on every step; one that
+    gets none stops the run only at its second step, with DDP's "Expected to have finished reduction in the
+    prior iteration" (issue 24). So every process runs, once, what an idle process runs each step: the
+    padding micro-batch (the first training item, loss x 0, `train_epoch`), forward and backward in
+    training mode; the processes add up their counts, and a parameter without a gradient on any of them
+    stops all of them in seconds with one line naming the setting. Nothing of the check remains: the
+    gradients are dropped and the buffers (BatchNorm statistics), the random state (dropout) and every
+    module's train/eval mode are restored, so the run is the one it would be without it. One process:
+    nothing to check (and nothing runs).
+
+    Raises:
+        ParamsError: ``params.yaml: <setting> ...: N trainable parameters get no gradient (names...)``.
+    """
+    if d.world == 1:
+        return
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+    modes = {m: m.training for m in model.modules()}
+    x, y = batch_to_device(*torch.utils.data.default_collate([train_set[(0, 0)]]), device)
+    try:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            model.train()
+            for p in params.values():
+                p.grad = None
+            (_forward_loss(model, x, y, loss_fn, amp) * 0.0).backward()
+        missing = [n for n, p in params.items() if p.grad is None]
+    finally:
+        for p in params.values():
+            p.grad = None
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                b.copy_(buffers[n])
+        for m, training in modes.items():
+            m.training = training
+    count = torch.tensor(len(missing), device=device)
+    dist.all_reduce(count)
+    if count.item() == 0:
+        return
+    m = cfg.model
+    if "batch_norm" in m:                                       # a Table 2 baseline (stages.train baselines)
+        setting = f"baselines.archs ({m.get('arch')}, baselines.batch_norm {m['batch_norm']})"
+    elif m.get("arch", "fcn") != "fcn":
+        setting = f"model.arch {m['arch']}"
+    elif missing and not missing[0].startswith("encoder."):
+        setting = f"model.peephole {m.get('peephole')} / model.convlstm_init {m.get('convlstm_init')}"
+    else:
+        setting = f"model.encoder {m.get('encoder')} / model.encoder_depth {m.get('encoder_depth')}"
+    what = (f"{len(missing)} trainable parameter(s) get no gradient from a training micro-batch ("
+            + ", ".join(missing[:3]) + (f" and {len(missing) - 3} more)" if len(missing) > 3 else ")")
+            if missing else "trainable parameters get no gradient on another process")
+    raise ParamsError(f"params.yaml: {setting} (train.{cfg.phase} on {d.world} processes): {what}; DDP needs one "
+                      f"for every parameter at every step: train on one process (train.launcher: python) or "
+                      f"change the setting")
 
 
 def _rng_state() -> dict:
@@ -411,6 +471,8 @@ class _TrainingRun:
         self.opt = build_optimizer(self.model, cfg)
         self.sched = build_scheduler(self.opt, cfg, cfg.epochs * self.sampler.steps)
         self.loss_fn = losses.build_loss(cfg.loss, **cfg.loss_kwargs)
+        # several processes: a setting DDP cannot train fails here, in seconds, not at the second step
+        ddp_preflight(self.model, self.train_set, self.loss_fn, cfg, d, self.device, self.amp)
 
     def validate(self) -> dict:
         """Val mIoU and per-class IoU of the model as it is (the processes' confusion matrices summed)."""
