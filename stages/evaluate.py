@@ -33,19 +33,9 @@ from facemask.core.iou import confusion_matrix, finite_or_none, mean_iou
 from facemask.data.clips import read_split_clips
 from facemask.data.labels import CLASS_NAMES, read_label_png
 from facemask.data.store import load_split
-from facemask.evaluation.metrics import (
-    comparison_figure,
-    flip_rate,
-    iou_report,
-    reports_by,
-    seeds_summary,
-    seeds_table,
-    sequence_groups,
-    significance,
-    stability_report,
-    subject_table,
-    timestep_table,
-)
+from facemask.evaluation.metrics import (comparison_figure, flip_rate, iou_report, reports_by, seeds_summary,
+                                         seeds_table, sequence_groups, significance, stability_report, subject_table,
+                                         timestep_table)
 from facemask.inference.fusion import CLIP_METHODS
 from stages._common import load_params, run_stage, setup_logging, stage_args
 

@@ -23,18 +23,8 @@ from _stages import stage_command
 from facemask.data import raw
 from facemask.data.landmarks import format_pts
 from facemask.data.layout import CATEGORIES, DATASET_DIR, MASK_DATASET_DIR, category_of
-from facemask.data.raw import (
-    ArchiveError,
-    ChecksumError,
-    DownloadError,
-    LayoutError,
-    RawDataError,
-    download,
-    fetch_raw,
-    safe_extract,
-    validate_300vw,
-    validate_300vw_mask,
-)
+from facemask.data.raw import (ArchiveError, ChecksumError, DownloadError, LayoutError, RawDataError, download,
+                               fetch_raw, safe_extract, validate_300vw, validate_300vw_mask)
 
 ROOT = Path(__file__).resolve().parent.parent
 

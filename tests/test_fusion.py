@@ -8,16 +8,8 @@ import torch.nn.functional as F
 from _stages import stage_args
 from torch import nn
 
-from facemask.inference.fusion import (
-    CLIP_METHODS,
-    Cascade,
-    ClipPredictor,
-    merge_region,
-    per_frame,
-    predict_packed,
-    to_input,
-    windows_of,
-)
+from facemask.inference.fusion import (CLIP_METHODS, Cascade, ClipPredictor, merge_region, per_frame, predict_packed,
+                                       to_input, windows_of)
 
 # ---------------------------------------------------------------------------------------------------
 # The replacement rule on hand-made masks

@@ -16,17 +16,8 @@ import pytest
 from PIL import Image
 from scipy.interpolate import CubicSpline
 
-from facemask.data.labels import (
-    EYES,
-    INNER_MOUTH,
-    LIPS,
-    PALETTE,
-    SKIN,
-    classes_to_rgb,
-    read_label_png,
-    rgb_to_classes,
-    write_label_png,
-)
+from facemask.data.labels import (EYES, INNER_MOUTH, LIPS, PALETTE, SKIN, classes_to_rgb, read_label_png,
+                                  rgb_to_classes, write_label_png)
 from facemask.data.landmarks import write_pts
 from facemask.data.mask_dataset import build_masks
 from facemask.data.masks import fill_polygon, landmarks_to_mask, spline_piece, square_crop_box

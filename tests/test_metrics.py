@@ -10,18 +10,8 @@ import pytest
 from _stages import stage_args
 
 from facemask.core.iou import confusion_matrix, iou_per_class, mean_iou
-from facemask.evaluation.metrics import (
-    flip_rate,
-    flips,
-    iou_report,
-    paired_tests,
-    reports_by,
-    sequence_groups,
-    significance,
-    stability_report,
-    subject_table,
-    timestep_table,
-)
+from facemask.evaluation.metrics import (flip_rate, flips, iou_report, paired_tests, reports_by, sequence_groups,
+                                         significance, stability_report, subject_table, timestep_table)
 from facemask.inference.smoothing import gaussian_weights, temporal_smooth
 
 

@@ -39,14 +39,8 @@ from tqdm import tqdm
 
 from facemask.app.locate import FaceLocator
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
-from facemask.app.segmenters import (
-    LEARNED_METHODS,
-    WindowQueue,
-    choose_method,
-    load_segmenter,
-    models_data,
-    models_warning,
-)
+from facemask.app.segmenters import (LEARNED_METHODS, WindowQueue, choose_method, load_segmenter, models_data,
+                                     models_warning)
 from facemask.app.sources import FrameSource, Prefetch, open_source
 from facemask.core.errors import PredictError
 from facemask.core.io import atomic_dir

@@ -18,28 +18,11 @@ from facemask.core.io import atomic_dir, atomic_write_json, atomic_write_text, s
 from facemask.data.labels import REGION_CLASS_IDS, REGION_CLASS_NAMES, REGIONS, region_palette, remap_labels
 from facemask.data.layout import frame_stem
 from facemask.data.regions import DEFAULT_ASPECT, clip_boxes, crop_zoom, pack_clip, region_sizes
-from facemask.data.sampling import (
-    SPLITS,
-    clip_index,
-    missing_frames,
-    official_clips,
-    read_frames,
-    read_sampled,
-    sample_clips,
-    split_videos,
-    video_key,
-)
+from facemask.data.sampling import (SPLITS, clip_index, missing_frames, official_clips, read_frames, read_sampled,
+                                    sample_clips, split_videos, video_key)
 from facemask.data.sheets import contact_sheet
-from facemask.data.store import (
-    ORIG_LABELS,
-    STORAGES,
-    BlobWriter,
-    decode_image,
-    decode_label,
-    link_blobs,
-    load_split,
-    write_split_meta,
-)
+from facemask.data.store import (ORIG_LABELS, STORAGES, BlobWriter, decode_image, decode_label, link_blobs, load_split,
+                                 write_split_meta)
 
 log = logging.getLogger(__name__)
 

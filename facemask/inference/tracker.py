@@ -44,16 +44,8 @@ from facemask.data.labels import write_label_png
 from facemask.data.layout import frame_stem, parse_stem
 from facemask.data.masks import landmarks_to_mask
 from facemask.data.video import iter_frames
-from facemask.inference.detect import (
-    DetectorError,
-    FaceDetector,
-    HogFaceDetector,
-    dlib_model,
-    hog_svm,
-    import_dlib,
-    make_detector,
-    to_gray,
-)
+from facemask.inference.detect import (DetectorError, FaceDetector, HogFaceDetector, dlib_model, hog_svm, import_dlib,
+                                       make_detector, to_gray)
 
 log = logging.getLogger(__name__)
 

@@ -55,14 +55,8 @@ from tqdm import tqdm
 from facemask.core.errors import ParamsError
 from facemask.core.io import atomic_file
 from facemask.core.iou import iou_per_class, mean_iou
-from facemask.data.datasets import (
-    ClipDataset,
-    ShardedBatchSampler,
-    batch_to_device,
-    check_split,
-    eval_batches,
-    make_loader,
-)
+from facemask.data.datasets import (ClipDataset, ShardedBatchSampler, batch_to_device, check_split, eval_batches,
+                                    make_loader)
 from facemask.data.store import load_orig_labels
 from facemask.models.nets import ConvLSTMFCN
 from facemask.models.registry import PHASES, build_model, load_model, save_model
