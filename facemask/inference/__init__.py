@@ -3,4 +3,4 @@ and the landmark tracker.
 
 The modules are imported by name (``from facemask.inference.X import ...``); this file imports nothing.
 """
-__all__ = ["detect", "fusion", "smoothing", "tracker"]
+__all__ = ["detect", "fusion", "probes", "smoothing", "tracker"]

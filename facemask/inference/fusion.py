@@ -89,28 +89,54 @@ def labels_at(scores: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     return s[0].max(0).indices.to(torch.uint8).cpu().numpy()
 
 
+class Stream:
+    """The ConvLSTM state a stream of windows carries from one window to the next (a clip, or a face segment of
+    a video): the windows of a stream are then scored as one sequence, so no frame after the stream's first is
+    scored without a past. `reset` starts a new stream."""
+
+    def __init__(self):
+        self.state = None
+
+    def reset(self) -> None:
+        self.state = None
+
+
 @torch.no_grad()
-def run_model(model: torch.nn.Module, x: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
-    """`model` on `x` (N, ...) in chunks of `batch` items (bf16 autocast on CUDA); float32 scores on the CPU."""
+def run_model(model: torch.nn.Module, x: torch.Tensor, batch: int, device: torch.device,
+              stream: Stream | None = None, **forward) -> torch.Tensor:
+    """`model` on `x` (N, ...) in chunks of `batch` items (bf16 autocast on CUDA); float32 scores on the CPU.
+
+    With `stream` the N items are consecutive T-frame windows (N, T, ...) of one stream, scored in order from
+    the state the stream holds, which they leave updated (a ConvLSTM-FCN; `Stream`). `forward` goes to the
+    model (``memory=False``: every frame from the zero state).
+    """
     out = []
     amp = device.type == "cuda"
     for i in range(0, x.shape[0], batch):
         xb = x[i:i + batch].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            out.append(model(xb).float().cpu())
+            if stream is None:
+                out.append(model(xb, **forward).float().cpu())
+                continue
+            n, t = xb.shape[:2]
+            scores, stream.state = model(xb.reshape(1, n * t, *xb.shape[2:]), stream.state, return_state=True,
+                                         **forward)
+            out.append(scores.reshape(n, t, *scores.shape[2:]).float().cpu())
     return torch.cat(out) if out else torch.empty(0)
 
 
 def window_labels(model: torch.nn.Module, windows: Sequence[Sequence[np.ndarray]], size: int, batch: int,
-                  device: torch.device, inputs: np.ndarray | None = None) -> list[list[np.ndarray]]:
+                  device: torch.device, inputs: np.ndarray | None = None, stream: Stream | None = None,
+                  **forward) -> list[list[np.ndarray]]:
     """`model`'s labels for windows of T RGB uint8 crops, each at its crop's size.
 
     The crops are resized to `size` (or `inputs`, (n, T, size, size, 3), are those already resized); an
-    FCN runs frame by frame, a ConvLSTM-FCN over each window.
+    FCN runs frame by frame, a ConvLSTM-FCN over each window (with `stream`, over the windows as one
+    sequence, `run_model`).
     """
     x = to_input(np.stack([np.stack([resize_image(c, size) for c in w]) for w in windows])
                  if inputs is None else inputs, size)
-    scores = run_model(model, x, batch, device)
+    scores = run_model(model, x, batch, device, stream, **forward)
     return [[labels_at(scores[i, t], crop.shape[:2]) for t, crop in enumerate(w)] for i, w in enumerate(windows)]
 
 
@@ -185,6 +211,10 @@ class Cascade:
         device: where the models run.
         batch: windows per forward pass.
         input_sizes: per region, the side the model expects; default: the checkpoint's ``input_size``.
+        stream: the primary carries its ConvLSTM state from each window into the next of the stream (`Stream`:
+            no frame after the stream's first is scored without a past); False: every window starts from the
+            zero state, as the paper trains and scores it. The zoomed models always start each window afresh
+            (their box moves from window to window).
 
     Example::
 
@@ -193,7 +223,7 @@ class Cascade:
     """
 
     def __init__(self, face, eyes, mouth, zoom: dict[str, dict] | None = None, device="cpu", batch: int = 4,
-                 input_sizes: dict[str, int] | None = None):
+                 input_sizes: dict[str, int] | None = None, stream: bool = False):
         self.device = devices.resolve_device(device, what="train.device")
         self.models = {"face": face, "eyes": eyes, "mouth": mouth}
         for region, m in self.models.items():
@@ -211,7 +241,13 @@ class Cascade:
             raise ValueError(f"input size unknown for {missing}: pass input_sizes (the checkpoints carry none)")
         self.T = int(getattr(face, "config", {}).get("T") or 5)
         self.batch = int(batch)
+        self.stream = Stream() if stream else None
         self.reset()
+
+    def streaming(self) -> "Cascade":
+        """The same models as a cascade whose primary carries its state across the windows of a stream."""
+        return Cascade(self.models["face"], self.models["eyes"], self.models["mouth"], self.zoom, self.device,
+                       self.batch, self.sizes, stream=True)
 
     @classmethod
     def from_dir(cls, models_dir: str | Path, zoom: dict[str, dict] | None = None, device="auto",
@@ -227,8 +263,10 @@ class Cascade:
         return cls(models["face"], models["eyes"], models["mouth"], zoom, device, batch)
 
     def reset(self) -> None:
-        """Start a new stream: forget the last boxes."""
+        """Start a new stream: forget the last boxes (and, streaming, the primary's state)."""
         self._last: dict[str, tuple[int, int, int, int]] = {}
+        if self.stream is not None:
+            self.stream.reset()
 
     # -- the steps ---------------------------------------------------------------------------------
 
@@ -237,7 +275,8 @@ class Cascade:
 
     def primary_labels(self, windows: Sequence[Sequence[np.ndarray]], inputs: np.ndarray | None = None):
         """The primary model's labels, at each crop's size, for every window."""
-        return window_labels(self.models["face"], windows, self.sizes["face"], self.batch, self.device, inputs)
+        return window_labels(self.models["face"], windows, self.sizes["face"], self.batch, self.device, inputs,
+                             self.stream)
 
     def locate(self, labels: Sequence[np.ndarray], region: str) -> tuple[tuple[int, int, int, int], str | None]:
         """The pixel box of `region` over a window of primary labels, and which fallback gave it."""
@@ -294,7 +333,12 @@ class Cascade:
 # Every method of the paper on one test clip
 
 
+#: The paper's methods on a clip.
 CLIP_METHODS = ("fcn", "fcn_smooth", "primary", "cascade")
+#: Beside them (not in the paper): the primary and the cascade with the ConvLSTM state carried across the
+#: windows of the clip (`Stream`), and the memoryless control, the primary's weights with the state reset
+#: at every frame (what the ConvLSTM-FCN scores without its past).
+TEMPORAL_METHODS = ("primary_stream", "cascade_stream", "primary_reset")
 
 
 def windows_of(n: int, T: int) -> list[list[int]]:
@@ -314,12 +358,15 @@ def per_frame(windows: Sequence[Sequence[int]], outputs: Sequence[Sequence], n: 
 
 
 class ClipPredictor:
-    """The four methods compared in the paper, on whole clips of face crops.
+    """Every method, on whole clips of face crops.
 
     * ``fcn`` — the baseline FCN, frame by frame;
-    * ``fcn_smooth`` — its softmax averaged over T frames with Gaussian weights (`metrics.temporal_smooth`);
+    * ``fcn_smooth`` — its softmax averaged over T frames with Gaussian weights
+      (`facemask.inference.smoothing.temporal_smooth`);
     * ``primary`` — the face ConvLSTM-FCN alone, on the windows 0.., T.., 2T.. of the clip;
     * ``cascade`` — the primary with the zoomed eye and mouth models (`Cascade`);
+    * `TEMPORAL_METHODS`: ``primary_stream`` and ``cascade_stream`` (the state carried across the clip's
+      windows), ``primary_reset`` (the primary's weights, the state reset at every frame);
     * one more per entry of `baselines` (``{name: per-frame model}``, Table 2's VGG-16 FCNs), frame by frame
       as ``fcn``.
 
@@ -329,14 +376,14 @@ class ClipPredictor:
     def __init__(self, fcn: torch.nn.Module, cascade: Cascade, sigma: float,
                  baselines: dict[str, torch.nn.Module] | None = None):
         self.fcn = prepare_model(fcn, cascade.device)
-        self.cascade = cascade
+        self.cascade, self.streaming = cascade, cascade.streaming()
         self.sigma = float(sigma)
         self.baselines = {name: prepare_model(m, cascade.device) for name, m in (baselines or {}).items()}
-        clash = set(self.baselines) & {*CLIP_METHODS}
+        clash = set(self.baselines) & {*CLIP_METHODS, *TEMPORAL_METHODS}
         if clash:
             raise ValueError(f"baseline names {sorted(clash)} clash with the paper's methods")
         # "cascade" includes the primary
-        self.seconds = {m: 0.0 for m in ("fcn", "fcn_smooth", "cascade", *self.baselines)}
+        self.seconds = {m: 0.0 for m in ("fcn", "fcn_smooth", "cascade", *TEMPORAL_METHODS[1:], *self.baselines)}
 
     def __call__(self, crops: Sequence[np.ndarray], packed: np.ndarray | None = None) -> tuple[dict, list[WindowResult]]:
         """Labels of every method for one clip.
@@ -346,33 +393,47 @@ class ClipPredictor:
             packed: optional (L, S, S, 3) uint8, the same crops as packed for training (the models' input).
 
         Returns ``({method: [L label maps]}, [the cascade's WindowResult per window]))``; the methods are
-        `CLIP_METHODS` and the baselines' names.
+        `CLIP_METHODS`, `TEMPORAL_METHODS` and the baselines' names.
         """
         T, n = self.cascade.T, len(crops)
         sizes = [c.shape[:2] for c in crops]
         frames = np.stack([resize_image(c, self.cascade.sizes["face"]) for c in crops]) if packed is None \
             else np.asarray(packed)
-        t0 = time.perf_counter()
-        probs = fcn_probs(self.fcn, frames, self.cascade.device)
-        out = {"fcn": [labels_at(probs[i], sizes[i]) for i in range(n)]}
-        t1 = time.perf_counter()
-        smooth = torch.from_numpy(temporal_smooth(probs.numpy(), self.sigma, T))
-        out["fcn_smooth"] = [labels_at(smooth[i], sizes[i]) for i in range(n)]
-        t2 = time.perf_counter()
+        out, results = self._per_frame(frames, sizes, T), []
         idx = windows_of(n, T)
-        self.cascade.reset()  # each clip is a stream of its own
-        results = self.cascade.run([[crops[i] for i in w] for w in idx], frames[np.asarray(idx)])
-        out["primary"] = per_frame(idx, [r.primary for r in results], n)
-        out["cascade"] = per_frame(idx, [r.cascade for r in results], n)
-        t3 = time.perf_counter()
-        for m, dt in (("fcn", t1 - t0), ("fcn_smooth", t2 - t1), ("cascade", t3 - t2)):
-            self.seconds[m] += dt
+        windows, inputs = [[crops[i] for i in w] for w in idx], frames[np.asarray(idx)]
+        for name, cascade in (("cascade", self.cascade), ("cascade_stream", self.streaming)):
+            t0 = time.perf_counter()
+            cascade.reset()  # each clip is a stream of its own
+            runs = cascade.run(windows, inputs)
+            primary = name.replace("cascade", "primary")
+            out[primary] = per_frame(idx, [r.primary for r in runs], n)
+            out[name] = per_frame(idx, [r.cascade for r in runs], n)
+            results = results or runs
+            self.seconds[name] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        face = self.cascade.models["face"]
+        out["primary_reset"] = per_frame(idx, window_labels(face, windows, self.cascade.sizes["face"], self.cascade.batch,
+                                                            self.cascade.device, inputs, memory=False), n)
+        self.seconds["primary_reset"] += time.perf_counter() - t0
         for name, model in self.baselines.items():
             t0 = time.perf_counter()
             p = fcn_probs(model, frames, self.cascade.device)
             out[name] = [labels_at(p[i], sizes[i]) for i in range(n)]
             self.seconds[name] += time.perf_counter() - t0
         return out, results
+
+    def _per_frame(self, frames: np.ndarray, sizes, T: int) -> dict:
+        """``fcn`` and ``fcn_smooth``: the FCN's softmax per frame, and smoothed over T frames."""
+        t0 = time.perf_counter()
+        probs = fcn_probs(self.fcn, frames, self.cascade.device)
+        out = {"fcn": [labels_at(probs[i], sizes[i]) for i in range(len(sizes))]}
+        t1 = time.perf_counter()
+        smooth = torch.from_numpy(temporal_smooth(probs.numpy(), self.sigma, T))
+        out["fcn_smooth"] = [labels_at(smooth[i], sizes[i]) for i in range(len(sizes))]
+        self.seconds["fcn"] += t1 - t0
+        self.seconds["fcn_smooth"] += time.perf_counter() - t1
+        return out
 
 
 @torch.no_grad()

@@ -158,7 +158,10 @@ class ConvLSTM(nn.Module):
         h = torch.sigmoid(go) * torch.tanh(c)
         return h, c
 
-    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None,
+                return_state: bool = False):
+        """H_t for every t of (B, T, C_in, h, w), from `state` (H_0, C_0; None: zero); with `return_state` also
+        the state after the last frame, (H_T, C_T), to carry into the next window of a stream."""
         if x.dim() != 5:
             raise ValueError(f"ConvLSTM expects (B, T, C, h, w), got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
@@ -169,7 +172,8 @@ class ConvLSTM(nn.Module):
         for k in range(t):
             state = self.step(None, state, gx=gx[:, k])
             out.append(state[0])
-        return torch.stack(out, dim=1)
+        h = torch.stack(out, dim=1)
+        return (h, state) if return_state else h
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.hidden_channels}, kernel_size={self.kernel_size}, "
@@ -318,17 +322,40 @@ class ConvLSTMFCN(EncoderNet):
             init_from_conv6(model.convlstm, fcn.conv6, 1.0 / (CONV6_RANGE * std))
         return model.to(next(fcn.parameters()).device)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                memory: bool = True, return_state: bool = False):
+        """Scores (B, T, C, H, W) of sequences (B, T, 3, H, W).
+
+        Args:
+            state: the ConvLSTM's (H, C) to start from, each (B, C, h, w) (None: zero, as in training); a
+                stream carries the state one window returns into the next (`facemask.inference.fusion`).
+            memory: False runs every frame from the zero state: the same weights without the past (the
+                memoryless control of Table 4 and of the memory checks).
+            return_state: also return the state after the last frame.
+        """
         if x.dim() != 5:
             raise ValueError(f"ConvLSTMFCN expects (B, T, 3, H, W) sequences, got shape {tuple(x.shape)}")
         b, t = x.shape[:2]
-        size = x.shape[-2:]
         f = self.features(x.reshape(b * t, *x.shape[2:]))          # (B·T, c, h, w)
-        h = self.convlstm(f.reshape(b, t, *f.shape[1:]))           # Reshape1 -> ConvLSTM: (B, T, C, h, w)
-        scores = self._resize(h.reshape(b * t, *h.shape[2:]), size)  # Reshape2 -> bilinear resize
+        return self.head(f.reshape(b, t, *f.shape[1:]), x.shape[-2:], state, memory=memory,
+                         return_state=return_state)
+
+    def head(self, f: torch.Tensor, size, state: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+             memory: bool = True, return_state: bool = False):
+        """Everything after the encoder: features (B, T, c, h, w) -> Reshape1 -> ConvLSTM -> Reshape2 ->
+        bilinear resize to `size` -> scores (B, T, C, H, W) (and the last state with `return_state`). The
+        head-only phase trains it on cached features (`facemask.training.head`)."""
+        b, t = f.shape[:2]
+        if not memory:  # every frame a sequence of its own
+            if state is not None:
+                raise ValueError("memory=False starts every frame from the zero state: pass no state")
+            f = f.reshape(b * t, 1, *f.shape[2:])
+        h, last = self.convlstm(f, state, return_state=True)       # (B, T, C, h, w)
+        scores = self._resize(h.reshape(b * t, *h.shape[2:]), tuple(size))
         if self.output_scale != 1.0:
             scores = scores * self.output_scale
-        return scores.reshape(b, t, *scores.shape[1:])
+        scores = scores.reshape(b, t, *scores.shape[1:])
+        return (scores, last) if return_state else scores
 
     def param_groups(self, lr: float, gamma: float) -> list[dict[str, Any]]:
         """Optimizer groups of Sect. 4.2: `lr` for the ConvLSTM, `lr`·`gamma` for every other layer.

@@ -1,0 +1,64 @@
+"""Memory probes: does a temporal model use its past? (Not in the paper; the evidence its claim needs.)
+
+On each test clip, the last frame of every full T-frame window is replaced, in the models' input only, by
+an all-black frame (``black``) or by uniform noise (``noise``); its ground truth stays the frame's. A
+per-frame model sees nothing of the face there. A model that remembers the window's earlier frames can hold
+the face: the ceiling is the *hold*, the FCN's labels of the frame before carried to this frame's crop
+(`facemask.evaluation.conditions`). `probe_clip` gives the labels on the replaced frames of
+
+* ``fcn`` — the per-frame FCN (what no memory gives),
+* ``primary`` — the face ConvLSTM-FCN on the paper's windows (its memory: the window's earlier frames),
+* ``primary_stream`` — the same with the state carried across the clip's windows (`facemask.inference.fusion.Stream`),
+* ``primary_reset`` — the same weights with the state reset at every frame (the memoryless control).
+
+The evaluate stage scores them (``metrics/eval/memory.json``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from facemask.inference.fusion import ClipPredictor, Stream, fcn_probs, labels_at, per_frame, window_labels, windows_of
+
+#: The replacement frames.
+PROBES = ("black", "noise")
+#: The methods probed.
+PROBED = ("fcn", "primary", "primary_stream", "primary_reset")
+
+
+def probe_frames(n: int, T: int) -> list[int]:
+    """The frames replaced in an n-frame clip: the last of every full T-frame window (T-1, 2T-1, ...)."""
+    return [s + T - 1 for s in range(0, n - T + 1, T)]
+
+
+def replacement(kind: str, shape: tuple[int, ...], seed: Sequence[int]) -> np.ndarray:
+    """An all-black frame, or uniform noise in 0..255 drawn by a generator seeded by `seed`, uint8 `shape`."""
+    if kind == "black":
+        return np.zeros(shape, np.uint8)
+    if kind == "noise":
+        return np.random.default_rng(list(seed)).integers(0, 256, shape, dtype=np.uint8)
+    raise ValueError(f"unknown probe {kind!r}; valid: {', '.join(PROBES)}")
+
+
+def probe_clip(predictor: ClipPredictor, crops: Sequence[np.ndarray], packed: np.ndarray, kind: str,
+               seed: Sequence[int]) -> dict[str, dict[int, np.ndarray]]:
+    """``{method: {frame index: labels}}`` of `PROBED` on the replaced frames (`probe_frames`) of one clip
+    whose packed frames (L, S, S, 3) get the `kind` replacement (`replacement`, seeded by `seed` and the
+    frame). Labels at each crop's own size, as every method's."""
+    cascade = predictor.cascade
+    T, n = cascade.T, len(crops)
+    frames = np.array(packed)
+    probed = probe_frames(n, T)
+    for i in probed:
+        frames[i] = replacement(kind, frames[i].shape, (*seed, i))
+    idx = windows_of(n, T)
+    windows, inputs = [[crops[i] for i in w] for w in idx], frames[np.asarray(idx)]
+    face, size, batch, device = cascade.models["face"], cascade.sizes["face"], cascade.batch, cascade.device
+    probs = fcn_probs(predictor.fcn, frames[probed], device)
+    out = {"fcn": {i: labels_at(p, crops[i].shape[:2]) for i, p in zip(probed, probs)}}
+    runs = {"primary": {}, "primary_stream": {"stream": Stream()}, "primary_reset": {"memory": False}}
+    for name, forward in runs.items():
+        labels = per_frame(idx, window_labels(face, windows, size, batch, device, inputs, **forward), n)
+        out[name] = {i: labels[i] for i in probed}
+    return out
