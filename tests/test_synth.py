@@ -192,25 +192,66 @@ def test_category3_occluders_cover_the_face():
 
 
 def test_transients_hit_a_few_frames_and_spare_their_neighbours():
+    from dataclasses import replace
+
+    from facemask.data.synth.degrade import LENGTHS, TRANSIENTS
     cfg = dict(FRAMES, transient_rate=6.0, occluder_rate=0.0)
-    seen = set()
-    for index in range(8):
-        plan = plan_video(cfg, 4, index, 1)
+    seen, occluded = set(), []
+    for index in range(12):
+        plan = plan_video(cfg, 4, index, 1 + index % 3)
+        calm = replace(plan, events=[], occluders=[])     # the same video without its events
         for e in plan.events:
-            assert 2 <= e.length <= 6
-            if e.start < 2 or e.start + e.length >= plan.frames or e.kind == "occluder":
+            lo, hi = LENGTHS[e.kind]
+            assert lo <= e.length <= hi or e.start + e.length == plan.frames, e
+            if e.start < 2 or e.start + e.length >= plan.frames:
                 continue
             assert plan.event(e.start - 1) is None and plan.event(e.start + e.length) is None
+            # the frames around an event are the event-free video's
+            for k in (e.start - 1, e.start + e.length):
+                assert np.array_equal(render_frame(plan, k), render_frame(calm, k)), (e, k)
             t = e.start + e.length // 2
-            hit = render_frame(plan, t).astype(np.float32)
-            before, before2 = (render_frame(plan, k).astype(np.float32) for k in (e.start - 1, e.start - 2))
-            if e.kind == "blur":
-                sharp = lambda f: cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()
-                assert sharp(hit) < 0.5 * sharp(before), e
+            info = {}
+            hit = render_frame(plan, t, info=info)
+            variant = e.params["variant"]
+            if e.kind == "drop" and variant == "freeze":
+                assert np.array_equal(hit, render_frame(plan, e.start - 1)), e   # the last frame again
+            elif e.kind == "drop":
+                assert hit.astype(np.float32).std(axis=(0, 1)).max() < 4, e      # a flat frame
+            elif e.kind == "occluder":                    # in front of the face in every frame of the event
+                occluded += [_occ(plan, k) for k in range(e.start, e.start + e.length)]
             else:
-                assert np.abs(hit - before).mean() > 3 * np.abs(before - before2).mean() + 5, e
-            seen.add(e.kind)
-    assert seen == {"blur", "noise", "flash", "dropout"}
+                d = np.abs(hit.astype(np.float32) - render_frame(calm, t)).mean()
+                assert d > 3, (e, d)
+            seen.add((e.kind, variant))
+    assert {k for k, _ in seen} == set(TRANSIENTS)
+    assert min(occluded) > 0.1 and np.mean(occluded) > 0.4, occluded
+
+
+def test_transient_mix_weights_the_kinds():
+    from facemask.data.synth.degrade import MIX, TRANSIENTS, transient_mix
+    only = {k: 0.0 for k in TRANSIENTS} | {"drop": 1.0, "flash": 3.0}
+    cfg = dict(FRAMES, transient_rate=8.0, transient_mix=only)
+    kinds = [e.kind for i in range(6) for e in plan_video(cfg, 2, i, 2).events]
+    assert set(kinds) == {"drop", "flash"} and kinds.count("flash") > 1.5 * kinds.count("drop")
+    shares = transient_mix({"transient_mix": {"noise": 2.0}})      # the others keep their default weight
+    assert shares["noise"] == pytest.approx(2.0 / (sum(MIX.values()) - MIX["noise"] + 2.0))
+    with pytest.raises(ValueError, match="unknown kinds"):
+        transient_mix({"transient_mix": {"dropout": 1.0}})
+    with pytest.raises(ValueError, match="weights"):
+        transient_mix({"transient_mix": {k: 0.0 for k in TRANSIENTS}})
+
+
+def test_knob_defaults_are_the_params_schemas():
+    from facemask.core.params import Synthetic, TransientMix
+    from facemask.data.synth.degrade import KNOBS, MIX
+    assert TransientMix().model_dump() == MIX
+    assert {k: Synthetic.model_fields[k].default for k in KNOBS} == KNOBS
+
+
+def _occ(plan, t):
+    info = {}
+    render_frame(plan, t, degrade=False, info=info)
+    return info["occlusion"]
 
 
 def test_categories_differ_in_image_statistics():

@@ -76,6 +76,28 @@ class Section(BaseModel):
 # --------------------------------------------------------------------------------------------- data
 
 
+class TransientMix(Section):
+    """``data.synthetic.transient_mix``: relative frequency of each kind of transient event (normalised to shares
+    of ``transient_rate``; `facemask.data.synth.degrade.TRANSIENTS` describes the kinds)."""
+
+    blur: float = Field(1.0, ge=0)
+    """Motion-blur bursts and focus hunts."""
+    noise: float = Field(0.5, ge=0)
+    """Sensor-noise bursts."""
+    flash: float = Field(1.0, ge=0)
+    """Flashes washing the frame out."""
+    flicker: float = Field(0.5, ge=0)
+    """Light flicker: frames alternately dark and bright."""
+    drop: float = Field(1.0, ge=0)
+    """Dropped frames: black, grey, green, or frozen (the last frame again)."""
+    corrupt: float = Field(1.0, ge=0)
+    """Damaged frames: lost, smeared or displaced macroblocks."""
+    glitch: float = Field(0.5, ge=0)
+    """Compression glitches: a frame at the lowest JPEG quality, or in big blocks."""
+    occluder: float = Field(1.0, ge=0)
+    """A hand or an object swept across the face within a few frames."""
+
+
 class Synthetic(Section):
     """``data.synthetic``: the embedded benchmark's generator (`facemask.data.synth.video.generate`)."""
 
@@ -97,10 +119,13 @@ class Synthetic(Section):
     """Scales the head-pose ranges."""
     occluder_rate: float = Field(0.5, ge=0)
     """Occluders crossing the face per second in category 3."""
-    transient_rate: float = Field(0.8, ge=0)
-    """Transient events per second."""
-    transient_strength: float = Field(1.0, ge=0)
+    transient_rate: float = Field(7.0, ge=0)
+    """Rate of the stream of transient events, all kinds together (category 1 / 2 / 3: x0.6 / 1 / 1.4); each
+    event and the 3 clean frames after it pause it (`facemask.data.synth.degrade.plan_transients`)."""
+    transient_strength: float = Field(1.3, ge=0)
     """Severity of the transient events."""
+    transient_mix: TransientMix = Field(default_factory=TransientMix)
+    """Relative frequency of each kind of transient event."""
     quality: int = Field(90, ge=0, le=100)
     """MJPG quality of vid.avi."""
     workers: Union[int, None] = Field(None, ge=1)

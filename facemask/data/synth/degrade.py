@@ -3,13 +3,15 @@
 Category 1: good light, mild motion. Category 2: poor or over-exposed light, side light,
 colour casts, more noise. Category 3: unconstrained: large poses, occluders crossing the
 face, motion blur, low resolution, compression artefacts. On top, every category has
-transient degradations that last a few frames (blur burst, noise burst, flash, dropout,
-a passing occluder): the frames around one hold what it lacks.
+transient degradations that last 1-6 frames (`TRANSIENTS`: blur and noise bursts, flashes,
+flicker, dropped, damaged and badly coded frames, an occluder swept across the face): the
+frames around one hold what it lacks.
 
 Difficulty knobs (the `data.synthetic` params): `degrade_strength` scales every camera
 degradation, `pose_scale` the pose ranges, `occluder_rate` the occluders crossing the
 face (per second, category 3; categories 1/2 get a share of it), `transient_rate` the
-transient events per second and `transient_strength` their severity.
+rate of the stream of transient events (`plan_transients`), `transient_strength` their
+severity and `transient_mix` the relative frequency of each kind (`TRANSIENTS`).
 """
 from __future__ import annotations
 
@@ -37,10 +39,38 @@ CATEGORY_STYLES: dict[int, dict] = {
             occluders=1.0, transients=1.4),
 }
 
-TRANSIENTS = ("blur", "noise", "flash", "dropout", "occluder")
+#: Transient events, as in 300VW's hard videos: short, frequent, and in every category.
+#: blur: a motion-blur burst (or a focus hunt); noise: a sensor-noise burst (gain jump); flash: a flash
+#: or a light switched on, washing the frame out; flicker: light flicker, frames alternately dark and
+#: bright; drop: a dropped frame (black, grey, a decoder's green, or the last frame again: frozen);
+#: corrupt: a damaged frame (lost macroblocks, blocks smeared down from a lost slice, blocks moved by
+#: wrong motion vectors); glitch: a compression glitch (a frame coded at the lowest quality, or a frame
+#: of big blocks); occluder: a hand or an object passing right in front of the face.
+TRANSIENTS = ("blur", "noise", "flash", "flicker", "drop", "corrupt", "glitch", "occluder")
+#: frames one event of each kind lasts (both ends included)
+LENGTHS = {"blur": (2, 5), "noise": (2, 4), "flash": (1, 3), "flicker": (3, 6), "drop": (1, 3), "corrupt": (1, 3),
+           "glitch": (1, 3), "occluder": (3, 6)}
+#: the forms each kind takes (one drawn per event, uniformly)
+VARIANTS = {"blur": ("motion", "motion", "defocus"), "drop": ("black", "grey", "green", "freeze"),
+            "corrupt": ("blocks", "smear", "shift"), "glitch": ("jpeg", "mosaic")}
+#: relative frequency of each kind among the transient events (`transient_mix`; normalised)
+MIX = dict(blur=1.0, noise=0.5, flash=1.0, flicker=0.5, drop=1.0, corrupt=1.0, glitch=0.5, occluder=1.0)
 
 #: defaults of the difficulty knobs (overridable in `data.synthetic`)
-KNOBS = dict(degrade_strength=1.0, pose_scale=1.0, occluder_rate=0.5, transient_rate=0.8, transient_strength=1.0)
+KNOBS = dict(degrade_strength=1.0, pose_scale=1.0, occluder_rate=0.5, transient_rate=7.0, transient_strength=1.3)
+
+
+def transient_mix(cfg: dict) -> dict[str, float]:
+    """The shares of the transient kinds (summing to 1) from the weights ``cfg["transient_mix"]``; a kind it
+    does not name has its weight in `MIX` (set 0 to leave a kind out)."""
+    mix = {**MIX, **dict(cfg.get("transient_mix") or {})}
+    bad = sorted(set(mix) - set(TRANSIENTS))
+    if bad:
+        raise ValueError(f"data.synthetic.transient_mix: unknown kinds {bad}; valid: {list(TRANSIENTS)}")
+    w = np.array([float(mix.get(k, 0.0)) for k in TRANSIENTS])
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"data.synthetic.transient_mix: weights must be >= 0, some > 0, got {mix!r}")
+    return dict(zip(TRANSIENTS, (w / w.sum()).tolist()))
 
 
 def category_style(category: int, cfg: dict) -> dict:
@@ -123,18 +153,29 @@ class Event:
         return self.start <= t < self.start + self.length
 
 
-def plan_transients(rng: np.random.Generator, n: int, fps: float, rate: float, strength: float) -> list[Event]:
-    """Non-overlapping events of 2-6 frames, at least 3 clean frames apart."""
+def plan_transients(rng: np.random.Generator, n: int, fps: float, rate: float, strength: float,
+                    mix: dict[str, float] | None = None) -> list[Event]:
+    """Non-overlapping events, each of a kind drawn by `mix` (shares; default `MIX`), lasting `LENGTHS` frames,
+    in a form drawn from `VARIANTS`. The first starts after an exponential wait of mean 1 / `rate` s; after
+    each event come 3 clean frames and another such wait, so the realised rate is below `rate` (the default
+    7 gives 2.3 / 3.1 / 3.6 events per second in categories 1 / 2 / 3: DESIGN.md)."""
     events: list[Event] = []
     if rate <= 0:
         return events
+    mix = transient_mix({"transient_mix": mix})
+    kinds = [k for k in TRANSIENTS if mix[k] > 0]
+    p = np.array([mix[k] for k in kinds])
     t = int(rng.exponential(fps / rate))
     while t < n - 1:
-        kind = str(rng.choice(TRANSIENTS, p=[0.25, 0.2, 0.2, 0.15, 0.2]))
-        length = int(rng.integers(2, 7))
-        length = min(length, n - t)
+        kind = str(rng.choice(kinds, p=p / p.sum()))
+        lo, hi = LENGTHS[kind]
+        length = min(int(rng.integers(lo, hi + 1)), n - t)
+        variant = str(rng.choice(VARIANTS[kind])) if kind in VARIANTS else ""
+        if variant == "freeze" and t == 0:
+            variant = "black"                          # nothing to freeze on before the first frame
         events.append(Event(kind, t, length, float(strength * rng.uniform(0.7, 1.3)), {
-            "angle": float(rng.uniform(0, 180)), "blocks": bool(rng.random() < 0.5), "seed": int(rng.integers(1 << 31))}))
+            "angle": float(rng.uniform(0, 180)), "variant": variant, "phase": int(rng.integers(2)),
+            "seed": int(rng.integers(1 << 31))}))
         t += length + 3 + int(rng.exponential(fps / rate))
     return events
 
@@ -160,42 +201,55 @@ class Pipeline:
         # a bank of noise fields; each frame takes a random window (cheaper than fresh noise)
         self.noise = rng.standard_normal((3, height + 32, width + 32, 3)).astype(np.float32)
 
-    def lut(self, gain: float, gamma: float, contrast: float, cast) -> np.ndarray:
+    def lut(self, gain: float, gamma: float, contrast: float, cast, wash: float = 0.0) -> np.ndarray:
         x = np.arange(256, dtype=np.float64)[:, None] / 255.0
         y = np.clip(x * gain * np.asarray(cast)[None, :], 0, None) ** gamma
         y = np.clip((y - 0.5) * contrast + 0.5, 0, 1)
+        if wash > 0:                                   # a flash: everything pulled towards white
+            y = y + (1 - y) * wash
         return (y * 255 + 0.5).astype(np.uint8).reshape(256, 1, 3)
 
     def __call__(self, img: np.ndarray, t: int, velocity: np.ndarray, event: Event | None,
                  rng: np.random.Generator) -> np.ndarray:
         cam = self.cam
         H, W = img.shape[:2]
-        gain, noise, defocus, contrast = cam.gain * cam.flicker[t], cam.noise, cam.defocus, cam.contrast
+        gain, noise, defocus, contrast, wash = cam.gain * cam.flicker[t], cam.noise, cam.defocus, cam.contrast, 0.0
         mb = cam.motion_blur * norm(velocity)
         mb_angle = float(np.degrees(np.arctan2(velocity[1], velocity[0])))
+        kind = event.kind if event is not None else ""
+        variant = event.params.get("variant", "") if event is not None else ""
+        if kind == "drop" and variant != "freeze":     # a frozen frame is the video driver's (render_frame)
+            return _dropped(img, event, t)
+        jpeg, peak, e = cam.jpeg, 0.0, 0.0
         if event is not None:
             e = event.strength
             ph = (t - event.start + 0.5) / event.length
             peak = float(np.sin(np.pi * ph)) ** 0.5
-            if event.kind == "blur":
-                if event.params["blocks"]:
-                    defocus = max(defocus, (2.5 + 3.5 * peak) * e * W / 320)
+            if kind == "blur":
+                if variant == "defocus":                  # on top of the camera's own blur
+                    defocus = defocus + (3.0 + 4.0 * peak) * e * W / 320
                 else:
-                    mb, mb_angle = max(mb, (10 + 14 * peak) * e * W / 320), event.params["angle"]
-            elif event.kind == "noise":
-                noise = max(noise, (22 + 25 * peak) * e)
-            elif event.kind == "flash":
-                gain *= 1 + (1.8 + 2.0 * peak) * e
-                contrast *= 0.75
-            elif event.kind == "dropout" and not event.params["blocks"]:
-                gain *= max(0.04, 0.25 - 0.15 * peak * e)
-                noise = max(noise, 6.0)
+                    mb, mb_angle = mb + (16 + 20 * peak) * e * W / 320, event.params["angle"]
+            elif kind == "noise":
+                noise = max(noise, (30 + 35 * peak) * e)
+            elif kind == "flash":
+                gain *= 1 + (2.5 + 2.5 * peak) * e
+                contrast *= 0.7
+                wash = min(0.92, (0.35 + 0.45 * peak) * e)
+            elif kind == "flicker":                    # alternate frames dark and bright
+                if (t - event.start + event.params["phase"]) % 2 == 0:
+                    gain *= 1 + 2.0 * e
+                    wash = min(0.8, 0.3 * e)
+                else:
+                    gain *= max(0.04, 0.3 - 0.15 * e)
+            elif kind == "glitch" and variant == "jpeg":
+                jpeg = int(np.clip(round(6 - 3 * e), 1, 5))
         out = img
         if mb > 1.5:
             out = cv2.filter2D(out, -1, _line_kernel(min(mb, 40.0), mb_angle), borderType=cv2.BORDER_REFLECT)
         if defocus > 0.3:
             out = cv2.GaussianBlur(out, (0, 0), defocus)
-        out = cv2.LUT(out, self.lut(gain, cam.gamma, contrast, cam.cast))
+        out = cv2.LUT(out, self.lut(gain, cam.gamma, contrast, cam.cast, wash))
         if cam.vignette > 0 or noise > 0.3:
             f = out.astype(np.float32)
             if cam.vignette > 0:
@@ -208,12 +262,63 @@ class Pipeline:
         if cam.lowres > 1.05:
             small = cv2.resize(out, (max(8, int(W / cam.lowres)), max(8, int(H / cam.lowres))), interpolation=cv2.INTER_AREA)
             out = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-        if event is not None and event.kind == "dropout" and event.params["blocks"]:
-            out = _block_loss(out, event, t)
-        if cam.jpeg:
-            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, cam.jpeg])
+        if kind == "glitch" and variant == "mosaic":
+            out = _mosaic(out, max(2, int(round((6 + 6 * peak) * e * W / 320))))
+        if jpeg:
+            ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
             out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        if kind == "corrupt":                          # damage in transmission: after the coding
+            out = _corrupt(out, event, t)
         return out
+
+
+def _dropped(img: np.ndarray, event: Event, t: int) -> np.ndarray:
+    """A dropped frame: black, grey, or a decoder's green (YUV zeros), with a trace of noise."""
+    rng = np.random.default_rng([event.params["seed"], t])
+    base = {"black": (6, 6, 6), "grey": (128, 128, 128), "green": (0, 135, 0)}[event.params["variant"]]
+    jitter = rng.integers(-4, 5, (1, 1, 3)) + rng.integers(-3, 4, img.shape)
+    return np.clip(np.asarray(base)[None, None, :] + jitter, 0, 255).astype(np.uint8)
+
+
+def _mosaic(img: np.ndarray, k: int) -> np.ndarray:
+    """The frame in k x k blocks (a stream coded at a fraction of its resolution)."""
+    H, W = img.shape[:2]
+    small = cv2.resize(img, (max(1, -(-W // k)), max(1, -(-H // k))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (W, H), interpolation=cv2.INTER_NEAREST)
+
+
+def _corrupt(img: np.ndarray, event: Event, t: int) -> np.ndarray:
+    """A damaged frame, in 16 x 16 macroblocks: ``blocks`` lose their detail (`_block_loss`); ``smear``: from a
+    block on, the rest of the frame (in scan order) repeats the last good row downwards, each block a little
+    off in colour (a lost slice); ``shift``: a band of blocks copied from places a wrong motion vector points to."""
+    variant = event.params["variant"]
+    if variant == "blocks":
+        return _block_loss(img, event, t)
+    H, W = img.shape[:2]
+    rng = np.random.default_rng([event.params["seed"], t, 1])
+    bh, bw = (H + 15) // 16, (W + 15) // 16
+    ys, xs = np.mgrid[0:H, 0:W]
+    by, bx = ys // 16, xs // 16
+    if variant == "smear":
+        r0 = int(rng.integers(max(1, int(0.1 * bh)), max(2, int(0.5 * bh)) + 1))
+        c0 = int(rng.integers(0, bw))
+        lost = (by > r0) | ((by == r0) & (bx >= c0))
+        top = np.where(np.arange(W) // 16 >= c0, r0 * 16 - 1, (r0 + 1) * 16 - 1)   # the last good row per column
+        src_y = np.where(lost, np.minimum(top[None, :], H - 1), ys)
+        out = img[src_y, xs]
+        drift = rng.integers(-25, 26, (bh, bw, 3))
+        shade = np.where(lost[..., None], drift[by, bx], 0)
+        return np.clip(out.astype(np.int16) + shade, 0, 255).astype(np.uint8)
+    # shift: a band of block rows, each block moved by the band's vector plus a little of its own
+    rows = int(rng.integers(max(1, int(0.4 * bh)), bh + 1))
+    r0 = int(rng.integers(0, bh - rows + 1))
+    unit = W / 320
+    v = rng.uniform(6, 24, 2) * unit * rng.choice([-1, 1], 2)
+    jit = rng.uniform(-6, 6, (bh, bw, 2)) * unit
+    band = (by >= r0) & (by < r0 + rows)
+    dy = np.where(band, np.round(v[0] + jit[by, bx, 0]).astype(np.int64), 0)
+    dx = np.where(band, np.round(v[1] + jit[by, bx, 1]).astype(np.int64), 0)
+    return img[np.clip(ys + dy, 0, H - 1), np.clip(xs + dx, 0, W - 1)]
 
 
 def _block_loss(img: np.ndarray, event: Event, t: int) -> np.ndarray:

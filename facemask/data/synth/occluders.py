@@ -72,6 +72,24 @@ def make_occluder(rng: np.random.Generator, start: int, length: int, skin: np.nd
                     blur=float(rng.uniform(0.15, 0.4) if kind == "blob" else rng.uniform(0.0, 0.03)))
 
 
+def make_passing(rng: np.random.Generator, start: int, length: int, skin: np.ndarray,
+                 strength: float = 1.0) -> Occluder:
+    """A transient occluder: a hand, a sheet of paper or something close to the lens swept right across the
+    face within a few frames, over it in every one of them (its path starts and ends on the face)."""
+    kind = str(rng.choice(["hand", "hand", "paper", "blob", "blob", "phone"]))
+    target = np.array([rng.uniform(-0.3, 0.3), rng.uniform(-0.4, 0.4)])
+    ang = rng.uniform(0, 2 * np.pi)
+    d = np.array([np.cos(ang), np.sin(ang)]) * rng.uniform(0.4, 0.8)
+    color = skin * rng.uniform(0.85, 1.1, 3) if kind == "hand" and rng.random() < 0.6 else (
+        _random_skin(rng) if kind == "hand" else rng.uniform(10, 240, 3))
+    grow = float(np.clip(strength, 0.7, 1.5))
+    return Occluder(kind=kind, start=start, length=length, p0=target + d, p1=target - d, hold=0.0,
+                    angle=float(rng.uniform(-60, 60) + (180 if rng.random() < 0.2 else 0)),
+                    size=float(rng.uniform(1.1, 1.5) * grow * (1.6 if kind == "blob" else 1.0)),
+                    color=np.asarray(color, dtype=np.float64), color2=rng.uniform(10, 240, 3),
+                    blur=float(rng.uniform(0.15, 0.4) if kind == "blob" else rng.uniform(0.0, 0.03)))
+
+
 def plan_occluders(rng: np.random.Generator, n: int, fps: float, rate: float, skin: np.ndarray) -> list[Occluder]:
     """Occluders crossing the face over ~0.6-2 s each (a Poisson number of them)."""
     out = []

@@ -24,7 +24,7 @@ from facemask.data.landmarks import write_pts
 from facemask.core.pool import process_pool
 from facemask.data.synth import contours as C
 from facemask.data.synth import occluders as O
-from facemask.data.synth.degrade import KNOBS, Camera, Event, Pipeline, category_style, plan_transients
+from facemask.data.synth.degrade import KNOBS, Camera, Event, Pipeline, category_style, plan_transients, transient_mix
 from facemask.data.synth.face import Identity, Pose, Projector, face_points, identity_shape
 from facemask.data.synth.motion import Tracks, make_tracks
 from facemask.data.synth.render import Appearance, Background, PersonRenderer
@@ -117,10 +117,11 @@ def plan_video(cfg: dict, seed: int, index: int, category: int) -> VideoPlan:
     r_occ = np.random.default_rng(s_occ)
     occluders = O.plan_occluders(r_occ, n, fps, knob["occluder_rate"] * style["occluders"], app.skin)
     r_ev = np.random.default_rng(s_ev)
-    events = plan_transients(r_ev, n, fps, knob["transient_rate"] * style["transients"], knob["transient_strength"])
+    events = plan_transients(r_ev, n, fps, knob["transient_rate"] * style["transients"], knob["transient_strength"],
+                             transient_mix(cfg))
     for e in events:
         if e.kind == "occluder":
-            occluders.append(O.make_occluder(r_ev, e.start, e.length, app.skin, fast=True))
+            occluders.append(O.make_passing(r_ev, e.start, e.length, app.skin, e.strength))
     return VideoPlan(index=index, vid=video_id(index), category=category, identity_seed=identity_seed,
                      frame_seed=int(s_frame.generate_state(1)[0]), width=W, height=H, fps=fps,
                      identity=identity, shape=shape, app=app, tracks=tracks, camera=camera, background=background,
@@ -167,6 +168,12 @@ def render_frame(plan: VideoPlan, t: int, occluders: bool = True, degrade: bool 
     blur, noise, resolution, JPEG, transient events); `info` receives ``occlusion``, the share of
     the skin outline (jaw + brows) covered by occluders.
     """
+    ev = plan.event(t) if degrade else None
+    if ev is not None and ev.kind == "drop" and ev.params["variant"] == "freeze":
+        # a frozen frame: the frame before the event again (never in an event: they are 3 frames apart)
+        if info is not None:
+            render_frame(plan, t, occluders, degrade=False, info=info)
+        return render_frame(plan, ev.start - 1, occluders)
     tr = plan.tracks
     pose = tr.pose(t)
     body = Pose(yaw=pose.yaw * 0.3, pitch=0.0, roll=pose.roll * 0.3, tx=pose.tx, ty=pose.ty, scale=pose.scale)
@@ -190,7 +197,7 @@ def render_frame(plan: VideoPlan, t: int, occluders: bool = True, degrade: bool 
         return img
     prev = plan.landmarks[max(t - 1, 0)]
     velocity = _face_centre(lm) - _face_centre(prev)
-    return plan.pipeline(img, t, velocity, plan.event(t), rng)
+    return plan.pipeline(img, t, velocity, ev, rng)
 
 
 def make_video(job: tuple) -> dict:
@@ -228,7 +235,8 @@ def _make_video(out_dir, cfg, seed, index, category, quality, sheet_frames) -> d
                          face_px=round(float(lm[:, 0].max() - lm[:, 0].min()), 1),
                          jaw_open=round(float(tr.jaw_open[t]), 3), smile=round(float(tr.smile[t]), 3),
                          blink=round(float(max(tr.blink_r[t], tr.blink_l[t])), 3), brow=round(float(tr.brow[t]), 3),
-                         transient=ev.kind if ev else "", occlusion=round(info.get("occlusion", 0.0), 4)))
+                         transient=ev.kind if ev else "", transient_variant=ev.params.get("variant", "") if ev else "",
+                         occlusion=round(info.get("occlusion", 0.0), 4)))
         if t in sheet_frames:
             shots[t] = frame
     writer.release()
@@ -283,10 +291,11 @@ def generate(out_dir, cfg: dict, seed: int) -> None:
     Args:
         out_dir: target directory (created if missing): ``NNN/vid.avi``, ``NNN/annot/000001.pts ...``,
             ``metadata.csv`` (one row per video), ``frames.csv`` (one row per frame: pose, expression,
-            transient event, occluded share of the face) and ``contact_sheet.png``.
+            transient event (kind and form, `facemask.data.synth.degrade.TRANSIENTS`), occluded share of the face)
+            and ``contact_sheet.png``.
         cfg: the ``data.synthetic`` params: videos, frames, fps, width, height, categories (three
             shares), and optional knobs: degrade_strength, pose_scale, occluder_rate, transient_rate,
-            transient_strength, quality (MJPG quality), workers (process pool size).
+            transient_strength, transient_mix, quality (MJPG quality), workers (process pool size).
         seed: the run's seed; the same seed gives the same files.
     """
     out = Path(out_dir)
