@@ -36,14 +36,25 @@ from facemask.data.store import load_split
 from facemask.evaluation.metrics import (comparison_figure, flip_rate, iou_report, reports_by, seeds_summary,
                                          seeds_table, sequence_groups, significance, stability_report, subject_table,
                                          timestep_table)
-from facemask.inference.fusion import CLIP_METHODS
+from facemask.data.layout import VIDEOS_DIR, frame_stem
+from facemask.evaluation.conditions import (CLEAN, CONDITIONS, OCCLUSION_THRESHOLD, WITH_PAST, carry_label,
+                                            clip_record, condition_reports, frame_conditions, hold_labels, is_degraded,
+                                            read_record)
+from facemask.evaluation.memory import CONTROLS, GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
+from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS
+from facemask.inference.probes import probe_frames
 from stages._common import load_params, run_stage, setup_logging, stage_args
 
-#: The methods fuse scores on every run: the paper's (`CLIP_METHODS`) and the landmark tracker.
-SCORED_METHODS = (*CLIP_METHODS, "tracker")
+#: The methods fuse scores on every run: the paper's (`CLIP_METHODS`), the landmark tracker, and the temporal
+#: methods and their memoryless control (`TEMPORAL_METHODS`).
+SCORED_METHODS = (*CLIP_METHODS, "tracker", *TEMPORAL_METHODS)
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
           "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
-          "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)"}
+          "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)",
+          "primary_stream": "primary ConvLSTM-FCN, state carried across windows",
+          "cascade_stream": "cascade, primary's state carried across windows",
+          "primary_reset": "primary ConvLSTM-FCN, state reset every frame (memoryless control)",
+          "hold": "hold oracle (FCN's labels of the last clean frame; a ceiling)"}
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
@@ -124,46 +135,180 @@ def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = stage_args("evaluate", "predictions", "masks", "clips", "seeds", "out", argv=argv)
+    args = stage_args("evaluate", "predictions", "masks", "clips", "raw", "seeds", "out", argv=argv)
     log = setup_logging()
     params = load_params()
-    clips_dir, mask_dir, pred_dir, seeds_dir = args.clips, args.masks, args.predictions, args.seeds
+    clips_dir, mask_dir, pred_dir = args.clips, args.masks, args.predictions
     groups, n_examples = int(params["evaluate"]["groups"]), int(params["evaluate"]["examples"])
     T = int(params["clips"]["window"])
     clips = read_split_clips(clips_dir, "test")
-    C = len(CLASS_NAMES)
     info = json.loads((pred_dir / "info.json").read_text()) if (pred_dir / "info.json").is_file() else {}
     methods = (*SCORED_METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
+    frames = FrameRecord(args.raw / VIDEOS_DIR / "frames.csv", mask_dir / "frames.csv", T)
 
-    meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
-    for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
-        seq = {key: [] for key in flips}
-        for i, name in enumerate(clip["names"]):
-            gt = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
-            seq["ground_truth"].append(gt)
-            row = []
-            for m in methods:
-                path = pred_dir / m / f"{name}.png"
-                pred = read_label_png(path)
-                if pred.shape != gt.shape:
-                    raise ValueError(f"{path}: prediction {pred.shape} differs in size from its label {gt.shape}")
-                row.append(confusion_matrix(gt, pred, C))
-                seq[m].append(pred)
-            cms.append(np.stack(row))
-            meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
-                         "name": name})
-        for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
-            flips[key] += flip_rate(labels)
-    meta, cms = pd.DataFrame(meta), np.stack(cms)
-
+    test = score_test_set(clips, methods, mask_dir, pred_dir, frames, T)
+    meta, cms = test["meta"], test["cms"]
     report = reports_by(meta, cms, methods)
     categories = reports_by(meta, cms, methods, "category")
-    subjects = subject_table(meta, cms, methods)
-    steps = timestep_table(meta, cms, methods)
     sig = significance(meta, cms, methods, groups)
+    flips = test["flips"]
     stability = {**stability_report({k: tuple(int(x) for x in v) for k, v in flips.items()}),
                  "counts": {k: {"flips": int(v[0]), "pixels": int(v[1])} for k, v in flips.items()}}
+    zoomed, zoomed_groups = score_zoomed(clips_dir, pred_dir, groups)
+    conditions = frames.conditions_report(meta, cms, test["hold"], methods)
+    memory = score_memory(clips, mask_dir, pred_dir, frames, info, test) if frames.available else \
+        {"available": False, "reason": frames.reason}
 
+    seed = int(params["seed"])
+    test_set = test_set_id(meta, sig["groups"])
+    runs = recorded_runs(args.seeds, test_set, log)
+    runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
+                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set,
+                  "conditions": conditions.get("by_condition"), "memory": memory}
+    seeds = seeds_summary(runs, methods)
+    md = results_markdown(report, sig, stability, categories, seeds, seed, methods) + conditions_markdown(conditions) \
+        + memory_markdown(memory)
+    atomic_write_json(args.out / "eval.json", report)
+    atomic_write_json(args.out / "zoomed.json", zoomed)
+    with atomic_dir(args.out / "eval") as out:
+        atomic_write_json(out / "categories.json", categories)
+        subject_table(meta, cms, methods).to_csv(out / "per_subject.csv", index=False, float_format="%.6f")
+        steps = timestep_table(meta, cms, methods)
+        steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
+        atomic_write_json(out / "timestep.json", {
+            f"{m}_minus_fcn": {f"t{int(r['t'])}": finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
+            for m in methods if m != "fcn"})
+        atomic_write_json(out / "significance.json", sig)
+        atomic_write_json(out / "stability.json", stability)
+        atomic_write_json(out / "conditions.json", conditions)
+        atomic_write_json(out / "memory.json", memory)
+        seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
+        atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
+        atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
+        cv2.imwrite(str(out / "examples.png"), example_figure(clips, methods, mask_dir, pred_dir, n_examples))
+        if (pred_dir / "info.json").is_file():
+            shutil.copy(pred_dir / "info.json", out / "fuse_info.json")
+        (out / "results.md").write_text(md)
+    print(md)
+    log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),
+             _pct(report["cascade"]["miou"]), _pct(report["fcn"]["miou"]))
+
+
+class FrameRecord:
+    """What is known of each test frame beyond its labels: the generator's record (degraded or not, the kind;
+    `facemask.evaluation.conditions`) and the crop boxes (the masks stage's frames.csv), which the hold oracle
+    and the memory checks need. Unavailable (with the reason) for the real 300VW and the authors' release."""
+
+    def __init__(self, record: Path, mask_frames: Path, window: int):
+        self.window, self.available, self.reason = window, False, None
+        if not record.is_file():
+            self.reason = f"{record}: no per-frame record (the synthetic generator writes it)"
+            return
+        boxes = pd.read_csv(mask_frames, dtype={"video": str})
+        if boxes[["x0", "y0", "x1", "y1"]].isna().any().any():
+            self.reason = f"{mask_frames}: no crop boxes (the authors' release holds crops only)"
+            return
+        self.record = read_record(record)
+        self.boxes = {frame_stem(v, f): (int(a), int(b), int(c), int(d)) for v, f, a, b, c, d in
+                      zip(boxes.video, boxes.frame, boxes.x0, boxes.y0, boxes.x1, boxes.y1)}
+        self.path, self.available = record, True
+
+    def clip(self, names: list[str]) -> tuple[np.ndarray, list[str], list[str]] | None:
+        """(degraded, condition, kind) of a clip's frames, or None when unavailable."""
+        if not self.available:
+            return None
+        rec = clip_record(self.record, names, self.path)
+        degraded = is_degraded(rec["transient"], rec["occlusion"])
+        kinds = [t if t else ("occluded" if d else "clean") for t, d in zip(rec["transient"], degraded)]
+        return degraded, frame_conditions(degraded, self.window), kinds
+
+    def conditions_report(self, meta: pd.DataFrame, cms: np.ndarray, hold: np.ndarray | None, methods) -> dict:
+        """conditions.json: every method (and the hold oracle, a ceiling) per condition and per kind."""
+        if not self.available:
+            return {"available": False, "reason": self.reason}
+        both = np.concatenate([cms, hold[:, None]], axis=1)
+        names = (*methods, "hold")
+        return {"available": True, "occlusion_threshold": OCCLUSION_THRESHOLD, "window": self.window,
+                "degraded_frames": int((meta["condition"] != CLEAN).sum()),
+                "by_condition": condition_reports(meta["condition"], both, names),
+                "by_kind": reports_by(meta, both, names, "kind")}
+
+
+def score_test_set(clips: list[dict], methods, mask_dir: Path, pred_dir: Path, frames: FrameRecord, T: int) -> dict:
+    """Every test frame against its label: ``meta`` (a row per frame: clip, video, category, step in its window,
+    name, condition, kind), ``cms`` (frames, methods, C, C), the hold oracle's ``hold`` (frames, C, C) when the
+    record allows, each method's ``flips``, and per temporal method the pixels its memory ``changed`` on the
+    degraded frames with a clean past (`facemask.evaluation.memory`)."""
+    C = len(CLASS_NAMES)
+    meta, cms, hold = [], [], []
+    flips = {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
+    changed = {m: 0 for m in CONTROLS}
+    for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
+        names = clip["names"]
+        seq = {key: [] for key in flips}
+        for name in names:
+            seq["ground_truth"].append(read_label_png(mask_dir / "labels_orig" / f"{name}.png"))
+            for m in methods:
+                seq[m].append(_prediction(pred_dir / m / f"{name}.png", seq["ground_truth"][-1]))
+        known = frames.clip(names)
+        degraded, conds, kinds = known if known else (None, [None] * len(names), [None] * len(names))
+        for i, name in enumerate(names):
+            gt = seq["ground_truth"][i]
+            cms.append(np.stack([confusion_matrix(gt, seq[m][i], C) for m in methods]))
+            meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
+                         "name": name, "condition": conds[i], "kind": kinds[i]})
+            if known and conds[i] == WITH_PAST:
+                for m, control in CONTROLS.items():
+                    if m in seq and control in seq:
+                        changed[m] += int(np.count_nonzero(seq[m][i] != seq[control][i]))
+        if known:
+            held = hold_labels(seq["fcn"], [frames.boxes[n] for n in names], degraded)
+            hold += [confusion_matrix(g, h, C) for g, h in zip(seq["ground_truth"], held)]
+        for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
+            flips[key] += flip_rate(labels)
+    meta = pd.DataFrame(meta)
+    return {"meta": meta, "cms": np.stack(cms), "hold": np.stack(hold) if hold else None, "flips": flips,
+            "changed": changed, "methods": tuple(methods)}
+
+
+def _prediction(path: Path, gt: np.ndarray) -> np.ndarray:
+    pred = read_label_png(path)
+    if pred.shape != gt.shape:
+        raise ValueError(f"{path}: prediction {pred.shape} differs in size from its label {gt.shape}")
+    return pred
+
+
+def score_memory(clips: list[dict], mask_dir: Path, pred_dir: Path, frames: FrameRecord, info: dict,
+                 test: dict) -> dict:
+    """memory.json (`facemask.evaluation.memory`): (a) each probe kind on its replaced frames, beside the FCN
+    and the hold; (b) the memoryless ablation on the degraded frames with a clean past."""
+    C = len(CLASS_NAMES)
+    probes = info.get("probes", {})
+    out = {"available": True, "thresholds": {"gain_over_fcn": GAIN, "below_hold": TO_HOLD,
+                                             "changed_share": MIN_CHANGED}, "probes": {}}
+    for kind in probes.get("kinds", []):
+        sums, n = {m: np.zeros((C, C), np.int64) for m in (*probes["methods"], "hold")}, 0
+        for clip in clips:
+            names = clip["names"]
+            for i in probe_frames(len(names), frames.window):
+                gt = read_label_png(mask_dir / "labels_orig" / f"{names[i]}.png")
+                for m in probes["methods"]:
+                    sums[m] += confusion_matrix(gt, _prediction(pred_dir / "probes" / kind / m / f"{names[i]}.png", gt), C)
+                before = read_label_png(pred_dir / "fcn" / f"{names[i - 1]}.png")
+                held = carry_label(before, frames.boxes[names[i - 1]], frames.boxes[names[i]])
+                sums["hold"] += confusion_matrix(gt, held, C)
+                n += 1
+        out["probes"][kind] = probe_report(sums, n)
+    meta, cms, methods = test["meta"], test["cms"], list(test["methods"])
+    rows = (meta["condition"] == WITH_PAST).to_numpy()
+    pixels = int(cms[rows, 0].sum()) if rows.any() else 0
+    out["ablation"] = ablation_report({m: cms[rows, methods.index(m)].sum(0) for m in methods},
+                                      test["changed"], pixels, int(rows.sum()))
+    return out
+
+
+def score_zoomed(clips_dir: Path, pred_dir: Path, groups: int) -> tuple[dict, dict]:
+    """The eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets, and per group of clips."""
     zoomed, zoomed_groups = {}, {}
     for region, names in ZOOM_CLASSES.items():
         _, gt = load_split(clips_dir / region / "test")
@@ -174,8 +319,11 @@ def main(argv: list[str] | None = None) -> None:
             zoomed[region][arch] = iou_report(per_clip.sum(0), names)
             zoomed_groups[region][arch] = [finite_or_none(mean_iou(per_clip[g].sum(0)))
                                            for g in sequence_groups(len(gt), groups)]
+    return zoomed, zoomed_groups
 
-    # Fig. 5: the middle frame of evenly spaced test clips
+
+def example_figure(clips: list[dict], methods, mask_dir: Path, pred_dir: Path, n_examples: int) -> np.ndarray:
+    """Fig. 5: the middle frame of evenly spaced test clips."""
     picks = sorted({int(round(x)) for x in np.linspace(0, len(clips) - 1, min(n_examples, len(clips)))})
     rows = []
     for k in picks:
@@ -183,36 +331,46 @@ def main(argv: list[str] | None = None) -> None:
         image = cv2.imread(str(mask_dir / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
         gt = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
         rows.append((image, gt, {m: read_label_png(pred_dir / m / f"{name}.png") for m in methods}, name))
-    figure = comparison_figure(rows, methods)
+    return comparison_figure(rows, methods)
 
-    seed = int(params["seed"])
-    test_set = test_set_id(meta, sig["groups"])
-    runs = recorded_runs(seeds_dir, test_set, log)
-    runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
-                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set}
-    seeds = seeds_summary(runs, methods)
-    md = results_markdown(report, sig, stability, categories, seeds, seed, methods)
-    atomic_write_json(args.out / "eval.json", report)
-    atomic_write_json(args.out / "zoomed.json", zoomed)
-    with atomic_dir(args.out / "eval") as out:
-        atomic_write_json(out / "categories.json", categories)
-        subjects.to_csv(out / "per_subject.csv", index=False, float_format="%.6f")
-        steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
-        atomic_write_json(out / "timestep.json", {
-            f"{m}_minus_fcn": {f"t{int(r['t'])}": finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
-            for m in methods if m != "fcn"})
-        atomic_write_json(out / "significance.json", sig)
-        atomic_write_json(out / "stability.json", stability)
-        seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
-        atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
-        atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
-        cv2.imwrite(str(out / "examples.png"), figure)
-        if (pred_dir / "info.json").is_file():
-            shutil.copy(pred_dir / "info.json", out / "fuse_info.json")
-        (out / "results.md").write_text(md)
-    print(md)
-    log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),
-             _pct(report["cascade"]["miou"]), _pct(report["fcn"]["miou"]))
+
+def conditions_markdown(conditions: dict) -> str:
+    """results.md: mIoU per frame condition, with the hold oracle as a ceiling row."""
+    if not conditions.get("available"):
+        return f"\nNo per-condition scores: {conditions.get('reason')}\n"
+    by = conditions["by_condition"]
+    cols = ["all", *CONDITIONS]
+    lines = ["", f"mIoU (%) per frame condition ({conditions['degraded_frames']} degraded test frames: a transient "
+                 f"event, or occluders over >= {conditions['occlusion_threshold']} of the face; 'with clean past': a "
+                 f"clean frame earlier in the {conditions['window']}-frame window). The hold oracle (the FCN's labels "
+                 "of the clip's last clean frame on every degraded frame) is a ceiling, not a method:", "",
+             "| method | " + " | ".join(f"{c} ({by[c]['frames']})" for c in cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in [k for k in by["all"] if k != "frames"]:
+        cells = [_pct(by[c][m]["miou"]) if by[c].get(m) else "–" for c in cols]
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def memory_markdown(memory: dict) -> str:
+    """results.md: the memory checks."""
+    if not memory.get("available"):
+        return f"\nNo memory checks: {memory.get('reason')}\n"
+    lines = ["", "Memory checks (metrics/eval/memory.json): the last frame of every window replaced by a black or "
+                 "a noise frame; mIoU (%) on those frames, pass: >= FCN + 20 and >= hold - 10:", "",
+             "| probe | frames | FCN | hold | primary | primary (stream) | memoryless | pass (primary / stream) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for kind, r in memory["probes"].items():
+        mi, ck = r["miou"], r["checks"]
+        passed = " / ".join(str(ck[m]["pass"]) if m in ck else "–" for m in ("primary", "primary_stream"))
+        lines.append(f"| {kind} | {r['frames']} | {_pct(mi.get('fcn'))} | {_pct(mi.get('hold'))} | "
+                     f"{_pct(mi.get('primary'))} | {_pct(mi.get('primary_stream'))} | {_pct(mi.get('primary_reset'))}"
+                     f" | {passed} |")
+    ab = memory["ablation"]
+    for m, r in ab["methods"].items():
+        lines.append(f"\nAblation, {m}: on the {ab['frames']} degraded frames with a clean past the memory changes "
+                     f"{100 * (r['changed_share'] or 0):.2f} % of the pixels; mIoU {_pct(r['miou'])} with it, "
+                     f"{_pct(r['control_miou'])} with the state reset at every frame.")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

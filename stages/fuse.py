@@ -6,15 +6,19 @@ with `facemask.data.store.load_split`), the original-resolution crops ``data/300
 ``models/<region>/{fcn,convlstm}.pt``, and Table 2's VGG-16 baselines that ``models/face/baselines/archs.json``
 names (stage train_baselines; none by default). Writes, atomically:
 
-* ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade`` and
-  ``tracker`` (the paper's landmark-tracker baseline, `facemask.inference.tracker`, run over the raw test videos
-  ``data/raw/300VW``; settings ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's
-  original size; also ``<arch>`` for each baseline (frame by frame, as ``fcn``);
+* ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade``, the
+  temporal methods ``primary_stream``, ``cascade_stream`` (the ConvLSTM state carried across the clip's
+  windows) and ``primary_reset`` (the memoryless control), and ``tracker`` (the paper's landmark-tracker
+  baseline, `facemask.inference.tracker`, run over the raw test videos ``data/raw/300VW``; settings
+  ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's original size; also ``<arch>`` for
+  each baseline (frame by frame, as ``fcn``);
+* ``data/predictions/probes/<black|noise>/<method>/VVV_FFFFFF.png``: the memory probes
+  (`facemask.inference.probes`), labels on the replaced frames only;
 * ``data/predictions/boxes.csv``: the eye and mouth boxes of every window, and the fallback used;
 * ``data/predictions/zoomed/<eyes|mouth>/<fcn|convlstm>.npy``: the zoomed models' labels on their
   test sub-datasets (Tables 7, 8), at the packed size;
-* ``data/predictions/info.json``: clips, frames, the baselines scored, how often each box fallback was used, and how the
-  tracker found the face in the test frames (no wall-clock figures, so the output's bytes follow from
+* ``data/predictions/info.json``: clips, frames, the methods and baselines scored, the probes, how often each
+  box fallback was used, and how the tracker found the face in the test frames (no wall-clock figures, so the output's bytes follow from
   its inputs; the seconds per method go to the log).
 """
 from __future__ import annotations
@@ -35,7 +39,8 @@ from facemask.data.labels import write_label_png
 from facemask.data.layout import VIDEOS_DIR
 from facemask.data.regions import ZOOM_REGIONS
 from facemask.data.store import load_split
-from facemask.inference.fusion import CLIP_METHODS, Cascade, ClipPredictor, predict_packed
+from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor, predict_packed
+from facemask.inference.probes import PROBED, PROBES, probe_clip
 from facemask.inference.tracker import predict_test_clips
 from facemask.models.registry import load_model
 from stages._common import load_params, run_stage, setup_logging, stage_args
@@ -66,34 +71,21 @@ def main(argv: list[str] | None = None) -> None:
     cascade = Cascade.from_dir(models_dir, params["clips"]["zoom"], device)
     if cascade.T != T:
         raise ValueError(f"the face ConvLSTM-FCN was trained on T = {cascade.T}, clips.window is {T}")
-    archs = json.loads((baselines_dir / "archs.json").read_text())["archs"] if (baselines_dir / "archs.json").is_file() else []
+    manifest = baselines_dir / "archs.json"
+    archs = json.loads(manifest.read_text())["archs"] if manifest.is_file() else []
     baselines = {arch: load_model(baselines_dir / f"{arch}.pt") for arch in archs}
     predictor = ClipPredictor(load_model(models_dir / "face" / "fcn.pt"), cascade, params["fuse"]["smooth_sigma"],
                               baselines)
-    methods = (*CLIP_METHODS, *baselines)
+    methods = (*CLIP_METHODS, *TEMPORAL_METHODS, *baselines)
     log.info("fuse: %d test clips, T = %d, device %s; baselines: %s", len(clips), T, device, archs or "none")
 
-    frames, boxes = 0, []
     with atomic_dir(out_dir) as out:
-        for m in methods:
-            (out / m).mkdir()
-        for k, clip in enumerate(tqdm(clips, desc="fuse", unit="clip")):
-            names = clip["names"]
-            crops = [read_crop(mask_dir / "images_orig" / f"{n}.jpg") for n in names]
-            labels, windows = predictor(crops, packed[k, :len(names)])
-            for m in methods:
-                for n, lab in zip(names, labels[m]):
-                    write_label_png(out / m / f"{n}.png", lab)
-            for w, r in enumerate(windows):
-                for region in ZOOM_REGIONS:
-                    boxes.append({"clip": k, "window": w, "first": names[w * T], "region": region,
-                                  **dict(zip(("x0", "y0", "x1", "y1"), r.boxes[region])),
-                                  "fallback": r.fallback[region] or ""})
-            frames += len(names)
+        frames, boxes = write_methods(out, predictor, methods, clips, packed, mask_dir)
         pd.DataFrame(boxes).to_csv(out / "boxes.csv", index=False, float_format="%.5f")
+        probed = write_probes(out / "probes", predictor, clips, packed, mask_dir)
         (out / "tracker").mkdir()
-        tracker = predict_test_clips(clips, args.raw / VIDEOS_DIR, mask_dir, out / "tracker", **params["fuse"]["tracker"])
-
+        tracker = predict_test_clips(clips, args.raw / VIDEOS_DIR, mask_dir, out / "tracker",
+                                     **params["fuse"]["tracker"])
         for region in ZOOM_REGIONS:
             images, _ = load_split(clips_dir / region / "test")
             (out / "zoomed" / region).mkdir(parents=True)
@@ -101,16 +93,56 @@ def main(argv: list[str] | None = None) -> None:
                 model = load_model(models_dir / region / f"{arch}.pt")
                 np.save(out / "zoomed" / region / f"{arch}.npy",
                         predict_packed(model, images, T if arch == "convlstm" else None, device))
-
         fallbacks = pd.DataFrame(boxes)["fallback"].value_counts().to_dict() if boxes else {}
-        info = {"clips": len(clips), "frames": frames, "baselines": archs,
+        info = {"clips": len(clips), "frames": frames, "methods": list(methods), "baselines": archs,
                 "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()},
+                "probes": {"kinds": list(PROBES), "methods": list(PROBED), "frames": probed},
                 "tracker": {"source": tracker["source"], "status": tracker["status"],
                             "frames_without_face": len(tracker["frames_without_face"])}}
         (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", out_dir, frames, len(methods),
              time.perf_counter() - t_start, device,
              {m: round(frames / s, 1) for m, s in predictor.seconds.items() if s > 0})
+
+
+def write_methods(out: Path, predictor: ClipPredictor, methods, clips: list[dict], packed, mask_dir: Path):
+    """Every method's label PNGs of every test frame in ``out/<method>/``; returns (frames, the cascade's boxes)."""
+    T, frames, boxes = predictor.cascade.T, 0, []
+    for m in methods:
+        (out / m).mkdir()
+    for k, clip in enumerate(tqdm(clips, desc="fuse", unit="clip")):
+        names = clip["names"]
+        crops = [read_crop(mask_dir / "images_orig" / f"{n}.jpg") for n in names]
+        labels, windows = predictor(crops, packed[k, :len(names)])
+        for m in methods:
+            for n, lab in zip(names, labels[m]):
+                write_label_png(out / m / f"{n}.png", lab)
+        for w, r in enumerate(windows):
+            for region in ZOOM_REGIONS:
+                boxes.append({"clip": k, "window": w, "first": names[w * T], "region": region,
+                              **dict(zip(("x0", "y0", "x1", "y1"), r.boxes[region])),
+                              "fallback": r.fallback[region] or ""})
+        frames += len(names)
+    return frames, boxes
+
+
+def write_probes(out: Path, predictor: ClipPredictor, clips: list[dict], packed, mask_dir: Path) -> int:
+    """The memory probes (`facemask.inference.probes`): ``out/<kind>/<method>/VVV_FFFFFF.png`` for the
+    replaced frames of every test clip; returns their number per kind."""
+    count = 0
+    for kind in PROBES:
+        for m in PROBED:
+            (out / kind / m).mkdir(parents=True)
+    for k, clip in enumerate(tqdm(clips, desc="memory probes", unit="clip")):
+        names = clip["names"]
+        crops = [read_crop(mask_dir / "images_orig" / f"{n}.jpg") for n in names]
+        for kind in PROBES:
+            labels = probe_clip(predictor, crops, packed[k, :len(names)], kind, seed=(k,))
+            for m in PROBED:
+                for i, lab in labels[m].items():
+                    write_label_png(out / kind / m / f"{names[i]}.png", lab)
+        count += len(labels["fcn"])
+    return count
 
 
 if __name__ == "__main__":

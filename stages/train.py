@@ -65,7 +65,8 @@ def config(params: dict, phase: str, region: str, data: dict | None = None) -> T
                    if p["loss"] == "segloss" else {})
     return TrainConfig(**common, batch_size=p["N"], T=p["T"], lr_decay=p.get("lr_decay", "none"),
                        optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
-                       freeze_bn=p.get("freeze_bn", False),
+                       freeze_bn=p.get("freeze_bn", False), head_steps=p.get("head_steps", 0),
+                       corrupt=p.get("corrupt", 0.0),
                        loss=p["loss"], loss_kwargs=loss_kwargs)
 
 

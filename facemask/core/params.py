@@ -336,6 +336,11 @@ class TrainConvLSTM(Phase):
     """Train the ConvLSTM alone (the paper's exploration)."""
     freeze_bn: bool = False
     """Keep the batch-norm statistics of the converted FCN fixed."""
+    head_steps: int = Field(0, ge=0)
+    """Head-only steps first: the ConvLSTM alone on cached features of the frozen encoder (0: none, the paper)."""
+    corrupt: float = Field(0.0, ge=0, le=1)
+    """Share of the training windows with one frame after the first replaced by a black or noise frame, labels
+    kept (0: none, the paper)."""
     loss: Literal["ce", "iou", "segloss"]
     """Cross-entropy, the multi-class IoU loss (Eq. 3) or SegLoss (Eq. 7)."""
     lfun: Literal["eq8", "eq9"]

@@ -57,9 +57,14 @@ class ClipDataset(Dataset):
         window: T for T-frame windows aligned at 0, T, 2T ... in each clip; None for single frames.
         augment: apply `build_augment()`.
         seed: base seed of the augmentation; the draw for an item is seeded by (seed, epoch, index).
+        corrupt: windows only: the share of windows in which one frame after the first is replaced by a
+            black or a uniform-noise frame (`corrupt_window`), its labels kept: a model that remembers the
+            window's earlier frames can still segment it, a per-frame model cannot (not in the paper; the
+            memory training of DESIGN.md). Drawn per (seed, epoch, index), after the augmentation.
     """
 
-    def __init__(self, split_dir: str | Path, window: int | None = None, augment: bool = False, seed: int = 0):
+    def __init__(self, split_dir: str | Path, window: int | None = None, augment: bool = False, seed: int = 0,
+                 corrupt: float = 0.0):
         self.images, self.labels = load_split(split_dir)
         clips, length = self.images.shape[:2]
         self.window = window
@@ -68,7 +73,7 @@ class ClipDataset(Dataset):
             raise ValueError(f"{split_dir}: clips of {length} frames hold no window of {window}")
         self.n = clips * self.per_clip
         self.augment = build_augment() if augment else None
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch, self.corrupt = seed, 0, float(corrupt)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw this epoch's augmentations (call before creating the loader's iterator)."""
@@ -99,16 +104,33 @@ class ClipDataset(Dataset):
             self.augment.set_random_state(rng, random.Random(int(rng.integers(2**63))))
             out = self.augment(images=img, masks=lbl)
             img, lbl = out["images"], out["masks"]
+        if self.corrupt and self.window is not None:
+            corrupt_window(img, np.random.default_rng([self.seed, epoch, index, 17]), self.corrupt)
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(0, 3, 1, 2)
         y = torch.from_numpy(np.ascontiguousarray(lbl))
         return (x[0], y[0]) if self.window is None else (x, y)
 
 
+#: What `corrupt_window` puts in place of a frame.
+CORRUPTIONS = ("black", "noise")
+
+
+def corrupt_window(images: np.ndarray, rng: np.random.Generator, share: float) -> tuple[int, str] | None:
+    """With probability `share`, replace one frame after the first of the window `images` (T, H, W, 3) uint8, in
+    place, by an all-black frame or uniform noise (even odds); returns (frame, kind) or None."""
+    if len(images) < 2 or rng.random() >= share:
+        return None
+    t, kind = int(rng.integers(1, len(images))), CORRUPTIONS[int(rng.integers(len(CORRUPTIONS)))]
+    images[t] = 0 if kind == "black" else rng.integers(0, 256, images[t].shape, dtype=np.uint8)
+    return t, kind
+
+
 def batch_to_device(x: torch.Tensor, y: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A uint8 batch on `device` as the models take it: images float in [0, 1] (frames (B, 3, H, W)
+    """A batch on `device` as the models take it: uint8 images float in [0, 1] (frames (B, 3, H, W)
     channels_last, as the models run: +10 % on this CPU too), labels long. The conversion runs on the
     device, after the copy."""
-    x = x.to(device, non_blocking=True).float().div_(255)
+    x = x.to(device, non_blocking=True)
+    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()  # uint8 images; features stay as they are
     if x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True).long()

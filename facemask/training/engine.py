@@ -35,7 +35,6 @@ matrices summed. Nothing waits on the device inside a step except at the log poi
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -48,7 +47,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
@@ -62,6 +60,8 @@ from facemask.models.nets import ConvLSTMFCN
 from facemask.models.registry import PHASES, build_model, load_model, save_model
 from facemask.training import losses
 from facemask.training.distributed import Dist, join, process_group
+from facemask.training.head import train_head
+from facemask.training.loop import OPTIMIZERS, evaluate, forward_loss, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class TrainConfig:
     gamma: float = 1.0                          # convlstm: lr * gamma for every layer but the ConvLSTM
     freeze_backbone: bool = False               # convlstm: train the ConvLSTM alone
     freeze_bn: bool = False                     # convlstm: keep the encoder's batch-norm statistics
+    head_steps: int = 0                         # convlstm: head-only steps on cached features first (training.head)
+    corrupt: float = 0.0                        # convlstm: share of windows with one frame blacked / noised
     loss: str = "ce"                            # ce | iou | segloss
     loss_kwargs: dict = field(default_factory=dict)
     augment: bool = True
@@ -127,14 +129,6 @@ class RunPaths:
     live: Path                  # DVCLive folder (metrics/train/<region>/<phase>)
     checkpoint: Path            # per-epoch state (models/.checkpoints/<region>/<phase>.pt)
     init: Path | None = None    # convlstm: the region's fcn.pt
-
-
-# Fused Adam: 4x faster steps on CPU than the default loop. Keras's RMSprop (the authors'
-# framework) uses rho = 0.9 where torch's default alpha is 0.99.
-OPTIMIZERS = {
-    "adam": lambda groups: torch.optim.Adam(groups, fused=True),
-    "rmsprop": lambda groups: torch.optim.RMSprop(groups, alpha=0.9),
-}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -222,7 +216,7 @@ def ddp_preflight(model: torch.nn.Module, train_set, loss_fn, cfg: TrainConfig, 
             model.train()
             for p in params.values():
                 p.grad = None
-            (_forward_loss(model, x, y, loss_fn, amp) * 0.0).backward()
+            (forward_loss(model, x, y, loss_fn, amp) * 0.0).backward()
         missing = [n for n, p in params.items() if p.grad is None]
     finally:
         for p in params.values():
@@ -286,78 +280,6 @@ def fingerprint(cfg: TrainConfig, paths: RunPaths) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # The loop
-
-
-def _forward_loss(model, x, y, loss_fn, amp: bool) -> torch.Tensor:
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-        scores = model(x)
-    # (B, [T,] C, H, W) -> (N, C, H, W); the losses run in float32
-    return loss_fn(scores.float().flatten(0, scores.dim() - 4), y.flatten(0, y.dim() - 3))
-
-
-def train_epoch(net, batches, opt, sched, loss_fn, divisors=(1.0,), amp: bool = False,
-                check_every: int = 1) -> torch.Tensor:
-    """One pass over `batches` (micro-batches, ``len(divisors)`` per optimiser step); returns (sum of losses, count).
-
-    Each micro-batch's loss is divided by its entry of `divisors` before the backward pass (the number of
-    micro-batches when they are equal; 0: a padding micro-batch, weight 0, not counted): see
-    `facemask.data.datasets.ShardedBatchSampler`. Host and device synchronise only every `check_every` micro-batches
-    (and at the end), where a non-finite loss raises.
-    """
-    accum = len(divisors)
-    device = next(net.parameters()).device
-    loss_sum = torch.zeros(2, dtype=torch.float64, device=device)
-    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # the first micro-batch with a non-finite loss
-    n = len(batches)
-    for i, (x, y) in enumerate(batches):
-        x, y = batch_to_device(x, y, device)
-        div = divisors[i % accum]
-        last = (i + 1) % accum == 0
-        # under DDP, gradients are averaged over the processes on a step's last micro-batch only
-        with contextlib.nullcontext() if last or not hasattr(net, "no_sync") else net.no_sync():
-            loss = _forward_loss(net, x, y, loss_fn, amp)
-            (loss / div if div else loss * 0.0).backward()
-        if div:
-            loss = loss.detach()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), i, first_bad)
-            loss_sum += torch.stack([loss.double(), torch.ones_like(loss_sum[0])])
-        if (i + 1) % check_every == 0 or i + 1 == n:  # a host sync: only here
-            if first_bad.item() >= 0:
-                raise FloatingPointError(f"the training loss is not finite at micro-batch {first_bad.item()}")
-            if hasattr(batches, "set_postfix"):
-                batches.set_postfix(loss=f"{loss.item():.4f}")
-        if last:
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-    return loss_sum
-
-
-@torch.no_grad()
-def evaluate(model, loader, classes: int, device: torch.device, amp: bool = False,
-             targets: list[list[np.ndarray]] | None = None) -> torch.Tensor:
-    """The (C, C) confusion matrix of `model` over `loader` (rows: truth, columns: prediction).
-
-    With `targets` (per batch of `loader`, the labels of its frames, in order, at each crop's own
-    resolution) every frame's scores are resized bilinearly to its crop's size before the arg-max, as the
-    test set is scored (`facemask.inference.fusion.labels_at`); otherwise the packed labels are compared at the
-    packed size.
-    """
-    model.eval()
-    cm = torch.zeros(classes * classes, dtype=torch.int64, device=device)
-    for b, (x, y) in enumerate(loader):
-        x, y = batch_to_device(x, y, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            scores = model(x)
-        if targets is None:
-            cm += torch.bincount((y * classes + scores.argmax(dim=-3)).flatten(), minlength=classes * classes)
-            continue
-        scores = scores.float().flatten(0, scores.dim() - 4)  # (frames, C, S, S)
-        for s, t in zip(scores, targets[b]):
-            pred = F.interpolate(s[None], size=t.shape, mode="bilinear", align_corners=False)[0].argmax(0)
-            t = torch.from_numpy(t).to(device).long()
-            cm += torch.bincount((t * classes + pred).flatten(), minlength=classes * classes)
-    return cm.view(classes, classes)
 
 
 def _score(record: dict) -> float:
@@ -433,7 +355,8 @@ class _TrainingRun:
         self.amp = device.type == "cuda"
         window = cfg.T if cfg.phase == "convlstm" else None
         check_config(cfg, d.world, device.type)
-        self.train_set = ClipDataset(paths.clips / "train", window=window, augment=cfg.augment, seed=cfg.seed)
+        self.train_set = ClipDataset(paths.clips / "train", window=window, augment=cfg.augment, seed=cfg.seed,
+                                     corrupt=cfg.corrupt)
         val_set = ClipDataset(paths.clips / "val", window=window)
         self.sampler = ShardedBatchSampler(len(self.train_set), cfg.batch_size, seed=cfg.seed, rank=d.rank,
                                            world=d.world, accum=cfg.accum, max_batches=cfg.max_steps_per_epoch,
@@ -484,6 +407,7 @@ class _TrainingRun:
         self.fp = fingerprint(cfg, paths)
         self.start, self.history, self.best = 0, [], {"epoch": -1, "metrics": None, "state": None}
         self.converted = None  # convlstm: the val metrics of the model as converted from its FCN
+        self.head = None       # convlstm: the head-only phase's loss and val metrics (`train_head`)
         if paths.checkpoint.is_file():
             ckpt = torch.load(paths.checkpoint, map_location="cpu", weights_only=False)
             if ckpt.get("fingerprint") == self.fp:
@@ -491,7 +415,7 @@ class _TrainingRun:
                 self.opt.load_state_dict(ckpt["optimizer"])
                 self.sched.load_state_dict(ckpt["scheduler"])
                 self.start, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
-                self.converted = ckpt.get("converted")
+                self.converted, self.head = ckpt.get("converted"), ckpt.get("head")
                 _set_rng_state(ckpt["rng"])
                 if d.main:
                     log.info("%s: resuming after epoch %d of %d", paths.checkpoint, self.start, cfg.epochs)
@@ -502,6 +426,23 @@ class _TrainingRun:
             self.converted = self.validate()
             if d.main:
                 log.info("converted from %s: val mIoU %.4f before fine-tuning", paths.init, self.converted["val/mIoU"])
+            if cfg.head_steps:
+                self.head = self.train_head()
+
+    def train_head(self) -> dict:
+        """The head-only phase (`facemask.training.head`), the same in every process, before the first epoch of
+        a new run (a resumed run has it in its weights); its val metrics are recorded beside the converted's."""
+        cfg = self.cfg
+        opt = OPTIMIZERS[cfg.optimizer]([{"params": list(self.model.convlstm.parameters()), "lr": cfg.lr,
+                                          "name": "convlstm"}])
+        windows = ClipDataset(self.paths.clips / "train", window=cfg.T)
+        done = train_head(self.model, windows, opt, self.loss_fn, cfg.head_steps, cfg.batch_size, cfg.corrupt,
+                          cfg.seed, self.device, progress=self.d.main)
+        record = {**done, **self.validate()}
+        if self.d.main:
+            log.info("head-only phase: %d steps on cached features (corrupt %.2f), loss %.4f, val mIoU %.4f",
+                     done["steps"], cfg.corrupt, done["loss"], record["val/mIoU"])
+        return record
 
     def fit(self) -> None:
         """The remaining epochs, each followed by validation and (rank 0) the curves and a checkpoint."""
@@ -554,7 +495,7 @@ class _TrainingRun:
         save_checkpoint(self.paths.checkpoint, {
             "fingerprint": self.fp, "epoch": epoch + 1, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "best": best,
-            "history": self.history, "rng": _rng_state(), "converted": self.converted})
+            "history": self.history, "rng": _rng_state(), "converted": self.converted, "head": self.head})
 
     def finish(self, keep_checkpoint: bool) -> dict:
         """Rank 0 writes the best epoch's weights (`facemask.models.registry.save_model`) and the summary."""
@@ -563,6 +504,8 @@ class _TrainingRun:
                                                              if not k.startswith("lr")})}
         if self.converted is not None:
             metrics["converted"] = _nest(self.converted)
+        if self.head is not None:
+            metrics["head"] = _nest(self.head)
         if d.main:
             model = self.model
             model.load_state_dict(best["state"])
