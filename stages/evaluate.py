@@ -46,7 +46,7 @@ from facemask.inference.probes import probe_frames
 from stages._common import load_params, run_stage, setup_logging, stage_args
 
 #: The methods fuse scores on every run: the paper's (`CLIP_METHODS`), the landmark tracker, and the temporal
-#: methods and their memoryless control (`TEMPORAL_METHODS`).
+#: methods and their memoryless control (`TEMPORAL_METHODS`); Table 2's baselines when it trained them.
 SCORED_METHODS = (*CLIP_METHODS, "tracker", *TEMPORAL_METHODS)
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
           "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     T = int(params["clips"]["window"])
     clips = read_split_clips(clips_dir, "test")
     info = json.loads((pred_dir / "info.json").read_text()) if (pred_dir / "info.json").is_file() else {}
-    methods = (*SCORED_METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
+    methods = scored_methods(info)
     frames = FrameRecord(args.raw / VIDEOS_DIR / "frames.csv", mask_dir / "frames.csv", T)
 
     test = score_test_set(clips, methods, mask_dir, pred_dir, frames, T)
@@ -192,6 +192,13 @@ def main(argv: list[str] | None = None) -> None:
     print(md)
     log.info("evaluate: %d frames of %d clips; cascade mIoU %s %%, FCN %s %%", len(meta), len(clips),
              _pct(report["cascade"]["miou"]), _pct(report["fcn"]["miou"]))
+
+
+def scored_methods(info: dict) -> tuple[str, ...]:
+    """What evaluate scores: the methods fuse wrote (its info.json; the paper's and Table 2's baselines when it
+    does not list them), the tracker after the paper's."""
+    fused = info.get("methods") or [*CLIP_METHODS, *info.get("baselines", [])]
+    return (*[m for m in fused if m in CLIP_METHODS], "tracker", *[m for m in fused if m not in CLIP_METHODS])
 
 
 class FrameRecord:

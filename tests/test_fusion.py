@@ -1,6 +1,7 @@
 """The cascade: replacement rule, box geometry, fallbacks, and every method on a clip."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -8,8 +9,9 @@ import torch.nn.functional as F
 from _stages import stage_args
 from torch import nn
 
-from facemask.inference.fusion import (CLIP_METHODS, Cascade, ClipPredictor, merge_region, per_frame, predict_packed,
-                                       to_input, windows_of)
+from facemask.inference.fusion import (CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor, labels_at, merge_region,
+                                       per_frame, predict_packed, to_input, windows_of)
+from facemask.inference.probes import PROBED, PROBES
 
 # ---------------------------------------------------------------------------------------------------
 # The replacement rule on hand-made masks
@@ -206,7 +208,7 @@ def test_clip_predictor_gives_every_method(tiny_models):
     clip = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
     predictor = ClipPredictor(fcn, cascade, sigma=0.6)
     out, windows = predictor(clip)
-    assert set(out) == set(CLIP_METHODS) and len(windows) == 3
+    assert set(out) == {*CLIP_METHODS, *TEMPORAL_METHODS} and len(windows) == 3
     for m in CLIP_METHODS:
         assert [lab.shape for lab in out[m]] == sizes, m
         assert all(lab.max() < 5 for lab in out[m])
@@ -218,10 +220,18 @@ def test_clip_predictor_gives_every_method(tiny_models):
     first, _ = predictor(clip[:10])
     for a, b in zip(first["primary"], out["primary"][:10]):
         np.testing.assert_array_equal(a, b)
-    assert set(predictor.seconds) == {"fcn", "fcn_smooth", "cascade"}
+    assert set(predictor.seconds) == {"fcn", "fcn_smooth", "cascade", "cascade_stream", "primary_reset"}
+    # the first window: no past either way; later windows: the carried state is the whole clip's sequence
+    for a, b in zip(out["primary_stream"][:5], out["primary"][:5]):
+        np.testing.assert_array_equal(a, b)
+    face = cascade.models["face"]
+    with torch.no_grad():
+        whole = face(to_input(np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA) for c in clip]), 32)[None])
+    for t in range(12):
+        np.testing.assert_array_equal(out["primary_stream"][t], labels_at(whole[0, t], sizes[t]))
     # a baseline: a per-frame model of its own, scored frame by frame like the FCN (here the FCN itself)
     both, _ = ClipPredictor(fcn, cascade, sigma=0.6, baselines={"fcn_vgg16": fcn})(clip)
-    assert set(both) == {*CLIP_METHODS, "fcn_vgg16"}
+    assert set(both) == {*CLIP_METHODS, *TEMPORAL_METHODS, "fcn_vgg16"}
     for a, b in zip(both["fcn_vgg16"], out["fcn"]):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="clash"):
@@ -293,7 +303,7 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     fuse.main(stage_args("fuse"))
     pred = tmp_path / "data" / "predictions"
     from facemask.data.labels import read_label_png
-    for m in (*CLIP_METHODS, "tracker", "fcn_vgg16"):
+    for m in (*CLIP_METHODS, *TEMPORAL_METHODS, "tracker", "fcn_vgg16"):
         assert sorted(p.stem for p in (pred / m).iterdir()) == names
         for n in (names[0], names[-1]):
             lab = read_label_png(pred / m / f"{n}.png")
@@ -307,8 +317,19 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     for n in names:
         np.testing.assert_array_equal(read_label_png(pred / "fcn_vgg16" / f"{n}.png"),
                                       read_label_png(pred / "fcn" / f"{n}.png"))
+    # one window per clip: carrying the state across windows changes nothing, resetting it every frame does
+    for n in names:
+        for stream, windowed in (("primary_stream", "primary"), ("cascade_stream", "cascade")):
+            np.testing.assert_array_equal(read_label_png(pred / stream / f"{n}.png"),
+                                          read_label_png(pred / windowed / f"{n}.png"))
+    assert sorted(p.stem for p in (pred / "primary_reset").iterdir()) == names
+    for kind in PROBES:   # the memory probes: the last frame of each (full) window replaced
+        for m in PROBED:
+            assert sorted(p.stem for p in (pred / "probes" / kind / m).iterdir()) == [names[4], names[9]]
     info = json.loads((pred / "info.json").read_text())
     assert info["frames"] == 10 and info["clips"] == 2 and info["baselines"] == ["fcn_vgg16"]
+    assert info["methods"] == [*CLIP_METHODS, *TEMPORAL_METHODS, "fcn_vgg16"]
+    assert info["probes"] == {"kinds": list(PROBES), "methods": list(PROBED), "frames": 2}
     assert sum(info["box_fallbacks"].values()) == len(boxes)  # one entry per window and region
     assert not any("second" in k or "per_s" in k for k in info)  # no wall-clock figures in a DVC output
     # noise holds no face: the tracker reports every frame as such and paints nothing

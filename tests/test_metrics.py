@@ -324,3 +324,65 @@ def test_paired_test_with_a_constant_difference():
     r = paired_tests([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert r["p_ttest"] == 0.0 and r["t"] is None and r["mean_diff"] == pytest.approx(0.1)
     assert r["p_wilcoxon"] == pytest.approx(0.25)  # exact: both tails of 1 / 2^3
+
+
+def test_evaluate_writes_the_conditions_the_hold_oracle_and_the_memory_checks(tmp_path, monkeypatch, capsys):
+    """With the generator's per-frame record and crop boxes: 001_000003 (a blur burst, a clean frame before
+    it in its window) and 002_000006 (a flash opening its window) are degraded. The FCN misses the eyes
+    everywhere; the primary is right everywhere; its memoryless control is the FCN. On the probe frames (the
+    last of each window) the FCN says background, the primary holds the face, the hold shows the FCN's labels
+    of the frame before. Every number below is worked out from `_write_eval_layout`'s masks."""
+    import pandas as pd
+
+    from facemask.data.labels import read_label_png, write_label_png
+    from stages import evaluate
+
+    _write_eval_layout(tmp_path)
+    pred = tmp_path / "data" / "predictions"
+    masks = tmp_path / "data" / "300VW-Mask"
+    names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
+    gt = read_label_png(masks / "labels_orig" / f"{names[0]}.png")
+    no_eyes = read_label_png(pred / "fcn" / f"{names[0]}.png")
+    for m, lab in (("primary_reset", no_eyes), ("primary_stream", gt), ("cascade_stream", gt)):
+        (pred / m).mkdir()
+        for n in names:
+            write_label_png(pred / m / f"{n}.png", lab)
+    for m, lab in (("fcn", np.zeros_like(gt)), ("primary", gt)):
+        (pred / "probes" / "black" / m).mkdir(parents=True)
+        for n in (names[4], names[9]):
+            write_label_png(pred / "probes" / "black" / m / f"{n}.png", lab)
+    (pred / "info.json").write_text(json.dumps({
+        "methods": ["fcn", "fcn_smooth", "primary", "cascade", "primary_stream", "cascade_stream", "primary_reset"],
+        "baselines": [], "probes": {"kinds": ["black"], "methods": ["fcn", "primary"], "frames": 2}}))
+    raw = tmp_path / "data" / "raw" / "300VW"
+    raw.mkdir(parents=True)
+    kinds = {"001_000003": "blur", "002_000006": "flash"}
+    pd.DataFrame([{"video": n[:3], "frame": int(n[4:]), "transient": kinds.get(n, ""), "occlusion": 0.0}
+                  for n in names]).to_csv(raw / "frames.csv", index=False)
+    pd.DataFrame([{"video": n[:3], "frame": int(n[4:]), "category": 1, "x0": 10, "y0": 5, "x1": 34, "y1": 25,
+                   "w": 24, "h": 20} for n in names]).to_csv(masks / "frames.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    evaluate.main(stage_args("evaluate"))
+
+    no_eyes_miou = (274 / 298 + 0 + 1 + 1) / 4          # skin takes the eyes' 24 px; eyes 0; lips, inner mouth 1
+    cond = json.loads((tmp_path / "metrics" / "eval" / "conditions.json").read_text())
+    by = cond["by_condition"]
+    assert (by["all"]["frames"], by["clean"]["frames"], by["degraded_with_clean_past"]["frames"],
+            by["degraded_without_clean_past"]["frames"]) == (10, 8, 1, 1) and cond["degraded_frames"] == 2
+    assert by["degraded_with_clean_past"]["primary"]["miou"] == pytest.approx(1.0)
+    assert by["degraded_with_clean_past"]["fcn"]["miou"] == pytest.approx(no_eyes_miou)
+    assert by["all"]["hold"]["miou"] == pytest.approx(no_eyes_miou)   # the FCN's own labels, held
+    assert cond["by_kind"]["blur"]["frames"] == 1 and cond["by_kind"]["clean"]["frames"] == 8
+    memory = json.loads((tmp_path / "metrics" / "eval" / "memory.json").read_text())
+    black = memory["probes"]["black"]
+    assert black["frames"] == 2 and black["miou"]["fcn"] == 0.0 and black["miou"]["primary"] == pytest.approx(1.0)
+    assert black["miou"]["hold"] == pytest.approx(no_eyes_miou)
+    assert black["checks"]["primary"] == {"gain_over_fcn": pytest.approx(1.0),
+                                          "below_hold": pytest.approx(no_eyes_miou - 1.0), "pass": True}
+    ab = memory["ablation"]["methods"]["primary"]
+    assert memory["ablation"]["frames"] == 1 and memory["ablation"]["pixels"] == 480
+    assert ab["changed_share"] == pytest.approx(24 / 480) and ab["uses_memory"]
+    assert ab["miou"] == pytest.approx(1.0) and ab["control_miou"] == pytest.approx(no_eyes_miou)
+    assert memory["ablation"]["methods"]["primary_stream"]["changed_share"] == pytest.approx(24 / 480)
+    results = (tmp_path / "metrics" / "eval" / "results.md").read_text()
+    assert "hold oracle" in results and "Memory checks" in results
