@@ -111,7 +111,8 @@ def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS))
             params = run.get("params") or ({**ws["params"], "seed": run.get("seed")} if ws else None)
             if name in have or params is None or "eval" not in run:
                 continue
-            metrics = {EVAL: run["eval"], **({ZOOMED: run["zoomed"]} if run.get("zoomed") else {})}
+            metrics = {EVAL: run["eval"], **({ZOOMED: run["zoomed"]} if run.get("zoomed") else {}),
+                       **({TIMESTEP: run["timestep"]} if run.get("timestep") else {})}
             out.append({"name": name, "rev": run.get("rev"), "params": params, "metrics": metrics, "run": run})
     return out
 
@@ -212,14 +213,10 @@ def tables(recs: list[dict]) -> dict[str, str]:
     t3 = _rows(recs, frozen_ce, lambda p: p.get(C + "optimizer"), EVAL)
     out["table3"] = _face_table("Table 3 — optimiser, ConvLSTM layer alone trained, cross-entropy (IoU %, test set)",
                                 t3, str)
-    body = []
-    for k, runs in sorted(_rows(recs, frozen_ce, lambda p: p.get(C + "optimizer"), TIMESTEP).items()):
-        steps = sorted(runs[0]["metrics"][TIMESTEP].get("primary_minus_fcn", {}), key=lambda s: int(str(s)[1:]))
-        body.append([k] + [_cell([r["metrics"][TIMESTEP]["primary_minus_fcn"].get(s) for r in runs]) for s in steps]
-                    + [str(len(runs))])
-    out["table4"] = ("### Table 4 — mIoU of the ConvLSTM-FCN minus the FCN's at each frame t of a window "
-                     "(points; Table 3's runs)\n\n" + (_table(["optimiser", *[f"t = {i + 1}" for i in range(
-                         len(body[0]) - 2)], "seeds"], body) if body else "(no experiment)") + "\n")
+    default = [r for r in recs if _is_default(r)]
+    default = list({r["params"].get("seed"): r for r in default if EVAL in r["metrics"]}.values())
+    out["table4"] = table4([r for r in default if TIMESTEP in r["metrics"]],
+                           _rows(recs, frozen_ce, lambda p: p.get(C + "optimizer"), TIMESTEP))
     out["table5"] = _face_table("Table 5 — loss, ConvLSTM layer alone trained, Adam (IoU %, test set)",
                                 _rows(recs, frozen_adam, _loss_key, EVAL), str)
     losses = {}
@@ -247,8 +244,6 @@ def tables(recs: list[dict]) -> dict[str, str]:
                               + (_table(["setting", *cols, "P vs FCN", "seeds"], body) if body else "(no experiment)")
                               + "\n")
     # Table 9: the key techniques. The default's runs: no sweep key changed from params.yaml's defaults.
-    default = [r for r in recs if _is_default(r)]
-    default = list({r["params"].get("seed"): r for r in default if EVAL in r["metrics"]}.values())
     frozen = t3.get("adam", [])
     rows9 = []
     if default:
@@ -267,6 +262,55 @@ def tables(recs: list[dict]) -> dict[str, str]:
                      + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows9) if rows9 else "(no runs)") + "\n"
                      + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
     return out
+
+
+def _steps(runs: list[dict], key: str) -> list[str]:
+    return sorted({s for r in runs for s in r["metrics"][TIMESTEP].get(key, {})}, key=lambda s: int(str(s)[1:]))
+
+
+def _gain(r: dict, key: str, step: str):
+    return (r["metrics"][TIMESTEP].get(key) or {}).get(step)
+
+
+def _ci(values: list) -> str:
+    """Mean and the 95 % confidence interval of the mean (Student's t over the seeds), in points."""
+    from scipy import stats
+
+    v = [100 * x for x in values if isinstance(x, (int, float))]
+    if len(v) < 2:
+        return _cell([x / 100 for x in v])
+    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
+    return f"{np.mean(v):+.2f} [{np.mean(v) - half:+.2f}, {np.mean(v) + half:+.2f}]"
+
+
+def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
+    """Table 4 with its memoryless control: each method's mIoU minus the FCN's at frame t of the window, for
+    the default's runs (one per seed): the primary, the same weights with the state reset at every frame, what
+    the memory adds (the two's difference, per seed, with a 95 % confidence interval), the primary with the
+    state carried across windows; and Table 3's runs (the paper's exploration)."""
+    title = ("### Table 4 — mIoU minus the FCN's at each frame t of a window (points), with the memoryless "
+             "control\n\n")
+    rows = []
+    if default:
+        steps = _steps(default, "primary_minus_fcn")
+        for label, key in (("primary ConvLSTM-FCN (the default)", "primary_minus_fcn"),
+                           ("same weights, state reset every frame", "primary_reset_minus_fcn"),
+                           ("primary, state carried across windows", "primary_stream_minus_fcn")):
+            if any(_gain(r, key, steps[0]) is not None for r in default):
+                rows.append([label] + [_cell([_gain(r, key, s) for r in default]) for s in steps] + [str(len(default))])
+        memory = [[None if None in (_gain(r, "primary_minus_fcn", s), _gain(r, "primary_reset_minus_fcn", s))
+                   else _gain(r, "primary_minus_fcn", s) - _gain(r, "primary_reset_minus_fcn", s) for r in default]
+                  for s in steps]
+        if any(v is not None for m in memory for v in m):
+            rows.append(["memory: primary minus reset, 95 % CI"] + [_ci(m) for m in memory] + [str(len(default))])
+    for k, runs in sorted(frozen.items()):
+        steps = _steps(runs, "primary_minus_fcn")
+        rows.append([f"ConvLSTM alone trained, CE, {k} (Table 3)"]
+                    + [_cell([_gain(r, "primary_minus_fcn", s) for r in runs]) for s in steps] + [str(len(runs))])
+    if not rows:
+        return title + "(no run)\n"
+    n = max(len(r) for r in rows) - 2
+    return title + _table(["method", *[f"t = {i + 1}" for i in range(n)], "seeds"], rows) + "\n"
 
 
 def _setting(p: dict) -> dict:

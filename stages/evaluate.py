@@ -107,12 +107,13 @@ def results_markdown(report: dict, sig: dict, stability: dict, categories: dict,
     return "\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n"
 
 
-def test_set_id(meta: pd.DataFrame, groups: int) -> dict:
+def test_set_id(meta: pd.DataFrame, groups: int, labels_sha256: str) -> dict:
     """What a seed's record must share with this run to be summarised with it: the test frames (their
-    number, clips and a hash of their names, in order) and the significance groups."""
+    number, clips and a hash of their names, in order), a hash of their labels (the same names on a
+    regenerated benchmark are other frames) and the significance groups."""
     names = "\n".join(meta["name"]).encode()
     return {"clips": int(meta["clip"].nunique()), "frames": int(len(meta)), "groups": int(groups),
-            "names_sha256": hashlib.sha256(names).hexdigest()}
+            "names_sha256": hashlib.sha256(names).hexdigest(), "labels_sha256": labels_sha256}
 
 
 def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
@@ -159,11 +160,14 @@ def main(argv: list[str] | None = None) -> None:
     memory = score_memory(clips, mask_dir, pred_dir, frames, info, test) if frames.available else \
         {"available": False, "reason": frames.reason}
 
+    steps = timestep_table(meta, cms, methods)
+    timestep = {f"{m}_minus_fcn": {f"t{int(r['t'])}": finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
+                for m in methods if m != "fcn"}
     seed = int(params["seed"])
-    test_set = test_set_id(meta, sig["groups"])
+    test_set = test_set_id(meta, sig["groups"], test["labels_sha256"])
     runs = recorded_runs(args.seeds, test_set, log)
     runs[seed] = {"seed": seed, "eval": report, "group_miou": sig["group_miou"],   # this run replaces its record
-                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set,
+                  "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set, "timestep": timestep,
                   "conditions": conditions.get("by_condition"), "memory": memory}
     seeds = seeds_summary(runs, methods)
     md = results_markdown(report, sig, stability, categories, seeds, seed, methods) + conditions_markdown(conditions) \
@@ -173,11 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.out / "eval") as out:
         atomic_write_json(out / "categories.json", categories)
         subject_table(meta, cms, methods).to_csv(out / "per_subject.csv", index=False, float_format="%.6f")
-        steps = timestep_table(meta, cms, methods)
         steps.to_csv(out / "timestep.csv", index=False, float_format="%.6f")
-        atomic_write_json(out / "timestep.json", {
-            f"{m}_minus_fcn": {f"t{int(r['t'])}": finite_or_none(r[f"{m}_minus_fcn"]) for r in steps.to_dict("records")}
-            for m in methods if m != "fcn"})
+        atomic_write_json(out / "timestep.json", timestep)
         atomic_write_json(out / "significance.json", sig)
         atomic_write_json(out / "stability.json", stability)
         atomic_write_json(out / "conditions.json", conditions)
@@ -244,12 +245,13 @@ class FrameRecord:
 def score_test_set(clips: list[dict], methods, mask_dir: Path, pred_dir: Path, frames: FrameRecord, T: int) -> dict:
     """Every test frame against its label: ``meta`` (a row per frame: clip, video, category, step in its window,
     name, condition, kind), ``cms`` (frames, methods, C, C), the hold oracle's ``hold`` (frames, C, C) when the
-    record allows, each method's ``flips``, and per temporal method the pixels its memory ``changed`` on the
-    degraded frames with a clean past (`facemask.evaluation.memory`)."""
+    record allows, each method's ``flips``, per temporal method the pixels its memory ``changed`` on the
+    degraded frames with a clean past (`facemask.evaluation.memory`), and a hash of the labels."""
     C = len(CLASS_NAMES)
     meta, cms, hold = [], [], []
     flips = {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
     changed = {m: 0 for m in CONTROLS}
+    labels_hash = hashlib.sha256()
     for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
         names = clip["names"]
         seq = {key: [] for key in flips}
@@ -261,6 +263,7 @@ def score_test_set(clips: list[dict], methods, mask_dir: Path, pred_dir: Path, f
         degraded, conds, kinds = known if known else (None, [None] * len(names), [None] * len(names))
         for i, name in enumerate(names):
             gt = seq["ground_truth"][i]
+            labels_hash.update(np.ascontiguousarray(gt).tobytes() + str(gt.shape).encode())
             cms.append(np.stack([confusion_matrix(gt, seq[m][i], C) for m in methods]))
             meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
                          "name": name, "condition": conds[i], "kind": kinds[i]})
@@ -275,7 +278,7 @@ def score_test_set(clips: list[dict], methods, mask_dir: Path, pred_dir: Path, f
             flips[key] += flip_rate(labels)
     meta = pd.DataFrame(meta)
     return {"meta": meta, "cms": np.stack(cms), "hold": np.stack(hold) if hold else None, "flips": flips,
-            "changed": changed, "methods": tuple(methods)}
+            "changed": changed, "methods": tuple(methods), "labels_sha256": labels_hash.hexdigest()}
 
 
 def _prediction(path: Path, gt: np.ndarray) -> np.ndarray:

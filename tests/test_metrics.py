@@ -256,9 +256,17 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     (tmp_path / "metrics" / "seeds" / "seed_3.json").write_text(json.dumps(
         {"seed": 3, "eval": other, "group_miou": {m: [0.4, 0.5, 0.6] for m in other}}))
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
-    ours = {"clips": 2, "frames": 10, "groups": 2, "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest()}
+    from facemask.data.labels import read_label_png
+    gt = read_label_png(tmp_path / "data" / "300VW-Mask" / "labels_orig" / f"{names[0]}.png")
+    labels = hashlib.sha256((gt.tobytes() + str(gt.shape).encode()) * 10).hexdigest()   # the same label, 10 frames
+    ours = {"clips": 2, "frames": 10, "groups": 2, "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+            "labels_sha256": labels}
     (tmp_path / "metrics" / "seeds" / "seed_4.json").write_text(json.dumps(
         {"seed": 4, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}, "test_set": {**ours, "frames": 9}}))
+    # the same frame names on a regenerated benchmark: other labels, left out too
+    (tmp_path / "metrics" / "seeds" / "seed_5.json").write_text(json.dumps(
+        {"seed": 5, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other},
+         "test_set": {**ours, "labels_sha256": "0" * 64}}))
     monkeypatch.chdir(tmp_path)
     evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
