@@ -309,7 +309,8 @@ def test_auto_picks_the_method_from_what_the_models_were_trained_on(tmp_path):
 def test_auto_with_synthetic_models_uses_landmarks_and_cascade_warns(face, video, tmp_path, capsys, one_thread):
     models = _models(tmp_path / "syn", {"source": "synthetic", "videos": 25})
     out = tmp_path / "auto"
-    assert main(["predict", str(video), "--out", str(out), "--models", str(models), "--no-video"]) == 0
+    assert main(["predict", str(video), "--out", str(out), "--models", str(models), "--no-video",
+                 "--landmarker", "dlib"]) == 0  # (the default landmarker warns where mediapipe is missing)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "landmarks" and summary["method_reason"].startswith("auto: ")
     assert summary["models_data"] == {"source": "synthetic", "videos": 25} and summary["warnings"] == []
