@@ -29,6 +29,7 @@ run that fails leaves no DIR behind):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -119,21 +120,22 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     check_out(out, overwrite, {"input": source.path, **({} if given else {"models": Path(models)})},
               estimate_bytes(source, video))
     method, reason, data = pick_method(method, models, given)
-    if not given and method != "landmarks":
-        torch.set_num_threads(threads)
-        segmenter = load_segmenter(models, method, device, batch)
     lm, lm_warning = (None, None) if cropped and method != "landmarks" else make_landmarker(
         landmarker, face=face, detector=detector, detect_every=detect_every, fps=source.fps,
         smoothing=landmark_smoothing)
-    run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
-                      detect_every=detect_every, smooth=smooth, max_gap=max_gap)
-    t_setup = time.perf_counter() - t_start
-    with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
-        run.segment(tmp, video, video_format, progress)
-        warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
-        summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
-                              models=None if given or method == "landmarks" else str(models), warnings=warnings)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with contextlib.closing(lm) if lm is not None else contextlib.nullcontext():  # MediaPipe's graphs
+        if not given and method != "landmarks":
+            torch.set_num_threads(threads)
+            segmenter = load_segmenter(models, method, device, batch)
+        run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
+                          detect_every=detect_every, smooth=smooth, max_gap=max_gap)
+        t_setup = time.perf_counter() - t_start
+        with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
+            run.segment(tmp, video, video_format, progress)
+            warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
+            summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
+                                  models=None if given or method == "landmarks" else str(models), warnings=warnings)
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -41,17 +41,21 @@ def import_mediapipe():
     """(the mediapipe module, its ``SolutionBase``), imported once; raises `MediaPipeError` saying how to
     install it when it is missing or has no face mesh."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # the graph's C++ log lines at start-up
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
             import mediapipe as mp
+        except ImportError as e:
+            raise MediaPipeError(f"mediapipe is not installed ({e}): `{INSTALL}` (Python 3.10-3.12; `make setup` "
+                                 "does it), or use the dlib landmarker") from None
+        try:
             from mediapipe.python.solution_base import SolutionBase
-    except ImportError as e:
-        raise MediaPipeError(f"mediapipe is not installed ({e}): `{INSTALL}` (Python 3.10-3.12; `make setup` "
-                             "does it), or use the dlib landmarker") from None
-    if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "face_mesh"):
-        raise MediaPipeError(f"mediapipe {getattr(mp, '__version__', '?')} has no face mesh solution (the models "
-                             f"ship in its wheels up to 0.10.21; the project pins 0.10.14): `{INSTALL}`")
+            face_mesh = mp.solutions.face_mesh
+        except (ImportError, AttributeError):
+            face_mesh = None
+    if face_mesh is None:
+        raise MediaPipeError(f"mediapipe {getattr(mp, '__version__', '?')} has no face mesh solution (its models "
+                             f"ship in the wheels up to 0.10.21; the project pins 0.10.14): `{INSTALL}`")
     return mp, SolutionBase
 
 
