@@ -437,28 +437,6 @@ def test_predict_a_face_leaving_and_coming_back(tmp_path, astro):
         assert not read_label_png(tmp_path / "out" / "labels" / f"{k + 1:06d}.png").any()
 
 
-def test_predict_without_mediapipe(tmp_path, monkeypatch, capsys):
-    """Where mediapipe is missing (Python 3.13): ``--landmarker mediapipe`` fails with one line naming the
-    install command; the default falls back to dlib, with a warning in summary.json."""
-    pytest.importorskip("dlib")
-
-    def missing():
-        raise mesh_module.MediaPipeError("mediapipe is not installed (No module named 'mediapipe'): "
-                                         f"`{mesh_module.INSTALL}`")
-
-    monkeypatch.setattr(mesh_module, "import_mediapipe", missing)
-    rng = np.random.default_rng(0)
-    video = _video(tmp_path, rng.integers(60, 200, (3, 120, 160, 3), dtype=np.uint8))
-    rc = main(["predict", str(video), "--out", str(tmp_path / "mp"), "--landmarker", "mediapipe", "-q"])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1 and len(err) == 1 and not (tmp_path / "mp").exists()
-    assert err[0].startswith("error: --landmarker mediapipe: mediapipe is not installed")
-    assert "pip install --no-deps mediapipe==0.10.14" in err[0]
-    s = _predict(tmp_path, video)
-    assert s["landmarker"]["name"] == "dlib" and "iBUG 300-W" in s["landmarks"]
-    assert len(s["warnings"]) == 1 and "pip install --no-deps mediapipe==0.10.14" in s["warnings"][0]
-
-
 def test_predict_records_the_landmarker_and_its_smoothing(tmp_path, astro):
     pytest.importorskip("mediapipe")
     from facemask.data.realface import photo_video
