@@ -222,7 +222,7 @@ class MediaPipeLandmarker(Landmarker):
 
     Args:
         refine: the attention mesh (``refine_landmarks``): refined eyes and lips; measured better on every
-            test set (mask mIoU +5 to +8 points), at ~1 ms a frame more.
+            test set (mask mIoU +5 to +11 points: README, "Landmarkers"), at ~1 ms a frame more.
         max_faces: faces the frame graph follows at once: >= 2 to see several and pick the largest or the
             ``face``-th (while fewer are in view the graph runs BlazeFace on every frame, ~1-2 ms); 1: it
             follows the face BlazeFace scores highest (not the largest) and stops detecting once it has one.
