@@ -5,8 +5,8 @@ Reads params ``evaluate`` and ``clips.window``; ``data/predictions`` (the fuse s
 test sub-datasets' labels. IoU is computed at each crop's original resolution and accumulated over the
 whole test set (confusion matrices summed). Writes:
 
-* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker, and the Table 2 baselines
-  fuse scored: fcn_vgg16, deeplab_v2, when ``baselines.archs`` names them): IoU of skin, eyes, lips,
+* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker, mesh when fuse made it, and
+  the Table 2 baselines fuse scored: fcn_vgg16, deeplab_v2, when ``baselines.archs`` names them): IoU of skin, eyes, lips,
   inner_mouth and their mean ``miou`` (background excluded), fractions in [0, 1];
 * ``metrics/zoomed.json`` — the eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets;
 * ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
@@ -41,14 +41,17 @@ from stages._common import load_params, run_stage, setup_logging, stage_args
 
 #: The methods fuse scores on every run: the paper's (`CLIP_METHODS`) and the landmark tracker.
 SCORED_METHODS = (*CLIP_METHODS, "tracker")
+#: Scored when fuse made them (info.json says so): the face-mesh landmarks (not where mediapipe is missing).
+OPTIONAL_METHODS = ("mesh",)
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
           "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
+          "mesh": "face-mesh landmarks (MediaPipe -> 68 points)",
           "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)"}
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Methods without a training seed (the same on every seed's run).
-UNTRAINED = ("tracker",)
+UNTRAINED = ("tracker", "mesh")
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
 
 
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     clips = read_split_clips(clips_dir, "test")
     C = len(CLASS_NAMES)
     info = json.loads((pred_dir / "info.json").read_text()) if (pred_dir / "info.json").is_file() else {}
-    methods = (*SCORED_METHODS, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
+    optional = [m for m in OPTIONAL_METHODS if m in info and "skipped" not in info[m]]
+    methods = (*SCORED_METHODS, *optional, *info.get("baselines", []))   # Table 2's baselines, when fuse scored them
 
     meta, cms, flips = [], [], {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
     for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
