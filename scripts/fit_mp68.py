@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facemask.data.landmarks import read_pts  # noqa: E402
+from facemask.data.video import iter_frames  # noqa: E402
 from facemask.inference import mp68  # noqa: E402
 from facemask.inference.landmarker import ONE_EURO as ONE_EURO_SETTINGS  # noqa: E402
 
@@ -67,14 +68,7 @@ def split_videos(split_dir: Path) -> dict[str, list[str]]:
 
 def synthetic_video(raw: Path, video: str):
     """(frames (N, H, W, 3), truth (N, 68, 2))."""
-    cap = cv2.VideoCapture(str(raw / video / "vid.avi"))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    frames = [f for _, f in iter_frames(raw / video / "vid.avi") if f is not None]
     truth = np.stack([read_pts(raw / video / "annot" / f"{k + 1:06d}.pts") for k in range(len(frames))])
     return np.stack(frames), truth
 
