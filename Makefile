@@ -11,6 +11,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps "mediapipe==0.10.14; python_version < '3.13'"
 	touch $@
 
 repro: setup

@@ -1,7 +1,9 @@
-"""Frames/s of `facemask predict` for every method and detector, split into its phases.
+"""Frames/s of `facemask predict` for every method, landmarker and detector, split into its phases.
 
-Phases: decode, detection, landmarks (shape predictor, loss-of-track test, and the landmark method's
-masks), network (the learned methods), writing.
+Phases: decode, detection (dlib: the detector; mediapipe: the tile search for small faces), landmarks
+(the landmarker, its smoothing, and the landmark method's masks), network (the learned methods), writing.
+``--landmarkers``: ``mediapipe`` (MediaPipe's face mesh; ``--detectors`` do not apply) and ``dlib`` (one row
+per detector).
 
 The input is a real-face video made here (`facemask.data.realface`: scikit-image's astronaut photograph
 moving through the frames, default 640 x 480, MJPG .avi, with a few occluded frames), so every
@@ -18,8 +20,8 @@ times are each thread's own and add up to more than the wall time. ``frames/s`` 
 time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process) is
 less sensitive to other work on the machine than the wall time; the 1-minute load average is printed.
 
-    python bench/bench_predict.py                                    # every method, hog and haar
-    python bench/bench_predict.py --methods landmarks --detectors hog,cnn,haar --frames 240
+    python bench/bench_predict.py                                    # every method, both landmarkers
+    python bench/bench_predict.py --methods landmarks --landmarkers dlib --detectors hog,cnn,haar --frames 240
 """
 from __future__ import annotations
 
@@ -65,7 +67,8 @@ def make_video(path: Path, frames: int, size: tuple[int, int], kind: str = "real
 
     w, h = size
     if kind == "real":
-        mf = moving_face(frames, size, 0.27 * h, seed=seed, occluded=range(frames // 2, frames // 2 + 6))
+        mf = moving_face(frames, size, 0.27 * h, seed=seed, occluded=range(frames // 2, frames // 2 + 6),
+                         border="replicate")
         write_video(mf.frames, path)
         return
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="640x480", help="frame size WxH (default: %(default)s)")
     ap.add_argument("--input", choices=["real", "synthetic"], default="real")
     ap.add_argument("--methods", default="landmarks,cascade,primary,fcn")
-    ap.add_argument("--detectors", default="hog,haar", help="any of hog, cnn, haar (cnn is slow on a CPU)")
+    ap.add_argument("--landmarkers", default="mediapipe,dlib", help="any of mediapipe, dlib")
+    ap.add_argument("--detectors", default="hog,haar", help="dlib's: any of hog, cnn, haar (cnn is slow on a CPU)")
     ap.add_argument("--detect-every", type=int, default=None, help="default: predict's")
     ap.add_argument("--models", default=str(ROOT / "models"))
     ap.add_argument("--device", default="cpu")
@@ -138,28 +142,33 @@ def main(argv=None) -> int:
                       file=sys.stderr)
                 models, weights = tmp / "models", "untrained (same speed)"
                 untrained_models(models, yaml.safe_load(open(args.params)))
+        combos = [(lm, det) for lm in args.landmarkers.split(",")
+                  for det in (args.detectors.split(",") if lm == "dlib" else ["-"])]
         for method in args.methods.split(","):
-            for detector in args.detectors.split(","):
+            for landmarker, detector in combos:
                 kw = dict(models=models, device=args.device, batch=args.batch, threads=args.threads, progress=False,
-                          method=method, detector=detector, video=not args.no_video, **extra)
-                predict(warm, tmp / f"warm_{method}_{detector}", **kw)  # dlib's models are read once per process
+                          method=method, landmarker=landmarker, video=not args.no_video, **extra,
+                          **({"detector": detector} if landmarker == "dlib" else {}))
+                name = f"{method}_{landmarker}_{detector}"
+                predict(warm, tmp / f"warm_{name}", **kw)  # dlib's models are read once per process
                 c0 = time.process_time()
-                s = predict(video, tmp / f"out_{method}_{detector}", **kw)
+                s = predict(video, tmp / f"out_{name}", **kw)
                 cpu = time.process_time() - c0
-                runs.append({"method": method, "detector": detector, "cpu_s": cpu, **s})
-                print(f"{method} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
+                runs.append({"method": method, "cpu_s": cpu, **s})
+                print(f"{method} / {landmarker} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
 
     n = args.frames
     print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, threads "
           f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
           f"overlay video: {'no' if args.no_video else 'yes'}\n")
-    head = ["method", "detector", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame", "frames/s"]
+    head = ["method", "landmarker", "detector", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame",
+            "frames/s"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in runs:
         t = r["timings_s"]
         work = t["total"] - t["setup"]
         det = r["detector"]
-        print("| " + " | ".join([r["method"], f"{det['name']} k={det['detect_every']}" if det else "-",
+        print("| " + " | ".join([r["method"], r["landmarker"]["name"], f"{det['name']} k={det['detect_every']}" if det else "-",
                                  f"{r['faces_found']}/{r['frames']}",
                                  *(f"{1000 * t[p] / r['frames']:.1f}" for p in PHASES), f"{t['setup']:.1f}",
                                  f"{1000 * r['cpu_s'] / r['frames']:.1f}", f"**{r['frames'] / work:.1f}**"]) + " |")

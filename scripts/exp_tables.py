@@ -14,7 +14,8 @@ averaged over the row's seeds, against the baseline FCN's averaged over the same
 from each experiment's ``metrics/eval/run.json``). IoUs in percent, as in the paper. Sources:
 
 * Table 2 — the five baselines: the landmark tracker, the ResNet FCN and FCN + temporal smoothing from the
-  default's runs (``metrics/eval.json`` → ``tracker``, ``fcn``, ``fcn_smooth``), the VGG-16 FCN-8s and
+  default's runs (``metrics/eval.json`` → ``tracker``, ``fcn``, ``fcn_smooth``; and beside the paper's tracker the
+  face-mesh landmarks, ``mesh``, not in the paper), the VGG-16 FCN-8s and
   DeepLab-V2 from the experiments that trained them (``baselines.archs``, `scripts/baselines.py`; their
   ``eval.json`` → ``fcn_vgg16``, ``deeplab_v2``, committed in ``metrics/baselines/``), P against the same
   runs' ResNet FCN.
@@ -54,7 +55,9 @@ RECORDS = Path("metrics/baselines")
 #: The paper's numbers where its text gives them (mIoU %).
 PAPER = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Table 2's rows: (method in eval.json, label), in the paper's order.
-TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"), ("deeplab_v2", "DeepLab-V2 ({trunk}, ASPP)"),
+TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"),
+          ("mesh", "face-mesh landmarks (MediaPipe -> 68 points; not in the paper)"),
+          ("deeplab_v2", "DeepLab-V2 ({trunk}, ASPP)"),
           ("fcn_vgg16", "FCN-8s ({trunk})"), ("fcn", "FCN (ResNet; the baseline FCN)"),
           ("fcn_smooth", "FCN (ResNet) + temporal smoothing"))
 
@@ -332,7 +335,7 @@ def table2(recs: list[dict], default: list[dict]) -> str:
     ref = next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
     body = []
     for method, label in TABLE2:
-        if method in ("tracker", "fcn", "fcn_smooth"):
+        if method in ("tracker", "mesh", "fcn", "fcn_smooth"):
             groups = {label: [r for r in default if method in r["metrics"][EVAL]]}
         else:
             held = [r for r in recs if method in r["metrics"].get(EVAL, {})
@@ -358,10 +361,11 @@ def _table2_row(method: str, label: str, runs: list[dict]) -> list[str]:
     if not runs:
         return [label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"]
     p = "–" if method == "fcn" else _p(runs, method, _face_groups)
-    # the tracker is not trained: its cells are one run's (the same in every seed's); P over the seeds
-    row = _method_row(label, runs[:1] if method == "tracker" else runs, method, p)
+    # the landmark methods are not trained: their cells are one run's (the same in every seed's); P over the seeds
+    untrained = method in ("tracker", "mesh")
+    row = _method_row(label, runs[:1] if untrained else runs, method, p)
     row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
-    if method == "tracker":
+    if untrained:
         row[-1] = "– (not trained)"
     return row
 

@@ -5,8 +5,8 @@ Reads params ``evaluate`` and ``clips.window``; ``data/predictions`` (the fuse s
 test sub-datasets' labels. IoU is computed at each crop's original resolution and accumulated over the
 whole test set (confusion matrices summed). Writes:
 
-* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker, and the Table 2 baselines
-  fuse scored: fcn_vgg16, deeplab_v2, when ``baselines.archs`` names them): IoU of skin, eyes, lips,
+* ``metrics/eval.json`` — per method (fcn, fcn_smooth, primary, cascade, tracker, mesh when fuse made it, and
+  the Table 2 baselines fuse scored: fcn_vgg16, deeplab_v2, when ``baselines.archs`` names them): IoU of skin, eyes, lips,
   inner_mouth and their mean ``miou`` (background excluded), fractions in [0, 1];
 * ``metrics/zoomed.json`` — the eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets;
 * ``metrics/eval/``: ``categories.json`` (per 300VW category), ``per_subject.csv`` (Fig. 6),
@@ -48,8 +48,11 @@ from stages._common import load_params, run_stage, setup_logging, stage_args
 #: The methods fuse scores on every run: the paper's (`CLIP_METHODS`), the landmark tracker, and the temporal
 #: methods and their memoryless control (`TEMPORAL_METHODS`); Table 2's baselines when it trained them.
 SCORED_METHODS = (*CLIP_METHODS, "tracker", *TEMPORAL_METHODS)
+#: Scored when fuse made them (info.json says so): the face-mesh landmarks (not where mediapipe is missing).
+OPTIONAL_METHODS = ("mesh",)
 LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "primary": "primary ConvLSTM-FCN",
           "cascade": "primary + zoomed eye/mouth models", "tracker": "landmark tracker (dlib 68 points)",
+          "mesh": "face-mesh landmarks (MediaPipe -> 68 points)",
           "fcn_vgg16": "VGG-16 FCN-8s", "deeplab_v2": "DeepLab-V2 (VGG-16, ASPP)",
           "primary_stream": "primary ConvLSTM-FCN, state carried across windows",
           "cascade_stream": "cascade, primary's state carried across windows",
@@ -59,7 +62,7 @@ LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "prim
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Methods without a training seed (the same on every seed's run).
-UNTRAINED = ("tracker",)
+UNTRAINED = ("tracker", "mesh")
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
 
 
@@ -197,9 +200,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def scored_methods(info: dict) -> tuple[str, ...]:
     """What evaluate scores: the methods fuse wrote (its info.json; the paper's and Table 2's baselines when it
-    does not list them), the tracker after the paper's."""
+    does not list them), the tracker after the paper's, then the face mesh when fuse made it (`OPTIONAL_METHODS`)."""
     fused = info.get("methods") or [*CLIP_METHODS, *info.get("baselines", [])]
-    return (*[m for m in fused if m in CLIP_METHODS], "tracker", *[m for m in fused if m not in CLIP_METHODS])
+    optional = [m for m in OPTIONAL_METHODS if m in info and "skipped" not in info[m]]
+    return (*[m for m in fused if m in CLIP_METHODS], "tracker", *optional,
+            *[m for m in fused if m not in CLIP_METHODS])
 
 
 class FrameRecord:

@@ -8,9 +8,11 @@ names (stage train_baselines; none by default). Writes, atomically:
 
 * ``data/predictions/<method>/VVV_FFFFFF.png`` for ``fcn``, ``fcn_smooth``, ``primary``, ``cascade``, the
   temporal methods ``primary_stream``, ``cascade_stream`` (the ConvLSTM state carried across the clip's
-  windows) and ``primary_reset`` (the memoryless control), and ``tracker`` (the paper's landmark-tracker
+  windows) and ``primary_reset`` (the memoryless control), ``tracker`` (the paper's landmark-tracker
   baseline, `facemask.inference.tracker`, run over the raw test videos ``data/raw/300VW``; settings
-  ``fuse.tracker``): label PNGs (class ids, paper palette) at each crop's original size; also ``<arch>`` for
+  ``fuse.tracker``) and ``mesh`` (MediaPipe's face mesh -> 68 landmarks -> masks, `facemask.inference.mesh`,
+  run over the same videos in the same way; settings ``fuse.mesh``; left out, with a warning, where mediapipe
+  is not installed): label PNGs (class ids, paper palette) at each crop's original size; also ``<arch>`` for
   each baseline (frame by frame, as ``fcn``);
 * ``data/predictions/probes/<black|noise>/<method>/VVV_FFFFFF.png``: the memory probes
   (`facemask.inference.probes`), labels on the replaced frames only;
@@ -18,7 +20,8 @@ names (stage train_baselines; none by default). Writes, atomically:
 * ``data/predictions/zoomed/<eyes|mouth>/<fcn|convlstm>.npy``: the zoomed models' labels on their
   test sub-datasets (Tables 7, 8), at the packed size;
 * ``data/predictions/info.json``: clips, frames, the methods and baselines scored, the probes, how often each
-  box fallback was used, and how the tracker found the face in the test frames (no wall-clock figures, so the output's bytes follow from
+  box fallback was used, and how the tracker and the face mesh found the face in the test frames (or why the
+  mesh was left out) (no wall-clock figures, so the output's bytes follow from
   its inputs; the seconds per method go to the log).
 """
 from __future__ import annotations
@@ -40,6 +43,8 @@ from facemask.data.layout import VIDEOS_DIR
 from facemask.data.regions import ZOOM_REGIONS
 from facemask.data.store import load_split
 from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor, predict_packed
+from facemask.inference.landmarker import OneEuroFilter
+from facemask.inference.mesh import MediaPipeError, MediaPipeLandmarker
 from facemask.inference.probes import PROBED, PROBES, probe_clip
 from facemask.inference.tracker import predict_test_clips
 from facemask.models.registry import load_model
@@ -51,6 +56,29 @@ def read_crop(path: Path) -> np.ndarray:
     if img is None:
         raise FileNotFoundError(f"{path}: missing or unreadable face crop")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def mesh_predictions(clips: list[dict], raw_dir: Path, mask_dir: Path, out_dir: Path, settings: dict, log) -> dict:
+    """The ``mesh`` method's label PNGs into `out_dir` (made here), as `predict_test_clips` makes the tracker's;
+    its summary for info.json, or where mediapipe is missing ``{"skipped": why}`` and nothing written."""
+    one_euro = settings["one_euro"]
+    try:
+        landmarker = MediaPipeLandmarker(refine=settings["refine"],
+                                         smoothing=None if one_euro is None else OneEuroFilter(**one_euro))
+    except MediaPipeError as e:
+        log.warning("fuse: method mesh left out: %s", e)
+        return {"skipped": str(e)}
+    with landmarker:
+        out_dir.mkdir()
+        return predict_test_clips(clips, raw_dir, mask_dir, out_dir, landmarker=landmarker, method="mesh")
+
+
+def landmark_info(stats: dict) -> dict:
+    """What info.json keeps of a landmark method's run (no wall-clock figures)."""
+    if "skipped" in stats:
+        return stats
+    return {"source": stats["source"], "status": stats["status"],
+            "frames_without_face": len(stats["frames_without_face"])}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -84,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         pd.DataFrame(boxes).to_csv(out / "boxes.csv", index=False, float_format="%.5f")
         probed = write_probes(out / "probes", predictor, clips, packed, mask_dir)
         (out / "tracker").mkdir()
-        tracker = predict_test_clips(clips, args.raw / VIDEOS_DIR, mask_dir, out / "tracker",
-                                     **params["fuse"]["tracker"])
+        tracker = predict_test_clips(clips, args.raw / VIDEOS_DIR, mask_dir, out / "tracker", **params["fuse"]["tracker"])
+        mesh = mesh_predictions(clips, args.raw / VIDEOS_DIR, mask_dir, out / "mesh", params["fuse"]["mesh"], log)
+
         for region in ZOOM_REGIONS:
             images, _ = load_split(clips_dir / region / "test")
             (out / "zoomed" / region).mkdir(parents=True)
@@ -97,8 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         info = {"clips": len(clips), "frames": frames, "methods": list(methods), "baselines": archs,
                 "box_fallbacks": {k or "none": int(v) for k, v in fallbacks.items()},
                 "probes": {"kinds": list(PROBES), "methods": list(PROBED), "frames": probed},
-                "tracker": {"source": tracker["source"], "status": tracker["status"],
-                            "frames_without_face": len(tracker["frames_without_face"])}}
+                "tracker": landmark_info(tracker), "mesh": landmark_info(mesh)}
         (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("fuse: wrote %s (%d frames x %d methods) in %.1f s on %s; frames/s %s", out_dir, frames, len(methods),
              time.perf_counter() - t_start, device,

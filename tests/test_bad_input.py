@@ -330,6 +330,30 @@ def test_predict_garbage_model_file(tmp_path, models, clip, capsys):
     assert err == f"error: not a facemask model file (or corrupted): {bad / 'face' / 'fcn.pt'}\n"
 
 
+def test_predict_without_mediapipe(tmp_path, clip, capsys, monkeypatch):
+    """Where mediapipe is missing (Python 3.13): ``--landmarker mediapipe`` fails with one line naming the
+    install command, nothing at --out; the default falls back to dlib, with a warning in summary.json."""
+    from facemask.inference import mesh
+
+    def missing():
+        raise mesh.MediaPipeError(f"mediapipe is not installed (No module named 'mediapipe'): `{mesh.INSTALL}`")
+
+    monkeypatch.setattr(mesh, "import_mediapipe", missing)
+    out = tmp_path / "out"
+    rc = facemask(["predict", str(clip), "--out", str(out), "--method", "landmarks", "--landmarker", "mediapipe",
+                   "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and not out.exists() and not _leftovers(tmp_path)
+    line = _one_error(err, "--landmarker mediapipe: mediapipe is not installed",
+                      "pip install --no-deps mediapipe==0.10.14")
+    assert err == line + "\n"
+    assert facemask(["predict", str(clip), "--out", str(out), "--method", "landmarks", "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["landmarker"]["name"] == "dlib" and "iBUG 300-W" in summary["landmarks"]
+    assert len(summary["warnings"]) == 1 and "pip install --no-deps mediapipe==0.10.14" in summary["warnings"][0]
+    assert "warning: the default landmarker, mediapipe, is not available" in capsys.readouterr().err
+
+
 def test_predict_out_refuses_the_current_home_and_root_folders(tmp_path, models, clip, capsys, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()

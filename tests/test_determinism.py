@@ -15,7 +15,6 @@ models see.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess

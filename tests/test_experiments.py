@@ -276,12 +276,14 @@ def test_exp_tables_table2_rows(monkeypatch):
         e["data"]["metrics"]["metrics/eval.json"]["data"] = {m: row(v) for m, v in methods.items()}
         return e
 
-    base = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40, "deeplab_v2": 0.55}, ["deeplab_v2"])
+    base = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40, "mesh": 0.45, "deeplab_v2": 0.55},
+                 ["deeplab_v2"])
     base["rev"] = base["data"]["rev"] = "s0"
     other = entry("t3-rmsprop", 0, {"fcn": 0.50, "fcn_vgg16": 0.99, "deeplab_v2": 0.99}, ["fcn_vgg16"])
     other["data"]["params"]["params.yaml"]["data"]["train"] = {"convlstm": {"optimizer": "rmsprop"}}
     base["experiments"] = [
-        {"name": "seed1-x", "revs": [entry("seed1-x", 1, {"fcn": 0.52, "fcn_smooth": 0.54, "tracker": 0.40})]},
+        {"name": "seed1-x", "revs": [entry("seed1-x", 1, {"fcn": 0.52, "fcn_smooth": 0.54, "tracker": 0.40,
+                                                           "mesh": 0.45})]},
         {"name": "t2-vgg16", "revs": [entry("vgg", 0, {"fcn": 0.50, "fcn_vgg16": 0.37}, ["fcn_vgg16"])]},
         {"name": "t3-rmsprop", "revs": [other]},   # another setting: not a Table 2 run
         # baselines.batch_norm: a row of its own (VGG-16-BN), after the default's trunk
@@ -292,6 +294,11 @@ def test_exp_tables_table2_rows(monkeypatch):
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
                                   if ln.startswith("|"))}
     assert rows["landmark tracker (dlib 68 points)"] == (*["40.00"] * 5, "60.09", "n/a", "– (not trained)")
+    # the face mesh, beside the paper's tracker: not trained either, no paper value
+    assert rows["face-mesh landmarks (MediaPipe -> 68 points; not in the paper)"] == (
+        *["45.00"] * 5, "–", "n/a", "– (not trained)")
+    assert list(rows).index("face-mesh landmarks (MediaPipe -> 68 points; not in the paper)") == \
+        list(rows).index("landmark tracker (dlib 68 points)") + 1
     assert rows["FCN (ResNet; the baseline FCN)"] == (*["51.00 ± 1.41"] * 5, "54.50", "–", "2")
     assert rows["FCN (ResNet) + temporal smoothing"][:5] == ("52.00 ± 2.83",) * 5
     # the default's own run holds DeepLab-V2 (as under configs/paper.yaml, whose baselines.archs names both)
@@ -309,6 +316,7 @@ def test_exp_tables_table2_rows(monkeypatch):
     md = exp_tables.tables(list(exp_tables.records([bare])))["table2"]
     assert "| DeepLab-V2 (VGG-16-BN, ASPP) | – | – | – | – | – | – | not run | 0 |" in md
     assert "| FCN-8s (VGG-16-BN) | – | – | – | – | – | – | not run | 0 |" in md
+    assert "| face-mesh landmarks (MediaPipe -> 68 points; not in the paper) | – | – | – | – | – | – | not run | 0 |" in md
 
 
 def test_table2_from_committed_records(tmp_path, monkeypatch):

@@ -336,6 +336,16 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     assert info["tracker"] == {"source": "crops", "status": {"detected": 0, "tracked": 0, "lost": 0, "no_face": 10},
                                "frames_without_face": 10}
     assert not any(read_label_png(pred / "tracker" / f"{n}.png").any() for n in names)
+    # the face mesh likewise, run the same way; where mediapipe is missing, left out with the reason
+    try:
+        import mediapipe  # noqa: F401
+    except ImportError:
+        assert "pip install --no-deps mediapipe==0.10.14" in info["mesh"]["skipped"] and not (pred / "mesh").exists()
+    else:
+        assert info["mesh"] == {"source": "crops", "status": {"detected": 0, "tracked": 0, "lost": 0, "no_face": 10},
+                                "frames_without_face": 10}
+        assert sorted(p.stem for p in (pred / "mesh").iterdir()) == names
+        assert not any(read_label_png(pred / "mesh" / f"{n}.png").any() for n in names)
 
 
 def test_per_frame_keeps_the_first_occurrence():

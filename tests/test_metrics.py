@@ -315,8 +315,20 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
 
     from stages import evaluate
 
-    _write_eval_layout(tmp_path, baselines={"fcn_vgg16": "fcn", "deeplab_v2": "cascade"})
+    _write_eval_layout(tmp_path, baselines={"fcn_vgg16": "fcn", "deeplab_v2": "cascade", "mesh": "fcn_smooth"})
+    info = tmp_path / "data" / "predictions" / "info.json"  # the face mesh is a method of its own, not a baseline
+    info.write_text(json.dumps({"baselines": ["fcn_vgg16", "deeplab_v2"], "mesh": {"status": {}}}))
     monkeypatch.chdir(tmp_path)
+    evaluate.main(stage_args("evaluate"))
+    ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
+    assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker", "mesh", "fcn_vgg16", "deeplab_v2"]
+    assert ev["mesh"] == ev["fcn_smooth"]
+    assert json.loads((tmp_path / "metrics" / "eval" / "seeds.json").read_text())["methods"]["mesh"]["seeds"] == 1
+    md = capsys.readouterr().out
+    line = next(ln for ln in md.splitlines() if ln.startswith("| face-mesh landmarks (MediaPipe -> 68 points) |"))
+    assert "(not trained)" in line
+    # where mediapipe was missing, fuse made no mesh predictions and says so: not scored
+    info.write_text(json.dumps({"baselines": ["fcn_vgg16", "deeplab_v2"], "mesh": {"skipped": "no mediapipe"}}))
     evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker", "fcn_vgg16", "deeplab_v2"]

@@ -133,6 +133,26 @@ def test_paste_label_puts_crop_pixels_at_frame_coordinates():
         paste_label(label, (10, 20, 14, 24), (30, 40))
 
 
+def test_overlay_blend_draws_what_the_data_layers_overlay_draws():
+    """The overlay video's uint8 OpenCV blend against `facemask.data.labels.overlay` (float NumPy): the same
+    pixels, up to one grey level of rounding, on a label map with every class and ragged outlines."""
+    from facemask.app.outputs import blend_labels
+    from facemask.data.labels import overlay
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (61, 47, 3), dtype=np.uint8)
+    label = np.zeros((61, 47), np.uint8)
+    label[5:55, 4:40] = 1
+    label[10:20, 8:30] = 2
+    label[30:40, 10:35] = rng.integers(3, 5, (10, 25))
+    label[0, :] = 2  # regions on the border: the outline stops at the frame's edge in both
+    a, b = blend_labels(image, label), overlay(image, label)
+    assert a.dtype == np.uint8 and a.shape == b.shape
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+    assert (a == b).mean() > 0.99
+    assert (a[label == 0] == image[label == 0]).all()
+
+
 def test_detector_finds_the_pasted_face_near_its_known_crop(scene):
     """Raw per-frame detections: most frames give the face's crop; misses and false detections
     (seed 5 blurs frames 5-8 and fires once on the background) are left to `BoxSmoother`."""

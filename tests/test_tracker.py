@@ -183,10 +183,10 @@ def _mean_iou(gts, preds):
 def test_predict_landmarks_on_a_real_face(face, video, tmp_path, capsys):
     mf, truth = face
     out = tmp_path / "out"
-    assert main(["predict", str(video), "--out", str(out), "--method", "landmarks",
+    assert main(["predict", str(video), "--out", str(out), "--method", "landmarks", "--landmarker", "dlib",
                  "--models", str(tmp_path / "none")]) == 0
     err = capsys.readouterr().err
-    assert "method landmarks (--method)" in err
+    assert "method landmarks (--method), landmarker dlib" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "landmarks" and "iBUG 300-W" in summary["landmarks"]
     assert summary["frames_without_face"] == [f"{k + 1:06d}" for k in OCCLUDED]
@@ -215,7 +215,10 @@ def test_predict_landmarks_on_a_real_face(face, video, tmp_path, capsys):
     assert iou[1] > 0.85 and np.mean(iou[1:]) > 0.6, iou  # skin; measured mIoU ~0.8
 
 
-def test_predict_landmarks_on_face_crops(face, tmp_path):
+@pytest.mark.parametrize("landmarker", ["dlib", "mediapipe"])
+def test_predict_landmarks_on_face_crops(face, tmp_path, landmarker):
+    if landmarker == "mediapipe":
+        pytest.importorskip("mediapipe")
     import cv2
 
     mf, truth = face
@@ -225,7 +228,8 @@ def test_predict_landmarks_on_face_crops(face, tmp_path):
         x0, y0, x1, y1 = square_crop_box(truth[k], 240, 320)
         cv2.imwrite(str(crops / f"c{k}.png"), mf.frames[k][y0:y1, x0:x1])
     out = tmp_path / "out"
-    assert main(["predict", str(crops), "--cropped", "--method", "landmarks", "--out", str(out), "-q"]) == 0
+    assert main(["predict", str(crops), "--cropped", "--method", "landmarks", "--landmarker", landmarker,
+                 "--out", str(out), "-q"]) == 0
     for k in (2, 9):
         x0, y0, x1, y1 = square_crop_box(truth[k], 240, 320)
         gt = landmarks_to_mask(truth[k] - (x0, y0), y1 - y0, x1 - x0)
@@ -305,7 +309,8 @@ def test_auto_picks_the_method_from_what_the_models_were_trained_on(tmp_path):
 def test_auto_with_synthetic_models_uses_landmarks_and_cascade_warns(face, video, tmp_path, capsys, one_thread):
     models = _models(tmp_path / "syn", {"source": "synthetic", "videos": 25})
     out = tmp_path / "auto"
-    assert main(["predict", str(video), "--out", str(out), "--models", str(models), "--no-video"]) == 0
+    assert main(["predict", str(video), "--out", str(out), "--models", str(models), "--no-video",
+                 "--landmarker", "dlib"]) == 0  # (the default landmarker warns where mediapipe is missing)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == "landmarks" and summary["method_reason"].startswith("auto: ")
     assert summary["models_data"] == {"source": "synthetic", "videos": 25} and summary["warnings"] == []

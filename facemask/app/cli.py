@@ -16,6 +16,7 @@ from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
 from facemask.core import errors
 from facemask.core.params import load_params
+from facemask.inference.landmarker import LANDMARKERS
 
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,19 +32,30 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
                         "(default: %(default)s)")
     p.add_argument("--method", choices=["auto", "landmarks", "cascade", "primary", "fcn"], default="auto",
                    help="auto: cascade when the models were trained on real video, landmarks otherwise (the "
-                        "choice and why are logged and in summary.json); landmarks: masks from 68 tracked "
-                        "landmarks (dlib's iBUG 300-W model: non-commercial use only; needs no --models); "
+                        "choice and why are logged and in summary.json); landmarks: masks drawn from the 68 "
+                        "landmarks of --landmarker (needs no --models); "
                         "cascade: the face ConvLSTM-FCN fused with the zoomed eye and mouth models (the "
                         "paper's final method); primary: the face ConvLSTM-FCN alone; fcn: the per-frame "
                         "baseline FCN (DIR/face/fcn.pt). metrics/eval.json says which scored best "
                         "(default: %(default)s)")
+    p.add_argument("--landmarker", choices=LANDMARKERS, default=None,
+                   help="what finds the face and its 68 landmarks, for every method: mediapipe (MediaPipe's "
+                        "face mesh, Apache-2.0; the default where mediapipe is installed, else dlib with a "
+                        "warning) or dlib (the paper's landmark tracker; its 68-point model, trained on iBUG "
+                        "300-W, is for non-commercial use only)")
+    p.add_argument("--face", type=int, default=None, metavar="N",
+                   help="with several faces in view, take the N-th from the left (0-based) when the face is "
+                        "found, then follow it (default: the largest)")
+    p.add_argument("--no-landmark-smoothing", dest="landmark_smoothing", action="store_false",
+                   help="no One-Euro filter on the landmarks over time (steadier masks at rest; "
+                        "min_cutoff 4 Hz, beta 16, d_cutoff 4 Hz)")
     p.add_argument("--detector", choices=["hog", "cnn", "haar"], default=DEFAULT_DETECTOR,
-                   help="face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more faces, much "
-                        "slower on a CPU), haar (OpenCV cascades); it finds the face on the first frame, "
-                        "whenever the track is lost and every --detect-every frames (default: %(default)s)")
+                   help="--landmarker dlib: face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more "
+                        "faces, much slower on a CPU), haar (OpenCV cascades); it finds the face on the first "
+                        "frame, whenever the track is lost and every --detect-every frames (default: %(default)s)")
     p.add_argument("--detect-every", type=int, default=DEFAULT_DETECT_EVERY, metavar="K",
-                   help="re-detect every K frames; between, the 68 landmarks are tracked from frame to frame "
-                        "(0: detect only when the track is lost) (default: %(default)s)")
+                   help="--landmarker dlib: re-detect every K frames; between, the 68 landmarks are tracked "
+                        "from frame to frame (0: detect only when the track is lost) (default: %(default)s)")
     p.add_argument("--cropped", action="store_true",
                    help="INPUT is a folder of face crops made like the training crops (square, 1.3 x the "
                         "landmark box); no detection, labels at each crop's size")
@@ -84,15 +96,20 @@ outputs in DIR:
   overlay.mp4         the frames with the masks blended in and the crop box drawn (.avi with
                       --video-format avi)
   summary.json        the method used and why, frames, faces detected / tracked / bridged / lost, frames
-                      without a face, timings of decode / detection / landmarks / network / writing, frames/s
+                      without a face, the landmarker (its licence, frames by faces seen: 0 / 1 / 2+, its
+                      smoothing), timings of decode / detection / landmarks / network / writing, frames/s
 
-faces: a detector (--detector) finds the largest face on the first frame, whenever the track is lost and
-every --detect-every frames; between, dlib's 68-point shape predictor follows the landmarks from frame to
-frame, and a loss-of-track test (jumps, and a face/non-face score) stops it when the face goes. Landmark
-method: the masks are drawn from the landmarks. Learned methods: the landmark box is cleaned of outliers,
-bridged over gaps of at most --max-gap frames, median-smoothed over +-R frames, and squared like the
-training crops. Frames where the face is lost are reported as frames without a face, not guessed.
-The 68-point model was trained on iBUG 300-W, whose licence excludes commercial use.
+faces: the landmarker finds the face and its 68 landmarks in every frame. mediapipe (default): MediaPipe's
+face mesh in video mode (BlazeFace finds a face, the mesh follows it; faces too small for it are searched
+on tiles of the frame and followed zoomed), its 478 points mapped to the 68 iBUG points. dlib: a detector
+(--detector) finds the face on the first frame, whenever the track is lost and every --detect-every
+frames; between, dlib's 68-point shape predictor follows the landmarks, and a loss-of-track test stops it
+when the face goes. With several faces: the largest, or --face N; then that face is followed. The
+landmarks are smoothed over time (One-Euro filter). Landmark method: the masks are drawn from the
+landmarks. Learned methods: the landmark box is cleaned of outliers, bridged over gaps of at most
+--max-gap frames, median-smoothed over +-R frames, and squared like the training crops. Frames where the
+face is lost are reported as frames without a face, not guessed. Licences: MediaPipe's models Apache-2.0;
+dlib's 68-point model was trained on iBUG 300-W, whose licence excludes commercial use.
 
 --out DIR is checked before any model loads: it may not be the current folder (or one above it),
 your home folder or /, must be writable and have room for a rough estimate of the output; with
@@ -109,14 +126,17 @@ def _predict_run(args: argparse.Namespace) -> int:
 
     out = args.out or default_out(args.input)
     s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
-                detector=args.detector, detect_every=args.detect_every,
+                detector=args.detector, detect_every=args.detect_every, landmarker=args.landmarker, face=args.face,
+                landmark_smoothing=args.landmark_smoothing,
                 batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
                 overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
                 progress=not args.quiet, threads=args.threads)
     for w in s["warnings"]:
         print(f"facemask predict: warning: {w}", file=sys.stderr)
     if not args.quiet:
-        print(f"facemask predict: method {s['method']} ({s['method_reason']})", file=sys.stderr)
+        lm = s["landmarker"]
+        print(f"facemask predict: method {s['method']} ({s['method_reason']})"
+              + (f", landmarker {lm['name']}" if lm else ""), file=sys.stderr)
         print(f"{s['frames']} frames, face in {s['faces_found']}, none in {len(s['frames_without_face'])}; "
               f"{s['frames_per_s']} frames/s -> {out}", file=sys.stderr)
     return 0

@@ -18,8 +18,7 @@ import numpy as np
 
 from facemask.app.sources import FrameSource
 from facemask.core.errors import OutputError, PredictError
-from facemask.data.labels import overlay as blend_labels
-from facemask.data.labels import write_label_png
+from facemask.data.labels import PALETTE, write_label_png
 
 
 def paste_label(label: np.ndarray, box, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -38,9 +37,30 @@ def paste_label(label: np.ndarray, box, frame_hw: tuple[int, int]) -> np.ndarray
     return full
 
 
+#: The paper's colours as BGR, indexed by class id.
+PALETTE_BGR = np.ascontiguousarray(np.asarray(PALETTE, np.uint8)[:, ::-1])
+CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
+def blend_labels(image: np.ndarray, label: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """What `facemask.data.labels.overlay` draws (the classes blended in, background untouched, each region's
+    outline in its full colour on its own side), in uint8 with OpenCV (``addWeighted``, a 4-neighbour
+    erosion and dilation for the outlines): 0.8 ms for a 144-px crop instead of 1.4 ms. The data stages keep
+    the NumPy version, whose bytes do not depend on OpenCV's SIMD kernels (DESIGN.md); here an overlay
+    video is only looked at."""
+    label = np.ascontiguousarray(label, np.uint8)
+    colours = PALETTE_BGR[label]
+    fg = label > 0
+    out = image.copy()
+    np.copyto(out, cv2.addWeighted(image, 1 - alpha, colours, alpha, 0), where=fg[..., None])
+    edge = ((cv2.dilate(label, CROSS) != label) | (cv2.erode(label, CROSS) != label)) & fg
+    np.copyto(out, colours, where=edge[..., None])
+    return out
+
+
 def draw_overlay(frame: np.ndarray, label: np.ndarray | None, box=None, note: str | None = None) -> np.ndarray:
-    """`frame` (BGR) with a crop's classes blended in the paper's colours (`facemask.data.labels.overlay`),
-    the crop box in yellow and an optional note in the top-left corner.
+    """`frame` (BGR) with a crop's classes blended in the paper's colours (`blend_labels`), the crop box in
+    yellow and an optional note in the top-left corner.
 
     Args:
         label: class ids of the crop ``frame[y0:y1, x0:x1]`` (only that part of the frame is blended).

@@ -1,7 +1,8 @@
 """`facemask predict`: face masks for any video, a folder of frames or a folder of face crops.
 
 The video is streamed: frames are decoded one at a time (`cv2.VideoCapture`), the face is found
-in each (`facemask.app.locate`), its box smoothed over time with a bounded delay, squared and cropped
+in each by a landmarker (`facemask.app.locate`: MediaPipe's face mesh by default, or dlib's landmark
+tracker), its box smoothed over time with a bounded delay, squared and cropped
 like the training crops, and the crops of consecutive frames go to the cascade in T-frame windows,
 `batch` windows per forward pass. At most about ``(2·batch + 1)·T + delay`` frames are held at any
 time, whatever the video's length.
@@ -22,11 +23,13 @@ run that fails leaves no DIR behind):
 * ``boxes.csv`` — per frame the crop box (x0, y0, x1, y1; empty: no face) and whether the detector
   found the face in that frame (0: bridged by interpolation, or no face).
 * ``overlay.mp4`` (or ``.avi``) — the frames with the masks blended in and the crop box drawn.
-* ``summary.json`` — frames, faces found, frames without a face, timings per phase, frames/s.
+* ``summary.json`` — frames, faces found, frames without a face, the landmarker (its licence, the faces
+  it saw per frame, its smoothing), timings per phase, frames/s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -37,7 +40,7 @@ import cv2
 import torch
 from tqdm import tqdm
 
-from facemask.app.locate import FaceLocator
+from facemask.app.locate import FaceLocator, make_landmarker
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
 from facemask.app.segmenters import (LEARNED_METHODS, WindowQueue, choose_method, load_segmenter, models_data,
                                      models_warning)
@@ -46,11 +49,11 @@ from facemask.core.errors import PredictError
 from facemask.core.io import atomic_dir
 from facemask.data.labels import CLASS_NAMES
 from facemask.inference.detect import DETECTORS
+from facemask.inference.landmarker import LANDMARKERS, DlibLandmarker, Landmarker
 
-#: ``--detector`` and ``--detect-every`` defaults, chosen by measurement (README "Speed", DESIGN.md)
+#: ``--detector`` and ``--detect-every`` defaults (the dlib landmarker), chosen by measurement (README
+#: "Speed", DESIGN.md)
 DEFAULT_DETECTOR, DEFAULT_DETECT_EVERY = "hog", 10
-LANDMARK_MODEL = ("dlib 68-point shape predictor (face_recognition_models: shape_predictor_68_face_landmarks.dat), "
-                  "trained on iBUG 300-W: non-commercial use only")
 
 
 def default_threads() -> int:
@@ -70,7 +73,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             device: str = "auto", batch: int = 4, video: bool = True, video_format: str = "mp4",
             fps: float = 30.0, overwrite: bool = False, max_gap: int = 5, smooth: int = 3,
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
-            detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY) -> dict:
+            detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
+            landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = True) -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -88,11 +92,15 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         smooth: learned methods: the face box is the median over ±`smooth` frames.
         progress: show a tqdm bar on stderr.
         threads: CPU threads of torch and OpenCV (None: `default_threads`, every core but one).
-        method: ``auto`` (`choose_method`), ``landmarks`` (masks from the tracked 68 landmarks,
-            `facemask.inference.tracker`), ``cascade`` (the paper's final model), ``primary`` (the face
-            ConvLSTM-FCN alone) or ``fcn`` (the per-frame baseline FCN).
-        detector: ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the face on the first
-            frame, whenever the track is lost, and every `detect_every` frames.
+        method: ``auto`` (`choose_method`), ``landmarks`` (masks from the 68 landmarks of each frame),
+            ``cascade`` (the paper's final model), ``primary`` (the face ConvLSTM-FCN alone) or ``fcn`` (the
+            per-frame baseline FCN).
+        landmarker: ``mediapipe`` or ``dlib`` (`facemask.app.locate.make_landmarker`); None: mediapipe where
+            it is installed, else dlib with a warning.
+        face: None: the largest face; N: the N-th from the left (0-based) when the face is acquired.
+        landmark_smoothing: the One-Euro filter on the landmarks (`facemask.inference.landmarker.ONE_EURO`).
+        detector: the dlib landmarker's ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the
+            face on the first frame, whenever the track is lost, and every `detect_every` frames.
         detect_every: re-detect every this many frames (0: only when the track is lost).
         segmenter: instead of loading `models`: any callable taking windows (lists of T RGB uint8 crops)
             and returning their label maps, with an attribute ``T`` (as `facemask.inference.fusion.Cascade`).
@@ -102,7 +110,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             written (`check_out`, checked before the models load). Nothing is left at `out`.
     """
     check_arguments(batch=batch, max_gap=max_gap, smooth=smooth, detect_every=detect_every, fps=fps,
-                    method=method, detector=detector, threads=threads)
+                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face)
     threads = threads or default_threads()
     cv2.setNumThreads(threads)
     t_start = time.perf_counter()
@@ -112,23 +120,28 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     check_out(out, overwrite, {"input": source.path, **({} if given else {"models": Path(models)})},
               estimate_bytes(source, video))
     method, reason, data = pick_method(method, models, given)
-    if not given and method != "landmarks":
-        torch.set_num_threads(threads)
-        segmenter = load_segmenter(models, method, device, batch)
-    run = _PredictRun(source, segmenter, method, batch=batch, cropped=cropped, detector=detector,
-               detect_every=detect_every, smooth=smooth, max_gap=max_gap)
-    t_setup = time.perf_counter() - t_start
-    with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
-        run.segment(tmp, video, video_format, progress)
-        warnings = [w for w in [None if given else models_warning(method, data)] if w] + run.warnings
-        summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
-                              models=None if given or method == "landmarks" else str(models), warnings=warnings)
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lm, lm_warning = (None, None) if cropped and method != "landmarks" else make_landmarker(
+        landmarker, face=face, detector=detector, detect_every=detect_every, fps=source.fps,
+        smoothing=landmark_smoothing)
+    with contextlib.closing(lm) if lm is not None else contextlib.nullcontext():  # MediaPipe's graphs
+        if not given and method != "landmarks":
+            torch.set_num_threads(threads)
+            segmenter = load_segmenter(models, method, device, batch)
+        run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
+                          detect_every=detect_every, smooth=smooth, max_gap=max_gap)
+        t_setup = time.perf_counter() - t_start
+        with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
+            run.segment(tmp, video, video_format, progress)
+            warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
+            summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
+                                  models=None if given or method == "landmarks" else str(models), warnings=warnings)
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int, fps: float, method: str,
-                    detector: str, threads: int | None) -> None:
+                    detector: str, threads: int | None, landmarker: str | None = None,
+                    face: int | None = None) -> None:
     """`predict`'s settings, before anything is read. Raises PredictError naming the option."""
     for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
                                ("--detect-every", detect_every, 0)):
@@ -142,6 +155,10 @@ def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int,
         raise PredictError(f"--detector {detector!r}: valid: {', '.join(DETECTORS)}")
     if threads is not None and threads < 1:
         raise PredictError(f"--threads {threads}: must be at least 1")
+    if landmarker is not None and landmarker not in LANDMARKERS:
+        raise PredictError(f"--landmarker {landmarker!r}: valid: {', '.join(LANDMARKERS)}")
+    if face is not None and face < 0:
+        raise PredictError(f"--face {face}: must be at least 0 (0 is the leftmost face)")
 
 
 def pick_method(method: str, models: str | Path, segmenter_given: bool) -> tuple[str, str, dict | None]:
@@ -157,16 +174,15 @@ def pick_method(method: str, models: str | Path, segmenter_given: bool) -> tuple
 class _PredictRun:
     """One `predict` run after the checks: frames decoded, located, segmented and written in order."""
 
-    def __init__(self, source: FrameSource, segmenter, method: str, *, batch: int, cropped: bool, detector: str,
-                 detect_every: int, smooth: int, max_gap: int):
+    def __init__(self, source: FrameSource, segmenter, method: str, landmarker: Landmarker | None, *, batch: int,
+                 cropped: bool, detector: str, detect_every: int, smooth: int, max_gap: int):
         self.source, self.segmenter, self.method, self.batch = source, segmenter, method, batch
         self.landmarks_only = method == "landmarks"
         self.detector, self.detect_every, self.cropped = detector, detect_every, cropped
         self.smooth, self.max_gap = smooth, max_gap
         self.timings = {"decode": 0.0, "detection": 0.0, "landmarks": 0.0, "network": 0.0, "writing": 0.0}
         self.windows: WindowQueue | None = None
-        self.locator = FaceLocator(None, self.landmarks_only, cropped, detector, detect_every, smooth, max_gap,
-                                   self.timings)
+        self.locator = FaceLocator(None, self.landmarks_only, cropped, landmarker, smooth, max_gap, self.timings)
         self.frames, self.warnings = 0, []
 
     def segment(self, tmp: Path, video: bool, video_format: str, progress: bool) -> None:
@@ -197,8 +213,9 @@ class _PredictRun:
     def summary(self, total: float, t_setup: float, *, reason: str, data: dict | None, threads: int,
                 models: str | None, warnings: list[str]) -> dict:
         """What ``summary.json`` says about the run."""
-        source, counts, tracker = self.source, self.writer.counts, self.locator.tracker
+        source, counts, lm = self.source, self.writer.counts, self.locator.landmarker
         learned = not self.landmarks_only
+        dlib = isinstance(lm, DlibLandmarker) and not self.cropped
         return {
             "input": str(source.path), "kind": source.kind, "frames": self.frames, "frames_announced": source.count,
             "frame_size": list(source.size), "fps": source.fps, "method": self.method, "method_reason": reason,
@@ -212,11 +229,19 @@ class _PredictRun:
             "window": self.segmenter.T if learned else None,
             "batch": self.batch if learned else None,
             "threads": threads,
-            "detector": None if tracker is None or self.cropped else {
-                "name": self.detector, "detect_every": self.detect_every, "min_score": tracker.min_score,
+            "detector": None if not dlib else {
+                "name": self.detector, "detect_every": self.detect_every, "min_score": lm.tracker.min_score,
                 **({"max_gap": self.max_gap, "smooth_radius": self.smooth} if learned else {})},
-            "landmarks": None if tracker is None else LANDMARK_MODEL,
+            "landmarks": None if lm is None else lm.licence,
+            "landmarker": None if lm is None else self.landmarker_summary(),
             "timings_s": {k: round(v, 3) for k, v in {**self.timings, "setup": t_setup, "total": total}.items()},
             "frames_per_s": round(self.frames / total, 2) if total > 0 else None,
             "warnings": warnings,
         }
+
+    def landmarker_summary(self) -> dict:
+        """``summary.json``'s ``landmarker``: which, its licence, the faces it saw per frame, its smoothing."""
+        lm = self.locator.landmarker
+        return {"name": lm.name, "licence": lm.licence, "face": "largest" if lm.face is None else lm.face,
+                "frames_by_faces_seen": None if self.cropped else dict(self.locator.faces),
+                "smoothing": None if lm.smoothing is None else lm.smoothing.settings()}

@@ -387,12 +387,35 @@ class Tracker(Section):
     """Also re-detect every k frames and re-anchor the track (0: never)."""
 
 
+class OneEuro(Section):
+    """``fuse.mesh.one_euro``: the One-Euro filter on the 68 points over time
+    (`facemask.inference.landmarker.OneEuroFilter`; `facemask predict` uses the same values, ``ONE_EURO``)."""
+
+    min_cutoff: float = Field(gt=0)
+    """Hz: the cutoff at rest; lower is steadier at rest and lags more."""
+    beta: float = Field(ge=0)
+    """Cutoff gained per face size per second of speed; higher lags less when the face moves."""
+    d_cutoff: float = Field(gt=0)
+    """Hz: the cutoff of the speed estimate."""
+
+
+class Mesh(Section):
+    """``fuse.mesh``: the face-mesh landmark method (MediaPipe's face mesh -> 68 points, `facemask.inference.mesh`),
+    scored as method ``mesh`` beside the paper's ``tracker``."""
+
+    refine: bool
+    """The attention mesh (``refine_landmarks``: refined eyes and lips, 478 points)."""
+    one_euro: Union[OneEuro, None]
+    """Smoothing over time (null: none)."""
+
+
 class Fuse(Section):
     """``fuse``: every method on the test clips."""
 
     smooth_sigma: float = Field(gt=0)
     """FCN + temporal smoothing: sigma of the Gaussian weights over a T-frame window."""
     tracker: Tracker
+    mesh: Mesh
 
 
 class Evaluate(Section):

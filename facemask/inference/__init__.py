@@ -1,6 +1,6 @@
-"""Layer 5: running the models and the baselines on video — the cascade, temporal smoothing, face detectors
-and the landmark tracker.
+"""Layer 5: running the models and the baselines on video — the cascade, temporal smoothing, face detectors,
+the landmark tracker and the landmarkers (dlib's tracker, MediaPipe's face mesh).
 
 The modules are imported by name (``from facemask.inference.X import ...``); this file imports nothing.
 """
-__all__ = ["detect", "fusion", "probes", "smoothing", "tracker"]
+__all__ = ["detect", "fusion", "landmarker", "mesh", "mp68", "probes", "smoothing", "tracker"]

@@ -79,6 +79,23 @@ def _rect(box: np.ndarray):
     return dlib.rectangle(x0, y0, x0 + side - 1, y0 + side - 1)
 
 
+def pick_box(boxes: np.ndarray, face: int | None = None) -> np.ndarray | None:
+    """The face a search of the whole frame takes, as (cx, cy, side): of `boxes` (N, 4: x, y, w, h) the
+    largest (by area, as `facemask.inference.detect.FaceDetector` does), or with `face` = N the N-th from
+    the left by centre (0-based); None when there are none, or fewer than N + 1."""
+    if len(boxes) == 0:
+        return None
+    if face is None:
+        k = int(np.argmax(boxes[:, 2] * boxes[:, 3]))
+    else:
+        order = np.argsort(boxes[:, 0] + boxes[:, 2] / 2, kind="stable")
+        if face >= len(order):
+            return None
+        k = int(order[face])
+    x, y, w, h = boxes[k]
+    return np.array([x + w / 2, y + h / 2, (w + h) / 2])
+
+
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two square boxes given as (cx, cy, side)."""
     ix = max(0.0, min(a[0] + a[2] / 2, b[0] + b[2] / 2) - max(a[0] - a[2] / 2, b[0] - b[2] / 2))
@@ -161,12 +178,15 @@ class Fit:
             no detection picked the face up again), ``no_face`` (no track, and the detector found none).
         score: the failure checker's score of a tracked frame (None when not scored).
         reason: why the track was lost (``jump``, ``scale``, ``outside``, ``score``), else None.
+        faces: the faces the detector found when it searched the whole frame in this frame (None: it
+            did not).
     """
 
     points: np.ndarray | None
     status: str
     score: float | None = None
     reason: str | None = None
+    faces: int | None = None
 
 
 class LandmarkTracker:
@@ -181,12 +201,18 @@ class LandmarkTracker:
         min_score: failure checker threshold (None: no appearance test).
         max_jump, max_scale: geometry test between consecutive frames.
         predictor: a `ShapePredictor` (default: the 68-point iBUG 300-W model).
+        face: which face a search of the whole frame takes (`pick_box`): None the largest, N the N-th
+            from the left (0-based); then the track follows it.
     """
 
     def __init__(self, detector: FaceDetector | str = "hog", detect_every: int = 0, min_score: float | None = -0.5,
-                 max_jump: float = 0.25, max_scale: float = 1.25, predictor: ShapePredictor | None = None):
+                 max_jump: float = 0.25, max_scale: float = 1.25, predictor: ShapePredictor | None = None,
+                 face: int | None = None):
         if detect_every < 0:
             raise ValueError(f"detect_every must be >= 0, got {detect_every}")
+        if face is not None and face < 0:
+            raise ValueError(f"face must be >= 0, got {face}")
+        self.face, self.faces = face, None
         self.detector = make_detector(detector) if isinstance(detector, str) else detector
         self.predictor = predictor or ShapePredictor()
         self.checker = FaceScore() if min_score is not None else None
@@ -201,12 +227,15 @@ class LandmarkTracker:
         self.since_detection = 0
 
     def _detect(self, frame: np.ndarray, near: np.ndarray | None = None) -> np.ndarray | None:
-        """A detection as the predictor's box: the largest face in the frame; or with `near` (a predictor
-        box) the detection in the region around it (twice its side) that overlaps it most (IoU >= 0.3)."""
+        """A detection as the predictor's box: the largest face in the frame (or the `face`-th from the
+        left; their number goes to `faces`); or with `near` (a predictor box) the detection in the region
+        around it (twice its side) that overlaps it most (IoU >= 0.3)."""
         t0 = time.perf_counter()
         try:
             if near is None:
-                face = self.detector(frame)
+                boxes = self.detector.candidates(frame)
+                self.faces = len(boxes)
+                face = pick_box(boxes, self.face)
                 return None if face is None else map_box(face, self.detector.to_rect)
             cx, cy, s = near
             h, w = frame.shape[:2]
@@ -273,10 +302,10 @@ class LandmarkTracker:
     def _acquire(self, frame: np.ndarray, gray: np.ndarray) -> Fit:
         box = self._detect(frame)
         if box is None:
-            return Fit(None, "no_face")
+            return Fit(None, "no_face", faces=self.faces)
         self.prev = self._fit(gray, box)
         self.since_detection = 0
-        return Fit(self.prev, "detected")
+        return Fit(self.prev, "detected", faces=self.faces)
 
 
 def fit_crop(predictor: ShapePredictor, crop: np.ndarray, scale: float = 1.3) -> np.ndarray:
@@ -297,6 +326,14 @@ def crop_mask(points: np.ndarray, box) -> np.ndarray:
 # The pipeline's `tracker` method: test-set predictions like every other method's
 
 
+def video_fps(path: Path, default: float = 30.0) -> float:
+    """A video's frame rate as its header gives it (`default` when it gives none, or a senseless one)."""
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return float(fps) if fps and 1.0 <= fps <= 1000.0 else default
+
+
 def _video_frames(path: Path, last: int):
     """(frame number, BGR frame or None) of frames 1..last of a video."""
     for n, frame in iter_frames(path):
@@ -313,7 +350,7 @@ def _crop_frames(images: Path, video: str, first: int, last: int):
 
 def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | Path, out_dir: str | Path,
                        detector: str = "hog", detect_every: int = 0, min_score: float | None = -0.5,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, landmarker=None, method: str = "tracker") -> dict:
     """The tracker's label PNG of every test frame, at that frame's crop, into `out_dir` (which must exist).
 
     Where the raw videos are there (``raw_dir/NNN/vid.avi``) and ``mask_dir/frames.csv`` holds each
@@ -328,6 +365,11 @@ def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | P
         raw_dir: ``data/raw/300VW``.
         mask_dir: ``data/300VW-Mask`` (``frames.csv``, ``images_orig/``).
         detector, detect_every, min_score: `LandmarkTracker` settings.
+        landmarker: instead of that tracker, any landmarker of the same interface (called on each frame in
+            order, returning an object with ``points`` (None: no face) and ``status`` (`STATUSES`); ``reset``
+            between videos, which takes the video's frame rate; ``seconds`` per phase), e.g.
+            `facemask.inference.mesh.MediaPipeLandmarker`.
+        method: the method's name, on the progress bar and in the log.
 
     Returns:
         {"frames", "source" ("video" or "crops"), "status": {status: count}, "frames_without_face",
@@ -345,16 +387,16 @@ def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | P
             wanted.setdefault(video, set()).add(n)
     has_boxes = {"x0", "y0", "x1", "y1"} <= set(frames.columns) and frames[["x0", "y0", "x1", "y1"]].notna().all().all()
     from_video = has_boxes and all((raw_dir / v / "vid.avi").is_file() for v in wanted)
-    tracker = LandmarkTracker(detector, detect_every=detect_every, min_score=min_score)
+    tracker = landmarker or LandmarkTracker(detector, detect_every=detect_every, min_score=min_score)
     status = dict.fromkeys(STATUSES, 0)
     missing: list[str] = []
     # one run per video (from its first frame), or per clip over the released crops
     runs = ([(v, 1, max(ns)) for v, ns in sorted(wanted.items())] if from_video else
             [(c["video"], parse_stem(c["names"][0])[1], parse_stem(c["names"][-1])[1]) for c in clips])
     total = sum(last - first + 1 for _, first, last in runs)
-    with tqdm(total=total, desc="tracker", unit="frame", disable=not progress) as bar:
+    with tqdm(total=total, desc=method, unit="frame", disable=not progress) as bar:
         for video, first, last in runs:
-            tracker.reset()
+            tracker.reset(**({"fps": video_fps(raw_dir / video / "vid.avi")} if landmarker and from_video else {}))
             source = (_video_frames(raw_dir / video / "vid.avi", last) if from_video
                       else _crop_frames(mask_dir / "images_orig", video, first, last))
             for n, frame in source:
@@ -374,7 +416,7 @@ def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | P
                 write_label_png(out_dir / f"{frame_stem(video, n)}.png", label)
     seconds = time.perf_counter() - t0
     n_frames = sum(status.values())
-    log.info("tracker: %d test frames from %d %s; %s; %.1f frames/s", n_frames, len(runs),
+    log.info("%s: %d test frames from %d %s; %s; %.1f frames/s", method, n_frames, len(runs),
              "videos" if from_video else "clips", ", ".join(f"{k} {v}" for k, v in status.items()), total / seconds)
     return {"frames": n_frames, "source": "video" if from_video else "crops", "status": status,
             "frames_without_face": missing, "seconds": round(seconds, 3),
