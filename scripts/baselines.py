@@ -17,35 +17,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_tables import RECORDS, flat  # noqa: E402
+from exp_tables import RECORDS  # noqa: E402
+from records import record_experiment, show_file  # noqa: E402
 from seeds import parse, run_and_record  # noqa: E402
 
 ARCHS = ("fcn_vgg16", "deeplab_v2")
 
 
-def _show(rev: str, path: str) -> str:
-    return subprocess.run(["git", "show", f"{rev}:{path}"], check=True, capture_output=True, text=True).stdout
-
-
 def record(name: str, rev: str, arch: str, base: str) -> Path:
     """Write ``metrics/baselines/<name>.json`` from the experiment commit `rev` (which must hold `arch`)."""
-    run = json.loads(_show(rev, "metrics/eval/run.json"))
+    run = json.loads(show_file(rev, "metrics/eval/run.json"))
     if arch not in run.get("eval", {}):
         raise SystemExit(f"experiment {name} ({rev[:7]}) scored no {arch} (methods: {sorted(run.get('eval', {}))})")
-    params = flat(yaml.safe_load(_show(rev, "params.yaml")))
-    RECORDS.mkdir(parents=True, exist_ok=True)
-    path = RECORDS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({**run, "rev": base, "experiment": name, "params": params}, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return record_experiment(name, rev, base, RECORDS, run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from facemask.evaluation.metrics import paired_tests
@@ -48,10 +49,11 @@ ZOOMED = "metrics/zoomed.json"
 FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
 ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
 C = "train.convlstm."
-#: Committed records of experiments (refs live only where they ran): seed runs (`scripts/seeds.py`) and
-#: Table 2's VGG-16 baselines (`scripts/baselines.py`).
+#: Committed records of experiments (refs live only where they ran): seed runs (`scripts/seeds.py`),
+#: Table 2's VGG-16 baselines (`scripts/baselines.py`) and any other (`scripts/records.py`).
 SEEDS = Path("metrics/seeds")
 RECORDS = Path("metrics/baselines")
+EXPERIMENTS = Path("metrics/experiments")
 #: The paper's numbers where its text gives them (mIoU %).
 PAPER = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
 #: Table 2's rows: (method in eval.json, label), in the paper's order.
@@ -99,13 +101,17 @@ def records(show: list[dict]) -> Iterator[dict]:
             yield r
 
 
-def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS)) -> list[dict]:
-    """The committed records (``metrics/seeds/seed_<N>.json``, ``metrics/baselines/<experiment>.json``) as
-    records like `records`', except experiments already in `recs` (by name). A baseline record carries its
-    params; a seed record is a run of the default, so it takes the workspace's params with its seed. Each
-    keeps its ``metrics/eval/run.json`` under ``run`` (the per-group mIoUs for P)."""
+def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS, EXPERIMENTS)) -> list[dict]:
+    """The committed records (``metrics/seeds/seed_<N>.json``, ``metrics/baselines/<experiment>.json``,
+    ``metrics/experiments/<experiment>.json``) as records like `records`', except experiments already in
+    `recs` (by name) and those made on another test set than the workspace's (a record of an earlier
+    benchmark: its run.json's ``test_set`` differs). A baseline's or an experiment's record carries its params;
+    a seed record is a run of the default, so it takes the workspace's params with its seed. Each keeps its
+    ``metrics/eval/run.json`` under ``run`` (the per-group mIoUs for P)."""
     ws = next((r for r in recs if r["name"] == "workspace"), None)
     have = {r["name"] for r in recs}
+    ws_run = Path("metrics/eval/run.json")
+    test_set = json.loads(ws_run.read_text()).get("test_set") if ws_run.is_file() else None
     out = []
     for folder in folders:
         for path in sorted(folder.glob("*.json")):
@@ -113,6 +119,8 @@ def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS))
             name = run.get("experiment") or path.stem
             params = run.get("params") or ({**ws["params"], "seed": run.get("seed")} if ws else None)
             if name in have or params is None or "eval" not in run:
+                continue
+            if test_set and run.get("test_set") != test_set:
                 continue
             metrics = {EVAL: run["eval"], **({ZOOMED: run["zoomed"]} if run.get("zoomed") else {}),
                        **({TIMESTEP: run["timestep"]} if run.get("timestep") else {})}
@@ -261,6 +269,7 @@ def tables(recs: list[dict]) -> dict[str, str]:
         rows9.append(_method_row("primary + zoomed eye/mouth models (cascade)", default, "cascade",
                                  _p(default, "cascade", _face_groups)))
     out["table2"] = table2(recs, default)
+    out["memory"] = table_memory(recs, default)
     out["table9"] = ("### Table 9 — key techniques against the baseline FCN (IoU %, test set)\n\n"
                      + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows9) if rows9 else "(no runs)") + "\n"
                      + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
@@ -277,8 +286,6 @@ def _gain(r: dict, key: str, step: str):
 
 def _ci(values: list) -> str:
     """Mean and the 95 % confidence interval of the mean (Student's t over the seeds), in points."""
-    from scipy import stats
-
     v = [100 * x for x in values if isinstance(x, (int, float))]
     if len(v) < 2:
         return _cell([x / 100 for x in v])
@@ -314,6 +321,62 @@ def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
         return title + "(no run)\n"
     n = max(len(r) for r in rows) - 2
     return title + _table(["method", *[f"t = {i + 1}" for i in range(n)], "seeds"], rows) + "\n"
+
+
+#: The memory recipe's keys (DESIGN.md, "Memory: a head-only phase and corrupted windows"): each combination
+#: is a row of `table_memory`; 0 and 0 is the paper's recipe.
+RECIPE = (C + "head_steps", C + "corrupt")
+CONDITION_COLS = (("all", "all"), ("clean", "clean"), ("degraded_with_clean_past", "degraded, clean past"),
+                  ("degraded_without_clean_past", "degraded, no clean past"))
+
+
+def _recipe_label(key: tuple) -> str:
+    steps, corrupt = int(float(key[0] or 0)), float(key[1] or 0)
+    if not steps and not corrupt:
+        return "the paper's recipe (no head-only phase, no corruption)"
+    parts = [f"head-only phase {steps} steps" if steps else "no head-only phase",
+             f"corruption {corrupt:g}" if corrupt else "no corruption"]
+    return ", ".join(parts)
+
+
+def _memory_cells(runs: list[dict], method: str) -> list[str]:
+    """mIoU per frame condition, on the black and the noise probe, and the pixels its memory changes."""
+    recs = [_run(r) for r in runs]
+    cond = [_cell([((rec.get("conditions") or {}).get(c) or {}).get(method, {}).get("miou") for rec in recs])
+            for c, _ in CONDITION_COLS]
+    probes = [_cell([(((rec.get("memory") or {}).get("probes") or {}).get(k) or {}).get("miou", {}).get(method)
+                     for rec in recs]) for k in ("black", "noise")]
+    passes = [sum(bool(((((rec.get("memory") or {}).get("probes") or {}).get(k) or {}).get("checks") or {})
+                       .get(method, {}).get("pass")) for rec in recs) for k in ("black", "noise")]
+    changed = _cell([((((rec.get("memory") or {}).get("ablation") or {}).get("methods") or {}).get(method) or {})
+                     .get("changed_share") for rec in recs])
+    return cond + probes + [f"{passes[0]} / {passes[1]} of {len(recs)}", changed]
+
+
+def table_memory(recs: list[dict], default: list[dict]) -> str:
+    """Each departure from the paper's ConvLSTM recipe as its own row (`RECIPE`): the primary's mIoU per frame
+    condition and on the memory probes, over the runs whose settings are the default's but for the seed and
+    the recipe's keys; the FCN and the memoryless control of the default's runs for scale."""
+    title = "### Memory recipe — the primary ConvLSTM-FCN per frame condition and on the memory probes (IoU %)\n\n"
+    ref = next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
+    if ref is None:
+        return title + "(no run of the default)\n"
+    plain = lambda p: {k: v for k, v in _setting(p).items() if k not in RECIPE}  # noqa: E731
+    rows = _rows([r for r in recs if plain(r["params"]) == plain(ref["params"])], lambda p: True,
+                 lambda p: tuple(p.get(k) for k in RECIPE), EVAL)
+    ours = tuple(ref["params"].get(k) for k in RECIPE)
+    body = [["baseline FCN", *_memory_cells(default, "fcn")[:6], "–", "–", str(len(default))],
+            ["default, state reset every frame (memoryless)", *_memory_cells(default, "primary_reset")[:6], "–", "–",
+             str(len(default))],
+            ["hold oracle (a ceiling, not a method)", *_memory_cells(default, "hold")[:6], "–", "–", str(len(default))]]
+    for k, runs in sorted(rows.items(), key=lambda kv: (kv[0] != ours, str(kv[0]))):
+        label = _recipe_label(k) + (" — the default" if k == ours else "")
+        body.append([label, *_memory_cells(runs, "primary"), str(len(runs))])
+    head = ["recipe", *[c for _, c in CONDITION_COLS], "black frame", "noise frame", "probes passed (black / noise)",
+            "pixels memory changes (%)", "seeds"]
+    return (title + _table(head, body) + "\n\nConditions and probes: DESIGN.md (\"Degraded frames\", \"Memory checks\"); "
+            "a probe is passed at >= FCN + 20 points and >= hold - 10 points on the replaced frame. Pixels memory "
+            "changes: on the degraded frames with a clean past, the share whose label the state reset changes.\n")
 
 
 def _setting(p: dict) -> dict:

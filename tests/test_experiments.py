@@ -377,6 +377,65 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     assert [r["name"] for r in exp_tables.file_records(recs + extra)] == []
 
 
+def _memory_run(test_set, primary, fcn=0.3, black=0.5, passed=True):
+    """A run.json with per-condition scores and memory checks (evaluate's layout), made-up values."""
+    cond = lambda v: {m: {"miou": x} for m, x in (("primary", v), ("fcn", fcn), ("primary_reset", fcn + 0.01),  # noqa: E731
+                                                    ("hold", 0.6))}
+    probe = {"miou": {"primary": black, "fcn": fcn, "primary_reset": fcn, "hold": 0.6},
+             "checks": {"primary": {"pass": passed}}}
+    return {"seed": 0, "test_set": test_set, "eval": {"fcn": {"miou": fcn}, "primary": {"miou": primary}},
+            "conditions": {c: cond(primary) for c in ("all", "clean", "degraded_with_clean_past",
+                                                       "degraded_without_clean_past")},
+            "memory": {"probes": {"black": probe, "noise": probe},
+                       "ablation": {"methods": {"primary": {"changed_share": 0.05}}}}}
+
+
+def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
+    """scripts/records.py commits an experiment's run.json with its params; the memory table has a row per
+    recipe (head_steps, corrupt) whose other settings are the default's; a record of another test set (an
+    earlier benchmark) and a run of another setting are left out."""
+    import records
+    params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"head_steps": 1500, "corrupt": 0.5}}}
+    ws = _show_entry("workspace", params, 0.6)
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    (tmp_path / "metrics/eval/run.json").write_text(json.dumps(_memory_run({"labels": "new"}, 0.55)))
+    subprocess.run(["git", "init", "-q", str(tmp_path / "exp")], check=True)
+    exp = tmp_path / "exp"
+    git = ["git", "-C", str(exp), "-c", "user.name=t", "-c", "user.email=t@t"]
+    runs = {"recipe-paper": ({"head_steps": 0, "corrupt": 0.0}, 4, _memory_run({"labels": "new"}, 0.50, black=0.2,
+                                                                                 passed=False)),
+            "recipe-old": ({"head_steps": 0, "corrupt": 0.0}, 4, _memory_run({"labels": "old"}, 0.99)),
+            "other-fcn": ({"head_steps": 0, "corrupt": 0.0}, 8, _memory_run({"labels": "new"}, 0.98))}
+    monkeypatch.chdir(exp)
+    for name, (recipe, epochs, run) in runs.items():
+        (exp / "metrics/eval").mkdir(parents=True, exist_ok=True)
+        (exp / "metrics/eval/run.json").write_text(json.dumps(run))
+        (exp / "params.yaml").write_text(yaml.safe_dump({"seed": 0, "train": {"fcn": {"epochs": epochs},
+                                                                               "convlstm": recipe}}))
+        subprocess.run(git + ["add", "-A"], check=True)
+        subprocess.run(git + ["commit", "-qm", name], check=True)
+        rev = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+        path = records.record_experiment(name, rev, "abc", tmp_path / "metrics/experiments")
+        saved = json.loads(path.read_text())
+        assert saved["params"]["train.convlstm.head_steps"] == recipe["head_steps"] and saved["rev"] == "abc"
+    monkeypatch.chdir(tmp_path)
+    exp_tables.run_record.cache_clear()  # the workspace's run.json is read from the folder the tables run in
+    recs = list(exp_tables.records([ws]))
+    extra = exp_tables.file_records(recs)
+    assert sorted(r["name"] for r in extra) == ["other-fcn", "recipe-paper"]  # recipe-old: another test set
+    md = exp_tables.tables(recs + extra)["memory"]
+    rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
+                                  if ln.startswith("|"))}
+    assert rows["head-only phase 1500 steps, corruption 0.5 — the default"] == (
+        *["55.00"] * 4, "50.00", "50.00", "1 / 1 of 1", "5.00", "1")
+    assert rows["the paper's recipe (no head-only phase, no corruption)"] == (
+        *["50.00"] * 4, "20.00", "20.00", "0 / 0 of 1", "5.00", "1")
+    assert rows["baseline FCN"][:6] == ("30.00",) * 6 and rows["baseline FCN"][-1] == "1"
+    assert rows["default, state reset every frame (memoryless)"][:4] == ("31.00",) * 4
+    assert rows["hold oracle (a ceiling, not a method)"][:6] == ("60.00",) * 6
+    assert not any("98.00" in v for r in rows.values() for v in r)  # another FCN setting: not a recipe row
+
+
 def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
     # two seeds of one setting; per-group mIoUs of the primary and the FCN in each seed's run.json
     groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "primary": [0.52, 0.43, 0.31]},
@@ -439,7 +498,7 @@ def test_queued_sweep_to_tables(tmp_path):
     assert ("adam", *["55.00"] * 5, "n/a", "1") in rows
     assert ("baseline FCN", *["50.00"] * 5, "–", "1") in rows
     # Table 4: per time step, for the two optimisers
-    assert ("rmsprop", "1.10", "1.20", "1.30", "1.40", "1.50", "1") in rows
+    assert ("ConvLSTM alone trained, CE, rmsprop (Table 3)", "1.10", "1.20", "1.30", "1.40", "1.50", "1") in rows
     # Table 7: eye model, gamma 0.1 -> 0.8
     assert ("SegLoss eq9, g = 0, on scores, γ = 0.1", "80.00", "80.00", "n/a", "1") in rows
     assert ("baseline FCN", "70.00", "70.00", "–", "1") in rows

@@ -262,6 +262,80 @@ def test_windows_stream_in_order_with_bounded_memory():
     assert len(win.no_face) == 450 - sum(has_face)
 
 
+class _SegmentRecorder(_Recorder):
+    """Records, in order, each reset and each window as the frame numbers its crops carry (a frame k is
+    filled with grey level k)."""
+
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def reset(self):
+        self.events.append("reset")
+
+    def __call__(self, windows):
+        self.events += [tuple(int(c[0, 0, 0]) for c in w) for w in windows]
+        return super().__call__(windows)
+
+
+def test_windows_never_span_two_face_segments_and_each_segment_starts_with_a_reset():
+    """Frames 0-6 one face; 7-13 a box that does not overlap it (another face); 14 none; 15-22 a face.
+    Each segment is cut into windows of its own (the last filled up with its last crop), and the
+    segmenter is reset before the first window of each: the state of a streaming ConvLSTM (and the
+    cascade's last boxes) never carries from one face to another."""
+    rec = _SegmentRecorder()
+    win = WindowQueue(rec, batch=2, writer=rec, timings={"network": 0.0}, bar=_Bar())
+    for k in range(23):
+        box = (0, 0, 8, 8) if k < 7 or k >= 15 else (20, 20, 28, 28) if k < 14 else None
+        win.add(FrameItem(f"{k:06d}", np.full((30, 30, 3), k, np.uint8)), box)
+    win.finish()
+    assert rec.events == ["reset", (0, 1, 2, 3, 4), (5, 6, 6, 6, 6),
+                          "reset", (7, 8, 9, 10, 11), (12, 13, 13, 13, 13),
+                          "reset", (15, 16, 17, 18, 19), (20, 21, 22, 22, 22)]
+    assert rec.written == [f"{k:06d}" for k in range(23)] and win.no_face == ["000014"]
+
+
+def _remembering_convlstm(seed: int = 0):
+    """A tiny random ConvLSTM-FCN whose state matters: strong recurrent kernels, forget gates open."""
+    torch.manual_seed(seed)
+    cfg = {"encoder": "resnet18", "classes": 5, "output_stride": 16, "input_size": 32, "T": T, "encoder_depth": 3}
+    model = build_model("convlstm", cfg)
+    with torch.no_grad():
+        model.convlstm.conv_h.weight.mul_(20.0)
+        c = model.convlstm.conv_x.bias.numel() // 4
+        model.convlstm.conv_x.bias[c:2 * c] = 3.0  # gate order i, f, c, o: f = σ(3)
+    return model.eval(), cfg
+
+
+def test_predict_state_stream_scores_a_face_segment_as_one_sequence(tmp_path, capsys):
+    """--state stream: the labels of 12 face crops (one segment) are the model's on the 12 frames as one
+    sequence from the zero state; --state window (the default): on each 5-frame window from the zero
+    state. Computed here by calling the model directly; the two must differ (the model uses its past)."""
+    model, cfg = _remembering_convlstm()
+    models = tmp_path / "models"
+    (models / "face").mkdir(parents=True)
+    save_model(models / "face" / "convlstm.pt", model, "convlstm", dict(cfg, region="face"))
+    rng = np.random.default_rng(3)
+    crops = tmp_path / "crops"
+    crops.mkdir()
+    images = rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    for k, im in enumerate(images):
+        cv2.imwrite(str(crops / f"f{k:02d}.png"), cv2.cvtColor(im, cv2.COLOR_RGB2BGR))
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)[None]  # (1, 12, 3, 32, 32)
+    with torch.no_grad():
+        whole = model(x)[0].argmax(1).numpy()
+        windowed = np.concatenate([model(x[:, s:s + T])[0].argmax(1).numpy() for s in range(0, 12, T)])
+    assert (whole != windowed).mean() > 0.01
+    for state, want in (("stream", whole), ("window", windowed)):
+        out = tmp_path / state
+        rc = main(["predict", str(crops), "--cropped", "--models", str(models), "--method", "primary", "--state",
+                   state, "--out", str(out), "--no-video", "--device", "cpu", "--batch", "2", "-q"])
+        assert rc == 0, capsys.readouterr().err
+        got = np.stack([read_label_png(out / "labels" / f"f{k:02d}.png") for k in range(12)])
+        assert (got == want).mean() > 0.999, state
+        assert json.loads((out / "summary.json").read_text())["state"] == state
+
+
 # ---------------------------------------------------------------------------------------------------
 # End to end
 
@@ -411,7 +485,7 @@ def test_help_explains_every_option(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for opt in ("--out", "--models", "--cropped", "--device", "--batch", "--no-video", "--video-format",
-                "--fps", "--max-gap", "--smooth", "--threads", "--overwrite", "--quiet"):
+                "--fps", "--max-gap", "--smooth", "--threads", "--overwrite", "--quiet", "--state"):
         assert opt in text
 
 

@@ -49,6 +49,11 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-landmark-smoothing", dest="landmark_smoothing", action="store_false",
                    help="no One-Euro filter on the landmarks over time (steadier masks at rest; "
                         "min_cutoff 4 Hz, beta 16, d_cutoff 4 Hz)")
+    p.add_argument("--state", choices=["window", "stream"], default="window",
+                   help="the ConvLSTM's state (cascade, primary): window, the paper's, every 5-frame window from "
+                        "the zero state (the better over the seeds, README); stream: carried from window to window "
+                        "of a face segment, so no frame after its first is segmented without a past "
+                        "(default: %(default)s)")
     p.add_argument("--detector", choices=["hog", "cnn", "haar"], default=DEFAULT_DETECTOR,
                    help="--landmarker dlib: face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more "
                         "faces, much slower on a CPU), haar (OpenCV cascades); it finds the face on the first "
@@ -127,7 +132,7 @@ def _predict_run(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.input)
     s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
                 detector=args.detector, detect_every=args.detect_every, landmarker=args.landmarker, face=args.face,
-                landmark_smoothing=args.landmark_smoothing,
+                landmark_smoothing=args.landmark_smoothing, state=args.state,
                 batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
                 overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
                 progress=not args.quiet, threads=args.threads)

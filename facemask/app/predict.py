@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from facemask.app.locate import FaceLocator, make_landmarker
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
-from facemask.app.segmenters import (LEARNED_METHODS, WindowQueue, choose_method, load_segmenter, models_data,
+from facemask.app.segmenters import (LEARNED_METHODS, STATES, WindowQueue, choose_method, load_segmenter, models_data,
                                      models_warning)
 from facemask.app.sources import FrameSource, Prefetch, open_source
 from facemask.core.errors import PredictError
@@ -74,7 +74,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             fps: float = 30.0, overwrite: bool = False, max_gap: int = 5, smooth: int = 3,
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
             detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
-            landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = True) -> dict:
+            landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = True,
+            state: str = "window") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -99,6 +100,9 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             it is installed, else dlib with a warning.
         face: None: the largest face; N: the N-th from the left (0-based) when the face is acquired.
         landmark_smoothing: the One-Euro filter on the landmarks (`facemask.inference.landmarker.ONE_EURO`).
+        state: ``window`` (the paper's: every T-frame window from the zero state; scored better over the seeds,
+            README) or ``stream`` (the primary ConvLSTM-FCN carries its state across the windows of a face
+            segment; `facemask.app.segmenters.WindowQueue`). No effect on ``fcn`` and ``landmarks``.
         detector: the dlib landmarker's ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the
             face on the first frame, whenever the track is lost, and every `detect_every` frames.
         detect_every: re-detect every this many frames (0: only when the track is lost).
@@ -110,7 +114,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             written (`check_out`, checked before the models load). Nothing is left at `out`.
     """
     check_arguments(batch=batch, max_gap=max_gap, smooth=smooth, detect_every=detect_every, fps=fps,
-                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face)
+                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face, state=state)
     threads = threads or default_threads()
     cv2.setNumThreads(threads)
     t_start = time.perf_counter()
@@ -126,7 +130,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     with contextlib.closing(lm) if lm is not None else contextlib.nullcontext():  # MediaPipe's graphs
         if not given and method != "landmarks":
             torch.set_num_threads(threads)
-            segmenter = load_segmenter(models, method, device, batch)
+            segmenter = load_segmenter(models, method, device, batch, state)
         run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
                           detect_every=detect_every, smooth=smooth, max_gap=max_gap)
         t_setup = time.perf_counter() - t_start
@@ -141,7 +145,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
 
 def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int, fps: float, method: str,
                     detector: str, threads: int | None, landmarker: str | None = None,
-                    face: int | None = None) -> None:
+                    face: int | None = None, state: str = "window") -> None:
     """`predict`'s settings, before anything is read. Raises PredictError naming the option."""
     for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
                                ("--detect-every", detect_every, 0)):
@@ -159,6 +163,8 @@ def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int,
         raise PredictError(f"--landmarker {landmarker!r}: valid: {', '.join(LANDMARKERS)}")
     if face is not None and face < 0:
         raise PredictError(f"--face {face}: must be at least 0 (0 is the leftmost face)")
+    if state not in STATES:
+        raise PredictError(f"--state {state!r}: valid: {', '.join(STATES)}")
 
 
 def pick_method(method: str, models: str | Path, segmenter_given: bool) -> tuple[str, str, dict | None]:
@@ -227,6 +233,8 @@ class _PredictRun:
             "models": models,
             "device": (str(getattr(self.segmenter, "device", "")) or None) if learned else None,
             "window": self.segmenter.T if learned else None,
+            "state": ("stream" if getattr(self.segmenter, "stream", None) is not None else "window")
+            if learned and self.method != "fcn" else None,
             "batch": self.batch if learned else None,
             "threads": threads,
             "detector": None if not dlib else {

@@ -13,7 +13,7 @@ from facemask.app.outputs import FrameItem, Writer
 from facemask.core import devices
 from facemask.core.errors import PredictError
 from facemask.data.labels import REGION_CLASS_IDS, REGIONS
-from facemask.inference.fusion import Cascade, prepare_model, window_labels
+from facemask.inference.fusion import Cascade, Stream, prepare_model, window_labels
 from facemask.models.registry import load_checkpoint, load_model
 
 
@@ -64,40 +64,55 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
 
 #: The learned methods of ``--method`` (``landmarks`` and ``auto`` need no models).
 LEARNED_METHODS = ("cascade", "primary", "fcn")
+#: ``--state``: ``window``, the paper's (every T-frame window from the zero state), or ``stream`` (the
+#: ConvLSTM state carried from window to window of a face segment; `facemask.inference.fusion.Stream`).
+STATES = ("window", "stream")
 
 
 class SingleModel:
     """One face model behind the segmenter interface of `predict`: the primary ConvLSTM-FCN alone
-    (``--method primary``) or the per-frame FCN (``--method fcn``), on T-frame windows of face crops."""
+    (``--method primary``) or the per-frame FCN (``--method fcn``), on T-frame windows of face crops.
+    With `stream` the ConvLSTM carries its state from one call's windows to the next's until `reset`."""
 
-    def __init__(self, model, device: str = "auto", batch: int = 4):
+    def __init__(self, model, device: str = "auto", batch: int = 4, stream: bool = False):
         self.device = devices.resolve_device(device, what="train.device")
         self.model = prepare_model(model, self.device)
         self.size = int(model.config["input_size"])
         self.T = int(model.config.get("T") or 5)
         self.batch = int(batch)
+        self.stream = Stream() if stream else None
+
+    def reset(self) -> None:
+        """Start a new stream (a new face segment)."""
+        if self.stream is not None:
+            self.stream.reset()
 
     def __call__(self, windows):
-        return window_labels(self.model, windows, self.size, self.batch, self.device)
+        return window_labels(self.model, windows, self.size, self.batch, self.device, stream=self.stream)
 
 
-def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4):
+def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4,
+                   state: str = "window"):
     """What `predict` runs: the cascade (`load_cascade`), or with `method` ``primary`` / ``fcn`` the face
-    model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`).
+    model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`). `state` ``stream``: the primary
+    ConvLSTM-FCN carries its state across the windows of a face segment (`STATES`; the FCN has none).
 
     Raises:
-        PredictError: an unknown method, or a missing, unreadable or wrong-class model file.
+        PredictError: an unknown method or state, or a missing, unreadable or wrong-class model file.
     """
     if method not in LEARNED_METHODS:
         raise PredictError(f"--method {method!r}: valid: {', '.join(LEARNED_METHODS)}")
+    if state not in STATES:
+        raise PredictError(f"--state {state!r}: valid: {', '.join(STATES)}")
     if method == "cascade":
-        return load_cascade(models_dir, device, batch)
+        cascade = load_cascade(models_dir, device, batch)
+        return cascade.streaming() if state == "stream" else cascade
     path = Path(models_dir) / "face" / ("convlstm.pt" if method == "primary" else "fcn.pt")
     model = load_facemask_model(path, "train it with `dvc repro`, or pass --models DIR")
     if model.classes != 5 or "input_size" not in model.config:
         raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
                            f"{model.classes} classes")
-    return SingleModel(model, device, batch)
+    return SingleModel(model, device, batch, stream=state == "stream" and method == "primary")
 
 
 #: ``data.source`` values that are real video: models trained on them are used on real faces.
@@ -163,14 +178,21 @@ def predict_device(device: str):
 
 class WindowQueue:
     """Located frames -> T-frame windows of one face segment -> the network, `batch` windows at a time
-    -> the writer, in frame order. Holds at most about ``2·batch·T`` frames (see the module docstring)."""
+    -> the writer, in frame order. Holds at most about ``2·batch·T`` frames (see the module docstring).
+
+    A face segment is a run of frames with a face whose boxes overlap from frame to frame: a frame without a
+    face, or a box that jumps (no overlap with the previous one: the face was lost and another found), starts a
+    new one. A window never spans two segments, and the segmenter's ``reset`` (when it has one: the cascade's
+    box memory, a streaming ConvLSTM's state) is called before the first window of each.
+    """
 
     def __init__(self, segmenter, batch: int, writer: Writer, timings: dict, bar):
         self.segmenter, self.T, self.batch = segmenter, getattr(segmenter, "T", 1), batch
         self.writer, self.timings, self.bar = writer, timings, bar
         self.queue: deque[FrameItem] = deque()  # every frame not yet written, in order
         self.window: list[FrameItem] = []       # the open window of the current face segment
-        self.ready: list[list[FrameItem]] = []  # closed windows waiting for the network
+        self.ready: list[tuple[list[FrameItem], bool]] = []  # closed windows waiting, and whether each starts a segment
+        self.starts, self.last_box = True, None  # the open window starts a segment; the last frame's box
         self.no_face: list[str] = []
         self.with_face = 0
 
@@ -178,9 +200,12 @@ class WindowQueue:
         """Queue a located frame: `box` is its crop box in frame pixels, or None (no face). A frame whose
         label is already there (``--method landmarks``) goes straight to the writer."""
         item.box = box
+        if box is None or (self.last_box is not None and not _overlap(box, self.last_box)):
+            self._close()
+            self.starts = True
+        self.last_box = box
         if box is None:
             self.no_face.append(item.name)
-            self._close()
         elif item.label is not None:
             self.with_face += 1
         else:
@@ -204,16 +229,20 @@ class WindowQueue:
 
     def _close(self) -> None:
         if self.window:
-            self.ready.append(self.window)
-            self.window = []
+            self.ready.append((self.window, self.starts))
+            self.window, self.starts = [], False
 
     def _network(self) -> None:
         t0 = time.perf_counter()
-        T = self.T  # a short window is filled up with its last crop; the ConvLSTM is causal
-        labels = self.segmenter([[it.crop for it in w] + [w[-1].crop] * (T - len(w)) for w in self.ready])
-        for w, lw in zip(self.ready, labels):
-            for it, lab in zip(w, lw):
-                it.label, it.crop = lab, None
+        T, reset = self.T, getattr(self.segmenter, "reset", None)
+        for run in _segment_runs(self.ready):  # one call per run of windows of one segment, in order
+            if run[0][1] and reset is not None:
+                reset()
+            # a short window (a segment's last) is filled up with its last crop; the ConvLSTM is causal
+            labels = self.segmenter([[it.crop for it in w] + [w[-1].crop] * (T - len(w)) for w, _ in run])
+            for (w, _), lw in zip(run, labels):
+                for it, lab in zip(w, lw):
+                    it.label, it.crop = lab, None
         self.ready = []
         self.timings["network"] += time.perf_counter() - t0
 
@@ -222,3 +251,18 @@ class WindowQueue:
             self.writer.write(self.queue.popleft())
             self.bar.update(1)
 
+
+
+def _overlap(a, b) -> bool:
+    """Whether two boxes (x0, y0, x1, y1) share any pixel."""
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _segment_runs(ready: list) -> list[list]:
+    """`ready` ((window, starts a segment) pairs) cut before every window that starts a segment."""
+    runs: list[list] = []
+    for item in ready:
+        if item[1] or not runs:
+            runs.append([])
+        runs[-1].append(item)
+    return runs
