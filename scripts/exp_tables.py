@@ -90,6 +90,8 @@ def records(show: list[dict]) -> Iterator[dict]:
 
     for base in show:
         for exp in base.get("experiments") or []:
+            if (exp.get("executor") or {}).get("state", "success") != "success":
+                continue  # queued, running or failed: its row shows the base's metrics
             for rev in exp.get("revs") or []:
                 if (rev.get("data") or {}).get("rev") == "workspace":  # still running: shows the workspace's metrics
                     continue

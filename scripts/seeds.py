@@ -30,10 +30,14 @@ def _dvc(*args: str) -> str:
 
 
 def experiment_revs(base: str = "HEAD") -> dict[str, str]:
-    """{experiment name: its commit} for the experiments of the commit `base` (default: the workspace's)."""
+    """{experiment name: its commit} for the finished experiments of the commit `base` (default: the
+    workspace's). A queued, running or failed one is left out: its commit is the queue's snapshot of the
+    workspace, whose metrics are the base's."""
     out = {}
     for row in json.loads(_dvc("exp", "show", "--json", "--rev", base)):
         for exp in row.get("experiments") or []:
+            if (exp.get("executor") or {}).get("state", "success") != "success":
+                continue
             for rev in exp.get("revs") or []:
                 name = rev.get("name") or exp.get("name")
                 if name and rev.get("rev"):

@@ -248,6 +248,9 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
     running = _show_entry("running", conv(optimizer="rmsprop"), 0.99)  # a queued run still going: DVC shows
     running["data"]["rev"] = "workspace"                                # the workspace's metrics in its row
     base["experiments"].append({"revs": [running], "name": "running"})
+    queued = _show_entry("queued", conv(optimizer="rmsprop"), 0.98)  # a queued run: its row is the queue's
+    base["experiments"].append({"revs": [queued], "name": "queued",  # snapshot, with the base's metrics
+                                "executor": {"state": "queued", "name": "dvc-task"}})
     recs = list(exp_tables.records([base]))
     assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "t3-adam-s1", "main"]
     md = "\n".join(exp_tables.tables(recs).values())
