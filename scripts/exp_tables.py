@@ -363,8 +363,7 @@ def table_memory(recs: list[dict], default: list[dict]) -> str:
     ref = next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
     if ref is None:
         return title + "(no run of the default)\n"
-    plain = lambda p: {k: v for k, v in _setting(p).items() if k not in RECIPE}  # noqa: E731
-    rows = _rows([r for r in recs if plain(r["params"]) == plain(ref["params"])], lambda p: True,
+    rows = _rows([r for r in recs if _same_setting(r["params"], ref["params"], RECIPE)], lambda p: True,
                  lambda p: tuple(p.get(k) for k in RECIPE), EVAL)
     ours = tuple(ref["params"].get(k) for k in RECIPE)
     body = [["baseline FCN", *_memory_cells(default, "fcn")[:6], "–", "–", str(len(default))],
@@ -386,6 +385,14 @@ def _setting(p: dict) -> dict:
     return {k: v for k, v in p.items() if k != "seed" and not k.startswith("baselines.")}
 
 
+def _same_setting(p: dict, ref: dict, ignore=()) -> bool:
+    """Whether the params `p` of a run give the setting of `ref` (`_setting`, but the keys in `ignore`), on
+    the keys both hold: a key that one of them lacks was added to params.yaml after that run, which could
+    therefore not vary it."""
+    a, b = _setting(p), _setting(ref)
+    return all(a[k] == b[k] for k in (a.keys() & b.keys()) - set(ignore))
+
+
 def _trunk(p: dict) -> str:
     """The VGG-16 baselines' trunk in a run's params: VGG-16-BN with ``baselines.batch_norm`` (its default
     since the key exists), VGG-16 without (runs from before the key were all plain VGG-16)."""
@@ -404,7 +411,7 @@ def table2(recs: list[dict], default: list[dict]) -> str:
             groups = {label: [r for r in default if method in r["metrics"][EVAL]]}
         else:
             held = [r for r in recs if method in r["metrics"].get(EVAL, {})
-                    and ref is not None and _setting(r["params"]) == _setting(ref["params"])]
+                    and ref is not None and _same_setting(r["params"], ref["params"])]
             held.sort(key=lambda r: not _is_default(r))
             mine = _trunk(ref["params"]) if ref is not None else "VGG-16"
             groups = {label.format(trunk=t): [] for t in sorted({mine, *(_trunk(r["params"]) for r in held)},

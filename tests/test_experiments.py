@@ -398,7 +398,8 @@ def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
     recipe (head_steps, corrupt) whose other settings are the default's; a record of another test set (an
     earlier benchmark) and a run of another setting are left out."""
     import records
-    params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"head_steps": 1500, "corrupt": 0.5}}}
+    params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"head_steps": 1500, "corrupt": 0.5}},
+              "fuse": {"mesh": {"refine": True}}}  # a key added to params.yaml after the experiments ran
     ws = _show_entry("workspace", params, 0.6)
     (tmp_path / "metrics/eval").mkdir(parents=True)
     (tmp_path / "metrics/eval/run.json").write_text(json.dumps(_memory_run({"labels": "new"}, 0.55)))
