@@ -39,7 +39,7 @@ from facemask.evaluation.metrics import (comparison_figure, flip_rate, iou_repor
 from facemask.data.layout import VIDEOS_DIR, frame_stem
 from facemask.evaluation.conditions import (CLEAN, CONDITIONS, OCCLUSION_THRESHOLD, WITH_PAST, carry_label,
                                             clip_record, condition_reports, frame_conditions, hold_labels, is_degraded,
-                                            read_record)
+                                            read_record, seeds_by_condition)
 from facemask.evaluation.memory import CONTROLS, GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
 from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS
 from facemask.inference.probes import probe_frames
@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> None:
                   "zoomed": zoomed, "zoomed_group_miou": zoomed_groups, "test_set": test_set, "timestep": timestep,
                   "conditions": conditions.get("by_condition"), "memory": memory}
     seeds = seeds_summary(runs, methods)
+    seed_conditions = seeds_by_condition(runs)
     md = results_markdown(report, sig, stability, categories, seeds, seed, methods) + conditions_markdown(conditions) \
-        + memory_markdown(memory)
+        + conditions_seeds_markdown(seed_conditions) + memory_markdown(memory)
     atomic_write_json(args.out / "eval.json", report)
     atomic_write_json(args.out / "zoomed.json", zoomed)
     with atomic_dir(args.out / "eval") as out:
@@ -187,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(out / "conditions.json", conditions)
         atomic_write_json(out / "memory.json", memory)
         seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
-        atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds})
+        atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds, "conditions": seed_conditions})
         atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
         cv2.imwrite(str(out / "examples.png"), example_figure(clips, methods, mask_dir, pred_dir, n_examples))
         if (pred_dir / "info.json").is_file():
@@ -363,6 +364,21 @@ def conditions_markdown(conditions: dict) -> str:
     for m in [k for k in by["all"] if k != "frames"]:
         cells = [_pct(by[c][m]["miou"]) if by[c].get(m) else "–" for c in cols]
         lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def conditions_seeds_markdown(by: dict) -> str:
+    """results.md: mIoU per frame condition as mean ± std over the training seeds (when more than one ran)."""
+    n = max((r["seeds"] for c in by.values() for r in c.values()), default=0)
+    if n < 2:
+        return ""
+    cols = [c for c in ("all", *CONDITIONS) if c in by]
+    cell = lambda r: "–" if r is None else _pct(r["mean"]) + (f" ± {100 * r['std']:.2f}" if r["std"] is not None else "")  # noqa: E731
+    lines = ["", f"mIoU (%) per frame condition over the training seeds (mean ± std, {n} seeds; "
+                 "metrics/eval/seeds.json → conditions):", "",
+             "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for m in by["all"] if "all" in by else by[cols[0]]:
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cell(by[c].get(m)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 

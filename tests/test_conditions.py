@@ -95,6 +95,23 @@ def test_condition_reports_sum_the_frames_of_each_condition():
         K.condition_reports(["dirty", K.CLEAN, K.CLEAN], cms, ("fcn", "hold"))
 
 
+def test_seeds_by_condition_averages_each_method_over_the_seeds():
+    runs = {0: {"conditions": {"all": {"frames": 10, "fcn": {"miou": 0.50}, "hold": {"miou": 0.60}},
+                               K.WITH_PAST: {"frames": 2, "fcn": {"miou": 0.20}, "hold": {"miou": 0.40}},
+                               K.WITHOUT_PAST: {"frames": 0, "fcn": None, "hold": None}}},
+            1: {"conditions": {"all": {"frames": 10, "fcn": {"miou": 0.54}, "hold": {"miou": 0.60}},
+                               K.WITH_PAST: {"frames": 2, "fcn": {"miou": 0.30}, "hold": {"miou": 0.40}}}},
+            2: {"eval": {}}}  # a run recorded before per-condition scores existed
+    out = K.seeds_by_condition(runs)
+    # by hand: mean of 0.50 and 0.54 = 0.52, sample std = |0.54 - 0.50| / sqrt(2) = 0.028284...
+    assert out["all"]["fcn"]["seeds"] == 2 and out["all"]["fcn"]["mean"] == pytest.approx(0.52)
+    assert out["all"]["fcn"]["std"] == pytest.approx(0.04 / np.sqrt(2))
+    assert out[K.WITH_PAST]["fcn"]["mean"] == pytest.approx(0.25) and out[K.WITH_PAST]["hold"]["std"] == 0
+    assert K.WITHOUT_PAST not in out  # no frames in any seed: no entry, not a zero
+    one = K.seeds_by_condition({0: runs[0]})
+    assert one["all"]["fcn"] == {"seeds": 1, "mean": 0.5, "std": None}
+
+
 def test_read_record_indexes_by_frame_name(tmp_path):
     p = tmp_path / "frames.csv"
     pd.DataFrame({"video": ["001", "001", "012"], "frame": [1, 2, 30], "category": [1, 1, 3],

@@ -24,7 +24,7 @@ of a condition, IoU per class, the mIoU over the non-background classes (`facema
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -127,6 +127,21 @@ def condition_reports(conditions: Sequence[str], cms: np.ndarray, methods: Seque
     for c in CONDITIONS:
         out[c] = by.get(c, {"frames": 0, **{m: None for m in methods}})
     return out
+
+
+def seeds_by_condition(runs: Mapping[int, Mapping]) -> dict:
+    """Per condition and method (the hold oracle included): the mean and sample standard deviation of the
+    mIoU over the training seeds, from each run's ``conditions`` (`condition_reports`' form, as recorded in
+    ``run.json`` and ``metrics/seeds/seed_<N>.json``), and their number. A run without per-condition scores,
+    or a method without frames in a condition, takes no part."""
+    vals: dict[str, dict[str, list[float]]] = {}
+    for s in sorted(runs):
+        for cond, by in (runs[s].get("conditions") or {}).items():
+            for m, rep in by.items():
+                if isinstance(rep, Mapping) and rep.get("miou") is not None:
+                    vals.setdefault(cond, {}).setdefault(m, []).append(float(rep["miou"]))
+    return {c: {m: {"seeds": len(v), "mean": float(np.mean(v)), "std": float(np.std(v, ddof=1)) if len(v) > 1 else None}
+                for m, v in by.items()} for c, by in vals.items()}
 
 
 def read_record(path: str | Path) -> pd.DataFrame:
