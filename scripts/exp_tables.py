@@ -325,18 +325,21 @@ def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
     return title + _table(["method", *[f"t = {i + 1}" for i in range(n)], "seeds"], rows) + "\n"
 
 
-#: The memory recipe's keys (DESIGN.md, "Memory: a head-only phase and corrupted windows"): each combination
-#: is a row of `table_memory`; 0 and 0 is the paper's recipe.
-RECIPE = (C + "head_steps", C + "corrupt")
+#: The ConvLSTM recipe's keys (DESIGN.md, "Memory: a head-only phase and corrupted windows", "Fine-tuning the
+#: ConvLSTM-FCN"): what is trained, the loss, the head-only phase, the corrupted windows; each combination run
+#: is a row of `table_memory`.
+RECIPE = (C + "freeze_backbone", C + "loss", C + "head_steps", C + "corrupt")
 CONDITION_COLS = (("all", "all"), ("clean", "clean"), ("degraded_with_clean_past", "degraded, clean past"),
                   ("degraded_without_clean_past", "degraded, no clean past"))
+LOSS_LABELS = {"ce": "cross-entropy", "iou": "IoU loss (Eq. 3)", "segloss": "SegLoss"}
 
 
 def _recipe_label(key: tuple) -> str:
-    steps, corrupt = int(float(key[0] or 0)), float(key[1] or 0)
-    if not steps and not corrupt:
-        return "the paper's recipe (no head-only phase, no corruption)"
-    parts = [f"head-only phase {steps} steps" if steps else "no head-only phase",
+    frozen, loss, steps, corrupt = key
+    steps, corrupt = int(float(steps or 0)), float(corrupt or 0)
+    parts = ["ConvLSTM alone" if str(frozen).lower() == "true" else "all layers",
+             LOSS_LABELS.get(str(loss), str(loss)),
+             f"head-only phase {steps} steps" if steps else "no head-only phase",
              f"corruption {corrupt:g}" if corrupt else "no corruption"]
     return ", ".join(parts)
 

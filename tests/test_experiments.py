@@ -395,10 +395,11 @@ def _memory_run(test_set, primary, fcn=0.3, black=0.5, passed=True):
 
 def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
     """scripts/records.py commits an experiment's run.json with its params; the memory table has a row per
-    recipe (head_steps, corrupt) whose other settings are the default's; a record of another test set (an
+    recipe (freeze_backbone, loss, head_steps, corrupt) whose other settings are the default's; a record of another test set (an
     earlier benchmark) and a run of another setting are left out."""
     import records
-    params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"head_steps": 1500, "corrupt": 0.5}},
+    params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"freeze_backbone": True, "loss": "iou",
+                                                                   "head_steps": 1500, "corrupt": 0.5}},
               "fuse": {"mesh": {"refine": True}}}  # a key added to params.yaml after the experiments ran
     ws = _show_entry("workspace", params, 0.6)
     (tmp_path / "metrics/eval").mkdir(parents=True)
@@ -406,10 +407,10 @@ def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
     subprocess.run(["git", "init", "-q", str(tmp_path / "exp")], check=True)
     exp = tmp_path / "exp"
     git = ["git", "-C", str(exp), "-c", "user.name=t", "-c", "user.email=t@t"]
-    runs = {"recipe-paper": ({"head_steps": 0, "corrupt": 0.0}, 4, _memory_run({"labels": "new"}, 0.50, black=0.2,
-                                                                                 passed=False)),
-            "recipe-old": ({"head_steps": 0, "corrupt": 0.0}, 4, _memory_run({"labels": "old"}, 0.99)),
-            "other-fcn": ({"head_steps": 0, "corrupt": 0.0}, 8, _memory_run({"labels": "new"}, 0.98))}
+    paper = {"freeze_backbone": False, "loss": "ce", "head_steps": 0, "corrupt": 0.0}
+    runs = {"recipe-paper": (paper, 4, _memory_run({"labels": "new"}, 0.50, black=0.2, passed=False)),
+            "recipe-old": (paper, 4, _memory_run({"labels": "old"}, 0.99)),
+            "other-fcn": (paper, 8, _memory_run({"labels": "new"}, 0.98))}
     monkeypatch.chdir(exp)
     for name, (recipe, epochs, run) in runs.items():
         (exp / "metrics/eval").mkdir(parents=True, exist_ok=True)
@@ -430,9 +431,9 @@ def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
     md = exp_tables.tables(recs + extra)["memory"]
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
                                   if ln.startswith("|"))}
-    assert rows["head-only phase 1500 steps, corruption 0.5 — the default"] == (
+    assert rows["ConvLSTM alone, IoU loss (Eq. 3), head-only phase 1500 steps, corruption 0.5 — the default"] == (
         *["55.00"] * 4, "50.00", "50.00", "1 / 1 of 1", "5.00", "1")
-    assert rows["the paper's recipe (no head-only phase, no corruption)"] == (
+    assert rows["all layers, cross-entropy, no head-only phase, no corruption"] == (
         *["50.00"] * 4, "20.00", "20.00", "0 / 0 of 1", "5.00", "1")
     assert rows["baseline FCN"][:6] == ("30.00",) * 6 and rows["baseline FCN"][-1] == "1"
     assert rows["default, state reset every frame (memoryless)"][:4] == ("31.00",) * 4

@@ -309,8 +309,9 @@ def _remembering_convlstm(seed: int = 0):
 
 def test_predict_state_stream_scores_a_face_segment_as_one_sequence(tmp_path, capsys):
     """--state stream: the labels of 12 face crops (one segment) are the model's on the 12 frames as one
-    sequence from the zero state; --state window (the default): on each 5-frame window from the zero
-    state. Computed here by calling the model directly; the two must differ (the model uses its past)."""
+    sequence from the zero state (as with no --state: the default); --state window: on each 5-frame window
+    from the zero state. Computed here by calling the model directly; the two must differ (the model uses
+    its past)."""
     model, cfg = _remembering_convlstm()
     models = tmp_path / "models"
     (models / "face").mkdir(parents=True)
@@ -326,14 +327,15 @@ def test_predict_state_stream_scores_a_face_segment_as_one_sequence(tmp_path, ca
         whole = model(x)[0].argmax(1).numpy()
         windowed = np.concatenate([model(x[:, s:s + T])[0].argmax(1).numpy() for s in range(0, 12, T)])
     assert (whole != windowed).mean() > 0.01
-    for state, want in (("stream", whole), ("window", windowed)):
-        out = tmp_path / state
-        rc = main(["predict", str(crops), "--cropped", "--models", str(models), "--method", "primary", "--state",
-                   state, "--out", str(out), "--no-video", "--device", "cpu", "--batch", "2", "-q"])
+    for state, want in (("stream", whole), ("window", windowed), (None, whole)):
+        out = tmp_path / str(state)
+        rc = main(["predict", str(crops), "--cropped", "--models", str(models), "--method", "primary",
+                   *(["--state", state] if state else []),
+                   "--out", str(out), "--no-video", "--device", "cpu", "--batch", "2", "-q"])
         assert rc == 0, capsys.readouterr().err
         got = np.stack([read_label_png(out / "labels" / f"f{k:02d}.png") for k in range(12)])
         assert (got == want).mean() > 0.999, state
-        assert json.loads((out / "summary.json").read_text())["state"] == state
+        assert json.loads((out / "summary.json").read_text())["state"] == (state or "stream")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -49,10 +49,10 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-landmark-smoothing", dest="landmark_smoothing", action="store_false",
                    help="no One-Euro filter on the landmarks over time (steadier masks at rest; "
                         "min_cutoff 4 Hz, beta 16, d_cutoff 4 Hz)")
-    p.add_argument("--state", choices=["window", "stream"], default="window",
-                   help="the ConvLSTM's state (cascade, primary): window, the paper's, every 5-frame window from "
-                        "the zero state (the better over the seeds, README); stream: carried from window to window "
-                        "of a face segment, so no frame after its first is segmented without a past "
+    p.add_argument("--state", choices=["window", "stream"], default="stream",
+                   help="the ConvLSTM's state (cascade, primary): stream, carried from window to window of a face "
+                        "segment, so no frame after its first is segmented without a past (the better in every "
+                        "seed, README); window, the paper's, every 5-frame window from the zero state "
                         "(default: %(default)s)")
     p.add_argument("--detector", choices=["hog", "cnn", "haar"], default=DEFAULT_DETECTOR,
                    help="--landmarker dlib: face detector: hog (dlib HOG + SVM), cnn (dlib MMOD CNN: finds more "

@@ -11,8 +11,9 @@ Windows. A window holds T consecutive frames of one face segment (frames with a 
 gap); a segment that ends inside a window (a frame without a face, or the end of the video) leaves a
 shorter window, filled up to T by repeating its last crop. The ConvLSTM is causal, so the padding
 does not change the primary model's labels of the real frames (the cascade's eye and mouth boxes,
-found over the whole window, weigh the last frame a little more). The ConvLSTM's state starts at
-zero in every window, as in training.
+found over the whole window, weigh the last frame a little more). With ``state="stream"`` (the default)
+the primary ConvLSTM's state is carried from window to window of a segment and starts at zero on its
+first; with ``"window"`` it starts at zero in every window, as in training.
 
 Outputs, in ``--out DIR`` (written in a temporary folder next to it and renamed at the end, so a
 run that fails leaves no DIR behind):
@@ -75,7 +76,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
             detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
             landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = True,
-            state: str = "window") -> dict:
+            state: str = "stream") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -100,9 +101,9 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             it is installed, else dlib with a warning.
         face: None: the largest face; N: the N-th from the left (0-based) when the face is acquired.
         landmark_smoothing: the One-Euro filter on the landmarks (`facemask.inference.landmarker.ONE_EURO`).
-        state: ``window`` (the paper's: every T-frame window from the zero state; scored better over the seeds,
-            README) or ``stream`` (the primary ConvLSTM-FCN carries its state across the windows of a face
-            segment; `facemask.app.segmenters.WindowQueue`). No effect on ``fcn`` and ``landmarks``.
+        state: ``stream`` (the primary ConvLSTM-FCN carries its state across the windows of a face segment,
+            `facemask.app.segmenters.WindowQueue`; scored better in every seed, README) or ``window`` (the
+            paper's: every T-frame window from the zero state). No effect on ``fcn`` and ``landmarks``.
         detector: the dlib landmarker's ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the
             face on the first frame, whenever the track is lost, and every `detect_every` frames.
         detect_every: re-detect every this many frames (0: only when the track is lost).
@@ -145,7 +146,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
 
 def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int, fps: float, method: str,
                     detector: str, threads: int | None, landmarker: str | None = None,
-                    face: int | None = None, state: str = "window") -> None:
+                    face: int | None = None, state: str = "stream") -> None:
     """`predict`'s settings, before anything is read. Raises PredictError naming the option."""
     for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
                                ("--detect-every", detect_every, 0)):

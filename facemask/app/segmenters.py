@@ -92,7 +92,7 @@ class SingleModel:
 
 
 def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4,
-                   state: str = "window"):
+                   state: str = "stream"):
     """What `predict` runs: the cascade (`load_cascade`), or with `method` ``primary`` / ``fcn`` the face
     model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`). `state` ``stream``: the primary
     ConvLSTM-FCN carries its state across the windows of a face segment (`STATES`; the FCN has none).
