@@ -126,7 +126,8 @@ def file_records(recs: list[dict], folders: tuple[Path, ...] = (SEEDS, RECORDS, 
                 continue
             metrics = {EVAL: run["eval"], **({ZOOMED: run["zoomed"]} if run.get("zoomed") else {}),
                        **({TIMESTEP: run["timestep"]} if run.get("timestep") else {})}
-            out.append({"name": name, "rev": run.get("rev"), "params": params, "metrics": metrics, "run": run})
+            out.append({"name": name, "rev": run.get("rev"), "params": params, "metrics": metrics, "run": run,
+                        "default": folder == SEEDS})
     return out
 
 
@@ -207,8 +208,9 @@ def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], 
 
 
 def _is_default(rec: dict) -> bool:
-    """A run of the default settings: the workspace's own, or a seed experiment (`scripts/seeds.py`)."""
-    return rec["name"] == "workspace" or str(rec["name"]).startswith("seed")
+    """A run of the default settings: the workspace's own, a seed record (``metrics/seeds/``, whatever the
+    experiment it came from) or a seed experiment (`scripts/seeds.py`)."""
+    return rec.get("default", False) or rec["name"] == "workspace" or str(rec["name"]).startswith("seed")
 
 
 def _loss_key(p: dict) -> str:

@@ -339,7 +339,7 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     seeds.mkdir()
     (seeds / "seed_1.json").write_text(json.dumps(
         {"seed": 1, "eval": {"fcn": row(0.54), "fcn_smooth": row(0.54)}, "group_miou": groups, "rev": "abc",
-         "experiment": "seed1-abc"}))
+         "experiment": "t5-iou-s1"}))  # a sweep's run whose settings are the default's: a seed record all the same
     # a baseline experiment, recorded by scripts/baselines.py from a real git commit
     subprocess.run(["git", "init", "-q", "exp"], check=True)
     exp = tmp_path / "exp"
@@ -366,8 +366,8 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
 
     recs = list(exp_tables.records([ws]))
     extra = exp_tables.file_records(recs)
-    assert sorted(r["name"] for r in extra) == ["seed1-abc", "t2-deeplab_v2-abc"]
-    assert next(r for r in extra if r["name"] == "seed1-abc")["params"]["baselines.batch_norm"] is True
+    assert sorted(r["name"] for r in extra) == ["t2-deeplab_v2-abc", "t5-iou-s1"]
+    assert next(r for r in extra if r["name"] == "t5-iou-s1")["params"]["baselines.batch_norm"] is True
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|"))
                                   for ln in exp_tables.tables(recs + extra)["table2"].splitlines()
                                   if ln.startswith("|"))}
