@@ -6,7 +6,7 @@
 
 Each (arch, input size) runs in a fresh process (so its peak memory is its own) and times `--steps`
 optimiser steps after one warm-up, built as the engine builds it (`build_model("fcn", config)`)
-and trained as the engine trains (`engine._forward_loss`: cross-entropy, then fused Adam), on random
+and trained as the engine trains (`training.loop.forward_loss`: cross-entropy, then fused Adam), on random
 frames and labels held in memory (the data loader's cost is bench_train.py's subject); then as many
 no-grad eval-mode batches, the way the fuse stage predicts. Reported: wall-clock images per second,
 images per CPU-second of the process (steadier on a shared machine), parameters, peak resident memory,
@@ -34,7 +34,7 @@ ARCHS = ("fcn", "fcn_vgg16", "deeplab_v2")
 def one(arch: str, size: int, batch: int, steps: int, classes: int = 5) -> dict:
     from facemask.training import losses
     from facemask.models.registry import build_model
-    from facemask.training.engine import _forward_loss
+    from facemask.training.loop import forward_loss
 
     torch.manual_seed(0)
     model = build_model("fcn", {"arch": arch, "encoder": "resnet18", "output_stride": 16, "classes": classes})
@@ -45,7 +45,7 @@ def one(arch: str, size: int, batch: int, steps: int, classes: int = 5) -> dict:
     y = torch.randint(0, classes, (batch, size, size))
 
     def step():
-        _forward_loss(model, x, y, loss_fn, False).backward()
+        forward_loss(model, x, y, loss_fn, False).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 

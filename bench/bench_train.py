@@ -120,7 +120,7 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
 
         from facemask.training import losses
         from facemask.models.nets import ConvLSTMFCN, FCN
-        from facemask.training.engine import _forward_loss
+        from facemask.training.loop import forward_loss
 
         model = FCN(encoder, 5, output_stride=stride, encoder_depth=depth)
         if phase == "convlstm":
@@ -131,7 +131,7 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
 
         def step(x, y):
             x, y = batch_to_device(x, y, dev)
-            _forward_loss(model, x, y, loss_fn, amp).backward()
+            forward_loss(model, x, y, loss_fn, amp).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
 

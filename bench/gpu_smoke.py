@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facemask.training import engine
-from facemask.training import losses
+from facemask.training import losses, loop
 from facemask.models.nets import ConvLSTMFCN, FCN
 from facemask.models.registry import load_model, save_model
 from facemask.core.devices import resolve_device
@@ -128,7 +128,7 @@ def loss_steps(fcn_path: Path, x: torch.Tensor, y: torch.Tensor, device: torch.d
     fcn = load_model(fcn_path, map_location=device)
     for name, kw in LOSSES:
         model = ConvLSTMFCN.from_fcn(fcn, init="glorot").to(device).train()
-        loss = engine._forward_loss(model, x, y, losses.build_loss(name, **kw), amp)
+        loss = loop.forward_loss(model, x, y, losses.build_loss(name, **kw), amp)
         loss.backward()
         loss = loss.detach()
         grad = sum(float(p.grad.abs().sum()) for p in model.convlstm.parameters() if p.grad is not None)
@@ -205,7 +205,7 @@ def images_per_s(encoder: str, phase: str, clips: Path, batch: int, steps: int, 
         sampler.set_epoch(done)
         for x, y in loader:
             x, y = batch_to_device(x, y, device)
-            engine._forward_loss(model, x, y, loss_fn, amp).backward()
+            loop.forward_loss(model, x, y, loss_fn, amp).backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             done += 1
