@@ -1,6 +1,8 @@
 """Shared fixtures."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 import torch
 from _archive import TINY_300VW, make_zip, write_300vw
@@ -20,11 +22,27 @@ def tiny_300vw_zip(tiny_300vw, tmp_path):
     return make_zip(tiny_300vw, tmp_path / f"{DATASET_DIR}.zip")
 
 
+@contextmanager
+def _torch_threads(n: int):
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 @pytest.fixture
 def one_thread():
     """Tiny tensors, many small ops: one thread (OpenMP barriers cost more than they save, the more so
     on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """`one_thread` for a whole module, its module-scoped fixtures included:
+    ``pytestmark = pytest.mark.usefixtures("one_thread_per_module")``."""
+    with _torch_threads(1):
+        yield

@@ -44,12 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ("params.yaml", "configs/paper.yaml")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture(scope="module")

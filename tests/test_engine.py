@@ -51,13 +51,7 @@ def curves(live: Path) -> dict[str, str]:
     return {str(p.relative_to(live)): p.read_text() for p in sorted((live / "plots").rglob("*.tsv"))}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from two threads, and on a busy machine their spin-waits cost a lot."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")  # tiny tensors: one thread (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -34,13 +34,7 @@ BLANK = range(12, 20)    # 0-based frames with the face blanked out: 8 > max_gap
 T = 5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The models here are tiny: one thread beats two, and much more so on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the models here are tiny: one thread (conftest)
 
 
 def _iou(a, b):
