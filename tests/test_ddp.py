@@ -15,11 +15,7 @@ ResNet-50 on 2 and 4: slow (about 3.5 min).
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +25,7 @@ import torch.distributed as dist
 import yaml
 from _clips import write_clips
 
-from _stages import stage_args
+from _stages import stage_args, stage_command, torchrun
 
 from facemask.core.errors import ParamsError
 from facemask.data.datasets import ClipDataset
@@ -96,21 +92,6 @@ def _initial_model(cfg: engine.TrainConfig, run: RunPaths) -> torch.nn.Module:
     return engine.phase_model(cfg, run.init, calibration)
 
 
-def _torchrun(work: Path, n: int, *args: str, script: str | None = None, timeout: int = 300) -> tuple[int, str]:
-    """``torchrun --nproc_per_node n -m stages.train <args>`` (or `script`, with the same args) in `work`: exit status, output."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    target = [script] if script else ["-m", "stages.train"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n), *target, *args]
-    with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as proc:
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:  # never leave the workers behind
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    return proc.returncode, out
-
-
 def _work(tmp_path: Path, clips: Path, params: dict, fcn: Path | None) -> Path:
     """A project folder for the stage: params.yaml, data/clips/{face, index.csv}, models/face/fcn.pt."""
     work = tmp_path / "ddp"
@@ -147,7 +128,7 @@ def check_processes_match_one(config: str, phase: str, world: int, clips: Path, 
     engine.train(dataclasses.replace(cfg, accum=min(world, cfg.batch_size)), one)
 
     work = _work(tmp_path, clips, params, fcn)
-    rc, log = _torchrun(work, world, *stage_args(f"train_{phase}", "face"))
+    rc, log = torchrun(work, world, stage_command(f"train_{phase}", "face"))
     assert rc == 0, "\n".join(sorted({line[:300] for line in log.splitlines() if "Error:" in line})) or log[-3000:]
     assert f"{world} process(es) on cpu" in log
 
@@ -293,7 +274,7 @@ def test_a_model_ddp_cannot_train_stops_before_training_with_one_line(clips, tmp
     setting on each process, before any step (not with DDP's error at the second step)."""
     work = _work(tmp_path, clips, shrunk("params.yaml"), None)
     (work / "unfrozen.py").write_text(UNFROZEN_STAGE)
-    rc, log = _torchrun(work, 2, *stage_args("train_fcn", "face"), script="unfrozen.py")
+    rc, log = torchrun(work, 2, ["unfrozen.py", *stage_args("train_fcn", "face")])
     assert rc != 0
     errors = [line for line in log.splitlines() if line.startswith("error: ")]
     assert len(set(errors)) == 1 and len(errors) == 2, log[-3000:]         # the same line from both processes

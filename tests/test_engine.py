@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +12,7 @@ import yaml
 from _clips import write_clips
 from _params import params as project_params
 from _params import write_params
-from _stages import stage_args, stage_command
+from _stages import stage_args, stage_command, torchrun
 
 from facemask.core.errors import ParamsError
 from facemask.models.nets import FCN, ConvLSTMFCN
@@ -25,7 +21,6 @@ from facemask.training import engine
 from facemask.training.distributed import Dist
 from facemask.training.engine import RunPaths, TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
          "convlstm_init": "conv6", "output_scale": 1.0}
 
@@ -170,15 +165,8 @@ def test_ddp_two_processes_match_one_process(clips, tmp_path):
         "train.device": "cpu", "train.workers": 0, "train.fcn.epochs": 1, "train.fcn.batch_size": 4,
         "train.fcn.lr": cfg.lr, "train.fcn.augment": True, "train.fcn.lr_decay": "linear", "train.fcn.accum": 1,
         "train.fcn.max_steps_per_epoch": 3})
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           *stage_command("train_fcn", "face")]
-    with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True) as proc:
-        try:
-            assert proc.wait(timeout=180) == 0
-        finally:  # never leave the workers behind
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+    rc, out = torchrun(work, 2, stage_command("train_fcn", "face"), timeout=180)
+    assert rc == 0, out[-3000:]
 
     a = torch.load(one.model, weights_only=True)["state_dict"]
     saved = torch.load(work / "models" / "face" / "fcn.pt", weights_only=True)
@@ -214,21 +202,6 @@ def _write_index(work: Path) -> None:
     """The clip index the training stage reads for the model file's data record (two training videos)."""
     (work / "data" / "clips" / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
                                                        "0,train,0,001,1,5,1\n1,train,1,002,1,5,1\n2,test,0,003,1,5,1\n")
-
-
-def _torchrun(work: Path, n: int, *args: str, timeout: int = 300) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
-           *stage_command(*args)]
-    with subprocess.Popen(cmd, cwd=work, env=env, start_new_session=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True) as proc:
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:  # never leave the workers behind
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, out[-3000:]
-    return out
 
 
 @pytest.mark.slow
@@ -269,7 +242,8 @@ def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained
     with pytest.raises(Interrupt):
         engine.train(cfg, cut)                   # epoch 1 on one process, then interrupted
     (work / "params.yaml").write_text(yaml.safe_dump(params))
-    log = _torchrun(work, 4, "train_convlstm", "face")
+    rc, log = torchrun(work, 4, stage_command("train_convlstm", "face"))
+    assert rc == 0, log[-3000:]
     assert "resuming after epoch 1 of 2" in log and "2 of 4 processes get no item" in log
 
     one_curves, cut_curves = curves(one.live), curves(cut.live)
