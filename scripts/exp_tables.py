@@ -41,7 +41,9 @@ import numpy as np
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from facemask.evaluation.metrics import paired_tests
+from sweep import finished
 
 EVAL = "metrics/eval.json"
 TIMESTEP = "metrics/eval/timestep.json"
@@ -90,8 +92,8 @@ def records(show: list[dict]) -> Iterator[dict]:
 
     for base in show:
         for exp in base.get("experiments") or []:
-            if (exp.get("executor") or {}).get("state", "success") != "success":
-                continue  # queued, running or failed: its row shows the base's metrics
+            if not finished(exp):
+                continue
             for rev in exp.get("revs") or []:
                 if (rev.get("data") or {}).get("rev") == "workspace":  # still running: shows the workspace's metrics
                     continue

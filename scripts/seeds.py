@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep import queue_command, run_queue  # noqa: E402
+from sweep import finished, queue_command, run_queue  # noqa: E402
 
 SEEDS = Path("metrics/seeds")
 
@@ -30,13 +30,12 @@ def _dvc(*args: str) -> str:
 
 
 def experiment_revs(base: str = "HEAD") -> dict[str, str]:
-    """{experiment name: its commit} for the finished experiments of the commit `base` (default: the
-    workspace's). A queued, running or failed one is left out: its commit is the queue's snapshot of the
-    workspace, whose metrics are the base's."""
+    """{experiment name: its commit} for the finished experiments (`sweep.finished`) of the commit `base`
+    (default: the workspace's)."""
     out = {}
     for row in json.loads(_dvc("exp", "show", "--json", "--rev", base)):
         for exp in row.get("experiments") or []:
-            if (exp.get("executor") or {}).get("state", "success") != "success":
+            if not finished(exp):
                 continue
             for rev in exp.get("revs") or []:
                 name = rev.get("name") or exp.get("name")

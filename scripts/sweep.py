@@ -106,6 +106,13 @@ def queue_command(name: str, overrides: dict[str, str]) -> list[str]:
     return cmd
 
 
+def finished(exp: dict) -> bool:
+    """Whether an experiment of `dvc exp show --json` ran to the end: a queued, running or failed one's row
+    is the queue's snapshot of the workspace, with the base's metrics. One run without the queue has no
+    executor and counts as finished."""
+    return (exp.get("executor") or {}).get("state", "success") == "success"
+
+
 def run_queue(jobs: int, poll: float = 5.0) -> None:
     """Start `jobs` queue workers and wait until nothing is queued or running."""
     dvc = [sys.executable, "-m", "dvc"]
