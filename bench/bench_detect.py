@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facemask.inference.detect import make_detector, crop_box
-from facemask.data.landmarks import read_pts
-from facemask.data.masks import square_crop_box
+from facemask.data.ibug68 import read_pts
+from facemask.data.masks.draw import square_crop_box
 from facemask.inference.tracker import LandmarkTracker
-from facemask.data.video import iter_frames
+from facemask.data.frames import iter_frames
 
 
 def box_iou(a, b) -> float:

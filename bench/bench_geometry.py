@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from facemask.training import losses
 from facemask.models.nets import FCN
 from facemask.data.labels import REGION_CLASS_NAMES
-from facemask.data.clips import build_clips
+from facemask.data.clips.build import build_clips
 from facemask.training.engine import RunPaths, TrainConfig, train
 
 CANDIDATES = ["resnet18:5:16:96", "resnet18:3:8:128", "resnet18:4:8:128", "resnet18:3:8:160", "resnet34:3:8:128",

@@ -56,7 +56,7 @@ def pipeline(video: Path, out: Path, spec: str) -> tuple[float, float, int]:
     writing thread (label PNGs, boxes.csv, overlay.mp4). Returns (wall s, cpu s, frames with a face)."""
     from facemask.app.outputs import FrameItem, Writer
     from facemask.app.sources import Prefetch, open_source
-    from facemask.data.masks import landmarks_to_mask, square_crop_box
+    from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
 
     lm = _landmarker(spec)
     source = open_source(video)
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
 
     from facemask.app.outputs import draw_overlay, paste_label
     from facemask.data.labels import write_label_png
-    from facemask.data.masks import landmarks_to_mask, square_crop_box
+    from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
     from facemask.data.realface import moving_face, write_video
 
     cv2.setNumThreads(max(1, args.cores or len(os.sched_getaffinity(0))))

@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from facemask.data.labels import write_label_png
-from facemask.data.mask_dataset import build_masks
-from facemask.data.masks import landmarks_to_mask, square_crop_box
-from facemask.data.landmarks import read_pts
-from facemask.data.video import iter_frames
+from facemask.data.masks.build import build_masks
+from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
+from facemask.data.ibug68 import read_pts
+from facemask.data.frames import iter_frames
 
 
 def _cpu() -> float:
@@ -89,7 +89,7 @@ def main() -> None:
         if args.raw:
             raw = Path(args.raw)
         else:
-            from facemask.data.synth.video import generate
+            from facemask.data.synth.generate import generate
 
             cfg = dict(params["data"]["synthetic"], videos=args.videos)
             if args.frames:

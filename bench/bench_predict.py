@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask.data.synth.video import generate as synth_generate
+from facemask.data.synth.generate import generate as synth_generate
 from facemask.models.registry import build_model, save_model
 from facemask.app.predict import PredictError, predict
 from facemask.app.segmenters import load_cascade

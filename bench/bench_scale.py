@@ -55,7 +55,7 @@ def _cpu_children() -> float:
 def generate_archive(work: Path, frames: int, distinct: int, width: int, height: int, seed: int = 0) -> Path:
     """`distinct` synthetic videos laid out as the 114 of the official archive, zipped (stored, like video)."""
     from facemask.data.layout import CATEGORIES, DATASET_DIR
-    from facemask.data.synth.video import generate
+    from facemask.data.synth.generate import generate
 
     gen = work / "gen"
     generate(gen, dict(videos=distinct, frames=frames, fps=30, width=width, height=height,

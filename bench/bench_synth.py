@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask.data.synth.video import generate
+from facemask.data.synth.generate import generate
 
 
 def _cpu() -> float:

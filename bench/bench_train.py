@@ -7,9 +7,9 @@
 
 The frames are real pipeline output: synthetic 300VW-style videos (``--width`` x ``--height``, 640 x 360 by
 default) through the masks stage, so the face crops have a face crop's size and content. Storage options
-of a split, all read through `facemask.data.datasets.ClipDataset`:
+of a split, all read through `facemask.data.clips.loaders.ClipDataset`:
 
-* ``crops`` (what the clips stage writes, `facemask.data.store`): each crop once, as the masks stage's JPEG and
+* ``crops`` (what the clips stage writes, `facemask.data.clips.store`): each crop once, as the masks stage's JPEG and
   label PNG at the crop's own size; decoded, resized (eyes / mouth: cut) to S x S in the loader;
 * ``jpeg``: the same store with every frame resized to S x S first (JPEG q95 of the packed frame);
 * ``arrays``: the dense packing, raw uint8 S x S frames memory-mapped (409,600 B a frame at 320).
@@ -50,8 +50,8 @@ STORAGES = ("crops", "jpeg", "arrays")
 
 def source(root: Path, width: int, height: int, videos: int = 2, frames: int = 60) -> Path:
     """Face crops and labels as the masks stage writes them, from synthetic 300VW-style video."""
-    from facemask.data.mask_dataset import build_masks
-    from facemask.data.synth.video import generate
+    from facemask.data.masks.build import build_masks
+    from facemask.data.synth.generate import generate
 
     generate(root / "raw" / "300VW", dict(videos=videos, frames=frames, fps=30, width=width, height=height,
                                           categories=[1, 1, 1], workers=1), seed=0)
@@ -63,7 +63,7 @@ def make_split(masks: Path, out: Path, storage: str, size: int, clips: int, leng
     """`clips` clips of `length` frames (the source's frames, repeated as needed) stored as `storage`."""
     import cv2
 
-    from facemask.data.store import decode_label, write_split
+    from facemask.data.clips.store import decode_label, write_split
 
     names = sorted(p.stem for p in (masks / "images_orig").glob("*.jpg"))
     names = [names[i % len(names)] for i in range(clips * length)]
@@ -83,7 +83,7 @@ def make_split(masks: Path, out: Path, storage: str, size: int, clips: int, leng
 
 
 def bytes_per_frame(split: Path) -> float:
-    from facemask.data.store import load_split
+    from facemask.data.clips.store import load_split
 
     frames = int(np.prod(load_split(split)[1].shape[:2]))
     return sum(p.stat().st_size for p in split.iterdir()) / frames
@@ -93,7 +93,7 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
         width: int, height: int, loader_only: bool, depth: int = 5, stride: int = 16) -> dict:
     import cv2
 
-    from facemask.data.datasets import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
+    from facemask.data.clips.loaders import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
 
     torch.manual_seed(0)
     dev = torch.device(device)

@@ -76,7 +76,7 @@ def discs(n: int, side: int, rng: np.random.Generator) -> tuple[list[np.ndarray]
 
 def write_data(root: Path, crop: int, size: int, clips: dict[str, int], length: int = 10) -> Path:
     """``<root>/face/<split>`` in the clips stage's store (JPEG crops, label PNGs), resized to `size` on read."""
-    from facemask.data.store import write_split
+    from facemask.data.clips.store import write_split
 
     rng = np.random.default_rng(0)
     for split, n in clips.items():
@@ -151,7 +151,7 @@ def zoomed_models(root: Path, face_convlstm: Path, size: int, device: torch.devi
 def fuse_agreement(models: Path, clips: Path, device: torch.device, n_clips: int = 2) -> float:
     """Share of pixels the cascade labels alike on `device` and on the CPU, over a few val clips."""
     from facemask.inference.fusion import Cascade
-    from facemask.data.store import SplitView
+    from facemask.data.clips.store import SplitView
 
     view = SplitView(clips / "val")
     windows = [[view.crop(c * view.length + t)[..., ::-1] for t in range(5)] for c in range(n_clips)]
@@ -169,7 +169,7 @@ def fuse_agreement(models: Path, clips: Path, device: torch.device, n_clips: int
 
 def predict_video(models: Path, work: Path, device: str, frames: int) -> dict:
     """``facemask predict`` on one synthetic 300VW-style video of `frames` frames at 320 x 240."""
-    from facemask.data.synth.video import generate
+    from facemask.data.synth.generate import generate
 
     generate(work / "raw", dict(videos=1, frames=frames, fps=30, width=320, height=240, categories=[1, 0, 0],
                                 workers=1), seed=0)
@@ -185,7 +185,7 @@ def predict_video(models: Path, work: Path, device: str, frames: int) -> dict:
 def images_per_s(encoder: str, phase: str, clips: Path, batch: int, steps: int, workers: int,
                  device: torch.device) -> float:
     """Training img/s of one phase with the real loader (store decode + resize + augmentation in workers)."""
-    from facemask.data.datasets import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
+    from facemask.data.clips.loaders import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
 
     amp = device.type == "cuda"
     T = 5 if phase == "convlstm" else None
@@ -263,7 +263,7 @@ def main() -> None:
         say("fcn", text, t0)
 
         t0 = time.perf_counter()
-        from facemask.data.datasets import ClipDataset, batch_to_device
+        from facemask.data.clips.loaders import ClipDataset, batch_to_device
 
         ds = ClipDataset(clips / "train", window=5)
         x, y = batch_to_device(*(torch.stack(v) for v in zip(ds[0], ds[1])), device)

@@ -12,7 +12,7 @@ Each layer imports only from itself and the layers listed before it (tests/test_
 * `facemask.inference` — the cascade, temporal smoothing, face detectors and the landmark tracker;
 * `facemask.app` — `facemask predict` and the command line.
 
-A subpackage's ``__init__`` imports nothing: ``import facemask.data.masks`` loads that module and what it
+A subpackage's ``__init__`` imports nothing: ``import facemask.data.masks.draw`` loads that module and what it
 needs, not the whole layer. DESIGN.md has the map ("where does X live").
 """
 LAYERS = ("core", "data", "models", "training", "evaluation", "inference", "app")

@@ -15,10 +15,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from facemask.data.synth.video import generate as synth_generate
-from facemask.data.landmarks import read_pts
+from facemask.data.synth.generate import generate as synth_generate
+from facemask.data.ibug68 import read_pts
 from facemask.data.realface import moving_face
-from facemask.data.video import iter_frames
+from facemask.data.frames import iter_frames
 from facemask.inference.detect import DETECTORS, calibrate_to_landmarks, make_detector
 from facemask.inference.tracker import calibrate_rect
 

@@ -37,8 +37,8 @@ _RUN = r"""
 import stages  # as the DVC stages run: NumPy off its AVX-512 (SVML) kernels before it is imported
 import json, sys
 from pathlib import Path
-from facemask.data.synth.video import generate
-from facemask.data.mask_dataset import build_masks
+from facemask.data.synth.generate import generate
+from facemask.data.masks.build import build_masks
 out, cfg, seed = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
 generate(out / "raw" / "300VW", cfg, seed=seed)
 build_masks(out / "raw", out / "masks", workers=cfg["workers"], progress=False)

@@ -38,8 +38,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from facemask.data.landmarks import read_pts  # noqa: E402
-from facemask.data.video import iter_frames  # noqa: E402
+from facemask.data.ibug68 import read_pts  # noqa: E402
+from facemask.data.frames import iter_frames  # noqa: E402
 from facemask.inference import mp68  # noqa: E402
 from facemask.inference.landmarker import ONE_EURO as ONE_EURO_SETTINGS  # noqa: E402
 
@@ -425,7 +425,7 @@ def mask_scores(sets, method: str, tables, masks_dir: Path | None) -> dict:
 
     from facemask.core.iou import confusion_matrix, iou_per_class
     from facemask.data.labels import CLASS_NAMES, read_label_png
-    from facemask.data.masks import landmarks_to_mask, square_crop_box
+    from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
 
     cm = np.zeros((5, 5), np.int64)
     boxes = None

@@ -33,9 +33,9 @@ from tqdm import tqdm  # noqa: E402
 from facemask.core import errors  # noqa: E402
 from facemask.core.devices import resolve_device  # noqa: E402
 from facemask.core.iou import confusion_matrix, mean_iou  # noqa: E402
-from facemask.data.clips import read_split_clips  # noqa: E402
+from facemask.data.clips.build import read_split_clips  # noqa: E402
 from facemask.data.labels import CLASS_NAMES, read_label_png  # noqa: E402
-from facemask.data.store import load_split  # noqa: E402
+from facemask.data.clips.store import load_split  # noqa: E402
 from facemask.evaluation import conditions as K  # noqa: E402
 from facemask.evaluation.metrics import reports_by  # noqa: E402
 from facemask.inference.fusion import fcn_probs, labels_at  # noqa: E402

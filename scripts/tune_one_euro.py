@@ -61,7 +61,7 @@ def mask_flicker(sets, method: str, tables, params) -> tuple[float, float]:
     """(flip rate of the masks, flip rate of the true masks): the share of pixels whose class changes
     between consecutive frames (`facemask.evaluation.metrics.flip_rate`), inside a fixed box about each video's face
     (1.6 x the first frame's true landmark box): the masks the landmarks draw, and those of the truth."""
-    from facemask.data.masks import landmarks_to_mask, square_crop_box
+    from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
     from facemask.evaluation.metrics import flip_rate
 
     counts = np.zeros((2, 2))

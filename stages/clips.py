@@ -4,11 +4,11 @@
 
 Reads data/300VW-Mask (frames.csv, images_orig/, labels_orig/, and data_splits/split_1/ for the
 authors' release) and writes data/clips/{index.csv, split/*_per10.txt, <region>/<split>/*.npy,
-meta.json, contact_*.png}; see `facemask.data.clips.build_clips`.
+meta.json, contact_*.png}; see `facemask.data.clips.build.build_clips`.
 """
 from __future__ import annotations
 
-from facemask.data.clips import build_clips
+from facemask.data.clips.build import build_clips
 from stages._common import load_params, run_stage, setup_logging, stage_args
 
 

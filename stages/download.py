@@ -5,7 +5,7 @@ metadata.csv, report.json).
 """
 from __future__ import annotations
 
-from facemask.data.raw import fetch_raw
+from facemask.data.raw.fetch import fetch_raw
 from stages._common import load_params, run_stage, seed_everything, setup_logging, stage_args
 
 

@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from facemask.core.io import atomic_dir, atomic_write_json
 from facemask.core.iou import confusion_matrix, finite_or_none, mean_iou
-from facemask.data.clips import read_split_clips
+from facemask.data.clips.build import read_split_clips
 from facemask.data.labels import CLASS_NAMES, read_label_png
-from facemask.data.store import load_split
+from facemask.data.clips.store import load_split
 from facemask.evaluation.metrics import (comparison_figure, flip_rate, iou_report, reports_by, seeds_summary,
                                          seeds_table, sequence_groups, significance, stability_report, subject_table,
                                          timestep_table)

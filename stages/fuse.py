@@ -2,7 +2,7 @@
 
 Reads params ``clips.window``, ``clips.zoom`` (the zoom margins), ``train.device``, ``fuse``; the test
 clips (``data/clips/index.csv``, ``data/clips/face/test``, the eye and mouth test sub-datasets, read
-with `facemask.data.store.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
+with `facemask.data.clips.store.load_split`), the original-resolution crops ``data/300VW-Mask/images_orig`` and the models
 ``models/<region>/{fcn,convlstm}.pt``, and Table 2's VGG-16 baselines that ``models/face/baselines/archs.json``
 names (stage train_baselines; none by default). Writes, atomically:
 
@@ -37,11 +37,11 @@ from tqdm import tqdm
 
 from facemask.core import devices
 from facemask.core.io import atomic_dir
-from facemask.data.clips import read_split_clips
+from facemask.data.clips.build import read_split_clips
 from facemask.data.labels import write_label_png
 from facemask.data.layout import VIDEOS_DIR
-from facemask.data.regions import ZOOM_REGIONS
-from facemask.data.store import load_split
+from facemask.data.clips.regions import ZOOM_REGIONS
+from facemask.data.clips.store import load_split
 from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor, predict_packed
 from facemask.inference.landmarker import OneEuroFilter
 from facemask.inference.mesh import MediaPipeError, MediaPipeLandmarker

@@ -6,12 +6,12 @@
 Reads data/raw (300VW/ for the synthetic and 300vw sources, 300VW-Mask-Dataset/ for 300vw-mask) and
 writes data/300VW-Mask/{images_orig/VVV_FFFFFF.jpg, labels_orig/VVV_FFFFFF.png, frames.csv,
 summary.json, contact_sheet.png} (+ clips.csv with `masks.frames: sampled`, data_splits/split_1/ for
-300vw-mask); see `facemask.data.mask_dataset.build_masks`. `masks.frames`: ``sampled`` writes only the frames of the
+300vw-mask); see `facemask.data.masks.build.build_masks`. `masks.frames`: ``sampled`` writes only the frames of the
 1-s clips the clips stage will use (drawn here, with the clips stage's params); ``all`` every usable frame.
 """
 from __future__ import annotations
 
-from facemask.data.mask_dataset import build_masks
+from facemask.data.masks.build import build_masks
 from stages._common import load_params, run_stage, setup_logging, stage_args
 
 

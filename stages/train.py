@@ -31,7 +31,7 @@ import torch
 
 from facemask.core.errors import ParamsError
 from facemask.core.io import atomic_write_json
-from facemask.data.clips import read_index
+from facemask.data.clips.build import read_index
 from facemask.data.labels import REGION_CLASS_NAMES
 from facemask.models.registry import PHASES
 from facemask.training.distributed import process_group, world

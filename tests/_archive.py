@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemask.data.landmarks import N_POINTS, write_pts
+from facemask.data.ibug68 import N_POINTS, write_pts
 
 SIZE = (32, 24)  # video frame width, height
 #: The tiny 300VW of the `tiny_300vw` fixture: video -> frames (a training video and a category-3 one).

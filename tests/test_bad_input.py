@@ -29,7 +29,7 @@ from facemask.app import outputs
 from facemask.app.cli import main as facemask
 from facemask.core import errors
 from facemask.core.io import atomic_dir
-from facemask.data.landmarks import format_pts
+from facemask.data.ibug68 import format_pts
 from facemask.models.registry import build_model, save_model
 
 ROOT = Path(__file__).resolve().parent.parent

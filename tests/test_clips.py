@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 from test_masks import circle_face, moving_faces, render, write_video_folder
 
-from facemask.data.clips import build_clips, read_index, read_test_clips
+from facemask.data.clips.build import build_clips, read_index, read_test_clips
 from facemask.data.labels import EYES, INNER_MOUTH, LIPS, PALETTE, REGIONS, SKIN, read_label_png, remap_labels
-from facemask.data.mask_dataset import build_masks
-from facemask.data.masks import landmarks_to_mask
-from facemask.data.regions import FALLBACK, crop_zoom, zoom_box
-from facemask.data.sampling import SPLITS, cut_clips, sample_clips, sample_count, split_sizes, split_videos
-from facemask.data.store import STORAGES, load_orig_labels, load_split
+from facemask.data.masks.build import build_masks
+from facemask.data.masks.draw import landmarks_to_mask
+from facemask.data.clips.regions import FALLBACK, crop_zoom, zoom_box
+from facemask.data.clips.sampling import SPLITS, cut_clips, sample_clips, sample_count, split_sizes, split_videos
+from facemask.data.clips.store import STORAGES, load_orig_labels, load_split
 
 # ---------------------------------------------------------------------------------------------------
 # Clips and sampling

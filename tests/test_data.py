@@ -6,9 +6,9 @@ import pytest
 import torch
 from _clips import write_clips
 
-from facemask.data.datasets import (ClipDataset, ShardedBatchSampler, batch_to_device, check_split, eval_batches,
+from facemask.data.clips.loaders import (ClipDataset, ShardedBatchSampler, batch_to_device, check_split, eval_batches,
                                     make_loader, micro_sizes, train_batches)
-from facemask.data.store import load_split
+from facemask.data.clips.store import load_split
 
 
 @pytest.fixture(scope="module")

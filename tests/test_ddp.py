@@ -28,7 +28,7 @@ from _clips import write_clips
 from _stages import stage_args, stage_command, torchrun
 
 from facemask.core.errors import ParamsError
-from facemask.data.datasets import ClipDataset
+from facemask.data.clips.loaders import ClipDataset
 from facemask.models.encoder import make_encoder
 from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import load_model, save_model

@@ -9,7 +9,7 @@ AVX2 kernels and OpenBLAS's tuned kernels switched off, one thread and one worke
 would do — and every output file must have the same bytes. The md5s of one video and one packed array
 are pinned, so a change of the bytes (code, or a dependency's version) is seen. The data stages also run
 as configs/paper.yaml has them: masks of the sampled clips only (`masks.frames: sampled`) and each frame
-stored once, encoded (`clips.storage: crops`, `facemask.data.store`); the arrays the loader reads from that
+stored once, encoded (`clips.storage: crops`, `facemask.data.clips.store`); the arrays the loader reads from that
 store, saved as ``.npy``, have the md5s of the dense packing's files, so neither changes a pixel the
 models see.
 """
@@ -42,10 +42,10 @@ import hashlib, io, json, sys
 from pathlib import Path
 import cv2
 import numpy as np
-from facemask.data.synth.video import generate
-from facemask.data.mask_dataset import build_masks
-from facemask.data.clips import build_clips
-from facemask.data.store import load_split
+from facemask.data.synth.generate import generate
+from facemask.data.masks.build import build_masks
+from facemask.data.clips.build import build_clips
+from facemask.data.clips.store import load_split
 
 out, workers = Path(sys.argv[1]), int(sys.argv[2])
 cfg = dict(videos=4, frames=30, fps=30, width=160, height=120, categories=[1, 1, 1], workers=workers)
@@ -124,7 +124,7 @@ import stages
 import hashlib, sys
 import numpy as np
 from facemask.data.synth import contours as C
-from facemask.data.masks import spline_piece
+from facemask.data.masks.draw import spline_piece
 rng = np.random.default_rng(5)
 h = hashlib.md5()
 for _ in range(300):
@@ -154,7 +154,7 @@ import stages
 import hashlib
 from dataclasses import replace
 import numpy as np
-from facemask.data.synth.video import plan_video, render_frame
+from facemask.data.synth.generate import plan_video, render_frame
 from facemask.data.synth import occluders as O
 from facemask.data.synth.degrade import TRANSIENTS, VARIANTS, Event
 cfg = dict(videos=1, frames=12, fps=30, width=320, height=240, categories=[1, 1, 1], transient_rate=0.0)

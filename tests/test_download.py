@@ -20,11 +20,12 @@ import yaml
 from _archive import TINY_300VW, make_tar, make_zip, points, write_300vw, write_300vw_mask, zip_with_mode
 from _stages import stage_command
 
-from facemask.data import raw
-from facemask.data.landmarks import format_pts
+from facemask.data.raw import fetch as raw
+from facemask.data.ibug68 import format_pts
 from facemask.data.layout import CATEGORIES, DATASET_DIR, MASK_DATASET_DIR, category_of
-from facemask.data.raw import (ArchiveError, ChecksumError, DownloadError, LayoutError, RawDataError, download,
-                               fetch_raw, safe_extract, validate_300vw, validate_300vw_mask)
+from facemask.data.raw.download import (ArchiveError, ChecksumError, DownloadError, LayoutError, RawDataError,
+                                        download, safe_extract)
+from facemask.data.raw.fetch import fetch_raw, validate_300vw, validate_300vw_mask
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -165,7 +165,7 @@ def test_fallback_previous_window_then_typical_place():
     sizes = [(S, S)] * 5
     dark = cascade.run([crops(0, sizes)])[0]        # no eyes predicted, nothing before: typical place
     assert dark.fallback["eyes"] == "typical"
-    from facemask.data.regions import zoom_box
+    from facemask.data.clips.regions import zoom_box
     assert dark.boxes["eyes"] == zoom_box(dark.primary, "eyes", 0.0)
     bright, dark2 = cascade.run([crops(255, sizes), crops(0, sizes)])
     assert bright.fallback["eyes"] is None

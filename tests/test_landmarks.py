@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facemask.data.landmarks import PtsError, read_pts, write_pts
+from facemask.data.ibug68 import PtsError, read_pts, write_pts
 
 
 def pts_text(rows: list[str], n_points: int | None = None) -> str:

@@ -18,11 +18,11 @@ from scipy.interpolate import CubicSpline
 
 from facemask.data.labels import (EYES, INNER_MOUTH, LIPS, PALETTE, SKIN, classes_to_rgb, read_label_png,
                                   rgb_to_classes, write_label_png)
-from facemask.data.landmarks import write_pts
-from facemask.data.mask_dataset import build_masks
-from facemask.data.masks import fill_polygon, landmarks_to_mask, spline_piece, square_crop_box
+from facemask.data.ibug68 import write_pts
+from facemask.data.masks.build import build_masks
+from facemask.data.masks.draw import fill_polygon, landmarks_to_mask, spline_piece, square_crop_box
 from facemask.data.sheets import contact_sheet
-from facemask.data.video import Reconciliation, iter_frames, reconcile
+from facemask.data.frames import Reconciliation, iter_frames, reconcile
 
 # ---------------------------------------------------------------------------------------------------
 # A face made of circles (shared with test_clips.py)
@@ -193,7 +193,7 @@ def test_circle_area():
     # each eye is two cubics through 4 points on a half circle (C0 at the corners): within 4 % of pi r^2
     assert abs(counts[EYES] / 2 - math.pi * (5 * s) ** 2) <= 0.04 * math.pi * (5 * s) ** 2
     # the skin contour (27 knots on the circle) stays within 0.5 % of the radius
-    from facemask.data.masks import CONTOURS, contour
+    from facemask.data.masks.draw import CONTOURS, contour
 
     outline = contour(p, CONTOURS[0][1][0])
     radius = np.linalg.norm(outline - (100, 100), axis=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemask.data.datasets import corrupt_window
+from facemask.data.clips.loaders import corrupt_window
 from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
 from facemask.inference.probes import probe_frames, replacement
 from facemask.models.nets import ConvLSTM, ConvLSTMFCN

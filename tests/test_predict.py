@@ -21,9 +21,9 @@ from facemask.app.cli import main
 from facemask.app.outputs import FrameItem, paste_label
 from facemask.app.segmenters import WindowQueue
 from facemask.data.labels import read_label_png
-from facemask.data.landmarks import read_pts
-from facemask.data.masks import square_crop_box
-from facemask.data.synth.video import generate as synth_generate
+from facemask.data.ibug68 import read_pts
+from facemask.data.masks.draw import square_crop_box
+from facemask.data.synth.generate import generate as synth_generate
 from facemask.inference.detect import BoxSmoother, HaarFaceDetector, crop_box
 from facemask.models.registry import build_model, save_model
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facemask.data.landmarks import read_pts
+from facemask.data.ibug68 import read_pts
 from facemask.data.synth import contours as C
 from facemask.data.synth.face import Expression, Identity, Pose, identity_shape, landmarks_2d
-from facemask.data.synth.video import assign_categories, generate, plan_video, render_frame
+from facemask.data.synth.generate import assign_categories, generate, plan_video, render_frame
 
 TINY = dict(videos=3, frames=10, fps=30, width=160, height=120, categories=[1, 1, 1], workers=1)
 # one video per category for the per-frame checks (no disk)

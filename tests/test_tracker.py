@@ -20,7 +20,7 @@ from facemask.app.cli import main
 from facemask.app.segmenters import choose_method
 from facemask.core.iou import confusion_matrix, iou_per_class
 from facemask.data.labels import read_label_png
-from facemask.data.masks import landmarks_to_mask, square_crop_box
+from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
 from facemask.data.realface import moving_face, reference_landmarks, write_video  # noqa: E402
 from facemask.inference.detect import DetectorError, dlib_model, make_detector
 from facemask.inference.tracker import (  # noqa: E402

@@ -24,7 +24,7 @@ import numpy as np
 from facemask.app.outputs import FrameItem
 from facemask.app.segmenters import WindowQueue
 from facemask.core.errors import PredictError
-from facemask.data.masks import square_crop_box
+from facemask.data.masks.draw import square_crop_box
 from facemask.inference.detect import BoxSmoother, DetectorError, crop_box
 from facemask.inference.landmarker import ONE_EURO, DlibLandmarker, Landmarker, OneEuroFilter
 from facemask.inference.mesh import MediaPipeError, MediaPipeLandmarker

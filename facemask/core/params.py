@@ -99,7 +99,7 @@ class TransientMix(Section):
 
 
 class Synthetic(Section):
-    """``data.synthetic``: the embedded benchmark's generator (`facemask.data.synth.video.generate`)."""
+    """``data.synthetic``: the embedded benchmark's generator (`facemask.data.synth.generate.generate`)."""
 
     videos: int = Field(ge=1, le=999)
     """Number of videos (3-digit folder names, as in 300VW)."""
@@ -159,7 +159,7 @@ class Data(Section):
 
 
 class Masks(Section):
-    """``masks``: landmarks -> face crops and label masks (`facemask.data.mask_dataset.build_masks`)."""
+    """``masks``: landmarks -> face crops and label masks (`facemask.data.masks.build.build_masks`)."""
 
     crop_scale: float = Field(gt=0)
     """Square crop side = crop_scale x mean(w, h) of the landmark box (the authors: 1.3)."""
@@ -234,7 +234,7 @@ class Clips(Section):
     storage: Literal["arrays", "crops"] = "arrays"
     """arrays: every region's frames packed at S x S (images.npy, labels.npy; 28 GB at the paper's size);
     crops: each frame's face crop once, as the masks stage encoded it, cut and resized when the loader reads
-    it (facemask.data.store; the same arrays, byte for byte, in a fraction of the disk)."""
+    it (facemask.data.clips.store; the same arrays, byte for byte, in a fraction of the disk)."""
 
 
 # --------------------------------------------------------------------------------- model, regions

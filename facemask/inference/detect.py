@@ -39,7 +39,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facemask.data.masks import square_crop_box
+from facemask.data.masks.draw import square_crop_box
 
 #: Haar face box (centre cx, cy; side s) -> landmark box: centre (cx + dx*s, cy + dy*s),
 #: mean side `scale*s`. Measured with `calibrate_to_landmarks` (`python scripts/calibrate.py detector`) on synthetic video:
@@ -387,7 +387,7 @@ def crop_box(face: np.ndarray, frame_hw: tuple[int, int], scale: float = 1.3,
     """The training-style crop (x0, y0, x1, y1) for a Haar face (cx, cy, side) in a frame of `frame_hw`.
 
     The estimated landmark box is squared exactly as the training crops were
-    (`facemask.data.masks.square_crop_box`: side `scale` x its mean side, about its centre, clipped).
+    (`facemask.data.masks.draw.square_crop_box`: side `scale` x its mean side, about its centre, clipped).
     """
 
     x0, y0, x1, y1 = face_to_landmark_box(face, calib)

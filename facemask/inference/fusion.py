@@ -5,9 +5,9 @@ For every T-frame window of face crops:
 1. the primary (face) ConvLSTM-FCN segments the window; its scores are resized bilinearly to each
    crop's own size and arg-maxed, so every later step works at the crop's original resolution;
 2. the eye and the mouth region are located in the primary's labels of the whole window with
-   `facemask.data.regions.zoom_box` (no noise): the boxes the zoomed models were trained on, made the same way
+   `facemask.data.clips.regions.zoom_box` (no noise): the boxes the zoomed models were trained on, made the same way
    from predicted instead of true labels, one pixel box held fixed over the window (Sect. 4.2);
-3. each box is cropped from every original-resolution crop (`facemask.data.regions.crop_zoom`, as in
+3. each box is cropped from every original-resolution crop (`facemask.data.clips.regions.crop_zoom`, as in
    training), the zoomed ConvLSTM-FCN segments the T crops, its scores are resized back to the box's
    size and arg-maxed;
 4. the zoomed labels replace the primary's inside the box (`merge_region`).
@@ -15,7 +15,7 @@ For every T-frame window of face crops:
 **Fallback when the primary predicts no eye (or no mouth) anywhere in a window** (a closed eye, a
 profile, a blurred frame): the box of the previous window of the same stream (the face moves little in
 T frames; "previous"); at the start of a stream, `zoom_box`'s own fallback, the part's typical place in
-the predicted face (`facemask.data.regions.FALLBACK`, in the whole crop when no face is predicted either;
+the predicted face (`facemask.data.clips.regions.FALLBACK`, in the whole crop when no face is predicted either;
 "typical"). `WindowResult.fallback` records which one was used.
 
 **Replacement rule** (`merge_region`), inside the box only (clipped to the crop):
@@ -49,7 +49,7 @@ import torch.nn.functional as F
 
 from facemask.core import devices
 from facemask.data.labels import REGION_CLASS_IDS, REGIONS, SKIN
-from facemask.data.regions import DEFAULT_ZOOM, ZOOM_REGIONS, crop_zoom, zoom_box
+from facemask.data.clips.regions import DEFAULT_ZOOM, ZOOM_REGIONS, crop_zoom, zoom_box
 from facemask.inference.smoothing import temporal_smooth
 from facemask.models.registry import load_model
 

@@ -21,8 +21,8 @@ from parts that ship in registry wheels (nothing is downloaded at run time):
   track is lost. A lost frame is reported as such (no landmarks), never filled in; the detector then
   tries to pick the face up again, in the same frame.
 
-Masks: `facemask.data.masks.landmarks_to_mask`, the very function that made the ground truth, on the
-tracked landmarks; the crop is the authors' rule (`facemask.data.masks.square_crop_box`).
+Masks: `facemask.data.masks.draw.landmarks_to_mask`, the very function that made the ground truth, on the
+tracked landmarks; the crop is the authors' rule (`facemask.data.masks.draw.square_crop_box`).
 `predict_test_clips` makes the pipeline's ``tracker`` predictions: it runs the tracker over each test
 video from its first frame and writes one label PNG per test frame, at that frame's crop, like every
 other method in ``data/predictions/<method>/``.
@@ -42,8 +42,8 @@ from tqdm import tqdm
 
 from facemask.data.labels import write_label_png
 from facemask.data.layout import frame_stem, parse_stem
-from facemask.data.masks import landmarks_to_mask
-from facemask.data.video import iter_frames
+from facemask.data.masks.draw import landmarks_to_mask
+from facemask.data.frames import iter_frames
 from facemask.inference.detect import (DetectorError, FaceDetector, HogFaceDetector, dlib_model, hog_svm, import_dlib,
                                        make_detector, to_gray)
 
@@ -361,7 +361,7 @@ def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | P
     A frame without landmarks (no face found, or the track lost) gets an all-background label.
 
     Args:
-        clips: the test clips (`facemask.data.clips.read_test_clips`): ``video`` and ``names`` (``VVV_FFFFFF``).
+        clips: the test clips (`facemask.data.clips.build.read_test_clips`): ``video`` and ``names`` (``VVV_FFFFFF``).
         raw_dir: ``data/raw/300VW``.
         mask_dir: ``data/300VW-Mask`` (``frames.csv``, ``images_orig/``).
         detector, detect_every, min_score: `LandmarkTracker` settings.

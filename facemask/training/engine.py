@@ -15,14 +15,14 @@ Every epoch ends with a checkpoint (model, optimiser, scheduler, RNG states, bes
 per-epoch history, and a fingerprint of everything that determines the result). A rerun with the
 same fingerprint continues after the last finished epoch and ends, on CPU, with exactly the weights
 and metrics of an uninterrupted run: the data order and augmentation depend only on (seed, epoch,
-index) (see `facemask.data.datasets`), so there is no loader state to restore.
+index) (see `facemask.data.clips.loaders`), so there is no loader state to restore.
 
 Runs on CPU or CUDA (channels_last on both: +10 % on this CPU; bf16 autocast and ``cudnn.benchmark`` on
 CUDA; `facemask.core.devices` picks the device or says why CUDA cannot be used), and under ``torchrun`` as DDP,
 on one node or several. The batch in the params is global — items per optimiser step, the paper's 16
 frames or N = 2 sequences on any hardware — and so is the learning rate, which never scales with the
 number of processes. Each global batch is cut into near-equal micro-batches over the processes
-(`facemask.data.datasets.ShardedBatchSampler`, any process count: with more processes than items, the spare
+(`facemask.data.clips.loaders.ShardedBatchSampler`, any process count: with more processes than items, the spare
 ones carry a zero-weight padding item), so P processes take the same steps as one process
 accumulating P micro-batches (``accum``), down to the BatchNorm statistics of each micro-batch; only
 the BatchNorm running averages differ (DDP keeps rank 0's). ``sync_bn`` (CUDA) normalises over all
@@ -53,9 +53,9 @@ from tqdm import tqdm
 from facemask.core.errors import ParamsError
 from facemask.core.io import atomic_file
 from facemask.core.iou import iou_per_class, mean_iou
-from facemask.data.datasets import (ClipDataset, ShardedBatchSampler, batch_to_device, check_split, eval_batches,
+from facemask.data.clips.loaders import (ClipDataset, ShardedBatchSampler, batch_to_device, check_split, eval_batches,
                                     make_loader)
-from facemask.data.store import load_orig_labels
+from facemask.data.clips.store import load_orig_labels
 from facemask.models.nets import ConvLSTMFCN
 from facemask.models.registry import PHASES, build_model, load_model, save_model
 from facemask.training import losses
@@ -77,7 +77,7 @@ class TrainConfig:
 
     `batch_size` counts items per optimiser step: frames for ``fcn``, T-frame sequences (the
     paper's N) for ``convlstm``. It is global: under DDP the processes share each batch
-    (`facemask.data.datasets.ShardedBatchSampler`), and `lr` is that of the global batch on any process count.
+    (`facemask.data.clips.loaders.ShardedBatchSampler`), and `lr` is that of the global batch on any process count.
     """
 
     phase: str                                  # fcn | convlstm
@@ -177,7 +177,7 @@ def check_config(cfg: TrainConfig, processes: int, device_type: str | None = Non
     for both phases before any training, so a bad combination fails in minutes, not after the FCNs.
 
     Raises:
-        ValueError: naming the setting and what would work (`facemask.data.datasets.check_split`; ``sync_bn``
+        ValueError: naming the setting and what would work (`facemask.data.clips.loaders.check_split`; ``sync_bn``
             with several processes on the CPU: torch's SyncBatchNorm runs on GPUs only).
     """
     idle = check_split(cfg.batch_size, processes, cfg.accum, cfg.sync_bn)

@@ -7,7 +7,7 @@ encoder frozen, its features of every training window are computed once; the Con
 h x w cells, then the bilinear resize — then trains for thousands of steps in seconds.
 
 `corrupt` replaces, in that share of the steps' windows, one frame after the first by the features of an
-all-black or a uniform-noise frame, its labels kept (`facemask.data.datasets.corrupt_window` does the same in
+all-black or a uniform-noise frame, its labels kept (`facemask.data.clips.loaders.corrupt_window` does the same in
 image space for the end-to-end epochs): a model that holds the window's earlier frames is rewarded, a
 per-frame one cannot do better than guess.
 
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from facemask.data.datasets import CORRUPTIONS, ClipDataset, batch_to_device
+from facemask.data.clips.loaders import CORRUPTIONS, ClipDataset, batch_to_device
 from facemask.training.loop import train_epoch
 
 #: Noise frames whose features are cached for the corruptions.

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facemask.data.datasets import batch_to_device
+from facemask.data.clips.loaders import batch_to_device
 
 # Fused Adam: 4x faster steps on CPU than the default loop. Keras's RMSprop (the authors'
 # framework) uses rho = 0.9 where torch's default alpha is 0.99.
@@ -35,7 +35,7 @@ def train_epoch(net, batches, opt, sched, loss_fn, divisors=(1.0,), amp: bool = 
 
     Each micro-batch's loss is divided by its entry of `divisors` before the backward pass (the number of
     micro-batches when they are equal; 0: a padding micro-batch, weight 0, not counted): see
-    `facemask.data.datasets.ShardedBatchSampler`. Host and device synchronise only every `check_every` micro-batches
+    `facemask.data.clips.loaders.ShardedBatchSampler`. Host and device synchronise only every `check_every` micro-batches
     (and at the end), where a non-finite loss raises.
     """
     accum = len(divisors)

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from facemask.core.exact import matmul, spline_matrix
-from facemask.data.landmarks import OUTLINES
+from facemask.data.ibug68 import OUTLINES
 
 #: samples per landmark interval
 DENSITY = 4

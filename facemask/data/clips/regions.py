@@ -177,7 +177,7 @@ def pack_clip(images: list[np.ndarray], labels: list[np.ndarray], size: int | Ma
     """One clip's frames for every region: (images (L, S, S, 3) RGB, labels (L, S, S), boxes (L, 4) or None).
 
     `size`: S, one for every region or ``{region: S}``. Boxes from `clip_boxes`, frames from `pack_frame`:
-    what a region's `facemask.data.store.SplitView` returns for the clip.
+    what a region's `facemask.data.clips.store.SplitView` returns for the clip.
     """
     out, sizes = {}, region_sizes(size)
     for region in regions:

@@ -21,7 +21,7 @@ The crop (`square_crop_box`): a square of side ``scale * mean(w, h)`` of the lan
 centre, clipped to the frame; frame and mask are cropped alike and the evaluation works at that
 crop's own resolution.
 
-Class ids and label PNGs: `facemask.data.labels`; the masks stage's dataset: `facemask.data.mask_dataset`.
+Class ids and label PNGs: `facemask.data.labels`; the masks stage's dataset: `facemask.data.masks.build`.
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ import numpy as np
 
 from facemask.core.exact import matmul, spline_matrix
 from facemask.data.labels import EYES, INNER_MOUTH, LIPS, SKIN
-from facemask.data.landmarks import N_POINTS, OUTLINES
+from facemask.data.ibug68 import N_POINTS, OUTLINES
 
 
-#: Fill order and contours: (class id, the closed outlines filled with it, `facemask.data.landmarks.OUTLINES`).
+#: Fill order and contours: (class id, the closed outlines filled with it, `facemask.data.ibug68.OUTLINES`).
 CONTOURS: tuple[tuple[int, tuple[tuple[tuple[int, ...], ...], ...]], ...] = (
     (SKIN, (OUTLINES["skin"],)),
     (EYES, (OUTLINES["eye_r"], OUTLINES["eye_l"])),

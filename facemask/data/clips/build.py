@@ -17,11 +17,11 @@ from facemask.core.errors import MissingInputError
 from facemask.core.io import atomic_dir, atomic_write_json, atomic_write_text, save_ragged
 from facemask.data.labels import REGION_CLASS_IDS, REGION_CLASS_NAMES, REGIONS, region_palette, remap_labels
 from facemask.data.layout import frame_stem
-from facemask.data.regions import DEFAULT_ASPECT, clip_boxes, crop_zoom, pack_clip, region_sizes
-from facemask.data.sampling import (SPLITS, clip_index, missing_frames, official_clips, read_frames, read_sampled,
+from facemask.data.clips.regions import DEFAULT_ASPECT, clip_boxes, crop_zoom, pack_clip, region_sizes
+from facemask.data.clips.sampling import (SPLITS, clip_index, missing_frames, official_clips, read_frames, read_sampled,
                                     sample_clips, split_videos, video_key)
 from facemask.data.sheets import contact_sheet
-from facemask.data.store import (ORIG_LABELS, STORAGES, BlobWriter, decode_image, decode_label, link_blobs, load_split,
+from facemask.data.clips.store import (ORIG_LABELS, STORAGES, BlobWriter, decode_image, decode_label, link_blobs, load_split,
                                  write_split_meta)
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def _region_layout(region: str, storage: str) -> dict:
     if storage == "arrays":
         return {"arrays": {"images.npy": "(clips, L, S, S, 3) uint8 RGB", "labels.npy": "(clips, L, S, S) uint8",
                            **boxes}}
-    return {"store": "facemask.data.store: <split>/crops_jpg.npy, labels_png.npy (the face crops and label PNGs as "
+    return {"store": "facemask.data.clips.store: <split>/crops_jpg.npy, labels_png.npy (the face crops and label PNGs as "
                      "encoded, frame row * L + t) read as (clips, L, S, S, 3) uint8 RGB and (clips, L, S, S) uint8"
                      + (f", boxes.npy {boxes['boxes.npy']}" if boxes else "")}
 
@@ -202,7 +202,7 @@ def build_clips(mask_dir: str | Path, out_dir: str | Path, cfg: Mapping, seed: i
         ``labels.npy`` (clips, L, S, S) uint8 region class ids, and ``val/labels_orig.npy`` (+
         ``labels_orig_shapes.npy``) the val labels at each crop's own resolution (`facemask.core.io.save_ragged`);
         with ``storage: crops``: the split's face crops and label PNGs as the masks stage wrote them, once
-        (hard-linked across regions), which `facemask.data.store` reads as those arrays. Both: for eyes / mouth
+        (hard-linked across regions), which `facemask.data.clips.store` reads as those arrays. Both: for eyes / mouth
         ``boxes.npy`` (clips, L, 4) float32 zoom boxes (x0, y0, x1, y1: integers, end-exclusive) in the
         original crop's pixels; ``<region>/meta.json`` (the region's classes and sizes), ``meta.json``
         (everything), ``contact_{face,eyes,mouth}.png``.

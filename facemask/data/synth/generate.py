@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 from tqdm import tqdm
 
-from facemask.data.landmarks import write_pts
+from facemask.data.ibug68 import write_pts
 from facemask.core.pool import process_pool
 from facemask.data.synth import contours as C
 from facemask.data.synth import occluders as O

@@ -32,7 +32,7 @@ GROUPS: dict[str, range] = {
 
 #: The closed outlines of the label regions as the authors' scripts draw them (reference/data-facts.md):
 #: spline pieces of 0-based landmark indices; consecutive pieces share their end point (a C0 corner).
-#: The masks (`facemask.data.masks`) fill them; the synthetic renderer paints along them.
+#: The masks (`facemask.data.masks.draw`) fill them; the synthetic renderer paints along them.
 OUTLINES: dict[str, tuple[tuple[int, ...], ...]] = {
     "skin": (tuple(range(0, 17)), tuple(range(26, 21, -1)), tuple(range(21, 16, -1))),
     "eye_r": ((36, 37, 38, 39), (39, 40, 41, 36)),

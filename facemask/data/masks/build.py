@@ -20,15 +20,15 @@ from facemask.core.pool import process_pool
 from facemask.data.labels import read_label_png, write_label_png
 from facemask.data.layout import (FRAME_COLUMNS, MASK_DATASET_DIR, SAMPLED_CLIPS, VIDEOS_DIR, category_of, frame_stem,
                                   parse_stem)
-from facemask.data.masks import landmarks_to_mask, square_crop_box
-from facemask.data.sampling import sample_video
+from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
+from facemask.data.clips.sampling import sample_video
 from facemask.data.sheets import contact_sheet
-from facemask.data.video import DROP_REASONS, Reconciliation, frame_count, reconcile
+from facemask.data.frames import DROP_REASONS, Reconciliation, frame_count, reconcile
 
 log = logging.getLogger(__name__)
 
 
-#: Drop reasons of the authors' release (300vw-mask source), next to `facemask.data.video.DROP_REASONS`.
+#: Drop reasons of the authors' release (300vw-mask source), next to `facemask.data.frames.DROP_REASONS`.
 RELEASE_DROP_REASONS = ("bad_label", "size_mismatch")
 
 
@@ -50,7 +50,7 @@ def masks_for_video(job: tuple) -> dict:
 
     job: (video folder, output folder, category, crop scale, JPEG quality, outside tolerance, sampling).
     With `sampling` (``{"length", "fraction", "seed"}``) a first pass finds the usable frames, the video's
-    clips are sampled from them (`facemask.data.sampling.sample_video`, as the clips stage would) and a second pass
+    clips are sampled from them (`facemask.data.clips.sampling.sample_video`, as the clips stage would) and a second pass
     writes only those clips' frames; the result then has ``clips`` (their first frames) and ``available``.
     """
 
@@ -252,15 +252,15 @@ def build_masks(raw_dir: str | Path, out_dir: str | Path, source: str = "synthet
     """Write the 300VW-Mask dataset (the authors' layout) from ``data/raw``; all or nothing.
 
     With ``source`` ``synthetic`` or ``300vw``, every video of ``raw_dir/300VW`` is reconciled
-    (`facemask.data.video.reconcile`), each kept frame is cropped (`square_crop_box`) and its mask made
+    (`facemask.data.frames.reconcile`), each kept frame is cropped (`square_crop_box`) and its mask made
     (`landmarks_to_mask`). With ``300vw-mask`` the authors' release in ``raw_dir/300VW-Mask-Dataset``
     is converted: RGB labels to class ids, images copied, ``data_splits/split_1`` copied.
 
     `sampling` (``masks.frames: sampled``; None: every usable frame): ``{"length", "fraction", "seed",
     "official_split"}``, the clips stage's sampling. Only the frames of the sampled 1-s clips are written
     (the paper's 10 % of 218,595): the clips are drawn per video from its usable frames exactly as the
-    clips stage would (`facemask.data.sampling.sample_video`) and listed in ``clips.csv`` (video, first_frame,
-    category), which the clips stage then takes as they are (`facemask.data.sampling.read_sampled`). With
+    clips stage would (`facemask.data.clips.sampling.sample_video`) and listed in ``clips.csv`` (video, first_frame,
+    category), which the clips stage then takes as they are (`facemask.data.clips.sampling.read_sampled`). With
     ``300vw-mask`` and ``official_split`` the frames the split files list are converted; without, the
     whole release.
 

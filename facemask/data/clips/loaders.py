@@ -1,7 +1,7 @@
 """Datasets over the packed clips: single frames (FCN phase) and T-frame windows (ConvLSTM phase).
 
 The clips stage writes, per region (`face`, `eyes`, `mouth`) and split (`train`, `val`, `test`), a
-`facemask.data.store` split: each frame's face crop once, encoded, read as the packed arrays (clips, L, S, S, 3)
+`facemask.data.clips.store` split: each frame's face crop once, encoded, read as the packed arrays (clips, L, S, S, 3)
 uint8 RGB and (clips, L, S, S) uint8 class ids (a frame is decoded, cut and resized when read, in the
 loader's workers). Plain ``images.npy`` / ``labels.npy`` of those shapes are read too (memory-mapped).
 ConvLSTM windows start at
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from facemask.data.store import load_split
+from facemask.data.clips.store import load_split
 
 
 def build_augment() -> A.Compose:

@@ -4,7 +4,7 @@ Packing every region at the paper's 320 x 320 as raw arrays takes 409,600 B a fr
 the paper's 757 clips x 30 frames x 3 regions, and DVC's cache a second copy. Instead a split keeps each
 frame of its clips once, as the masks stage wrote it — the face crop's JPEG bytes and its label PNG's bytes,
 at the crop's own size — and a region's view of the split applies the clips stage's pixel operations when a
-frame is read (`facemask.data.regions.pack_frame`: the face crop resized to S x S; an eye or mouth box cut from it
+frame is read (`facemask.data.clips.regions.pack_frame`: the face crop resized to S x S; an eye or mouth box cut from it
 and resized). The arrays a view returns are, byte for byte, what the dense packing held (the same decoder,
 the same operations); the files take a few to a few tens of KB a frame (`bench/bench_train.py --storage crops jpeg arrays --loader-only`).
 
@@ -33,15 +33,15 @@ import numpy as np
 
 from facemask.core.io import load_ragged
 from facemask.data.labels import read_label_png, remap_labels
-from facemask.data.regions import crop_zoom, pack_frame
+from facemask.data.clips.regions import crop_zoom, pack_frame
 
 
-#: ``clips.storage``: dense packed arrays per region, or each frame's face crop once, encoded (`facemask.data.store`).
+#: ``clips.storage``: dense packed arrays per region, or each frame's face crop once, encoded (`facemask.data.clips.store`).
 STORAGES = ("arrays", "crops")
 
 
 #: ``<region>/val/labels_orig.npy`` (``storage: arrays``): the val labels at each crop's own resolution
-#: (`facemask.core.io.save_ragged`); a `facemask.data.store` split gives them itself (`SplitView.orig_label`).
+#: (`facemask.core.io.save_ragged`); a `facemask.data.clips.store` split gives them itself (`SplitView.orig_label`).
 ORIG_LABELS = "labels_orig.npy"
 
 
@@ -247,7 +247,7 @@ class _Frames:
 
 def load_split(split_dir: str | Path):
     """The packed arrays of one split, (clips, L, S, S, 3) uint8 RGB and (clips, L, S, S) uint8: a
-    `facemask.data.store.SplitView`'s (decoded on indexing), or memory-mapped `images.npy` and `labels.npy`;
+    `facemask.data.clips.store.SplitView`'s (decoded on indexing), or memory-mapped `images.npy` and `labels.npy`;
     checked to belong together."""
     split_dir = Path(split_dir)
     if is_split(split_dir):
@@ -266,7 +266,7 @@ def load_split(split_dir: str | Path):
 
 
 def load_orig_labels(split_dir: str | Path) -> list[np.ndarray] | None:
-    """Every frame's labels at its crop's own resolution (frame row · L + t): from a `facemask.data.store`
+    """Every frame's labels at its crop's own resolution (frame row · L + t): from a `facemask.data.clips.store`
     split, or for plain arrays from ``labels_orig.npy`` (`facemask.core.io.save_ragged`; the clips stage writes
     it for val); None when neither is there (the packed size only)."""
 

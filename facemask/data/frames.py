@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from facemask.core.errors import InputError
-from facemask.data.landmarks import PtsError, read_pts
+from facemask.data.ibug68 import PtsError, read_pts
 
 DROP_REASONS = ("no_annotation", "no_frame", "unreadable_frame", "bad_annotation", "landmarks_nan",
                 "landmarks_outside")
