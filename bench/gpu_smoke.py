@@ -21,6 +21,7 @@ Steps, each printed as ``ok <step>: <what was checked> (<seconds>)``; any failur
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import subprocess
@@ -40,7 +41,9 @@ from facemask.training import losses, loop
 from facemask.models.nets import ConvLSTMFCN, FCN
 from facemask.models.registry import load_model, save_model
 from facemask.core.devices import resolve_device
-from facemask.training.engine import RunPaths, TrainConfig
+from facemask.core.params import DEFAULTS
+from facemask.training.config import TrainConfig
+from facemask.training.engine import RunPaths
 
 #: The paper's training set: 619 one-second clips of 30 frames, for each of the 3 regions.
 PAPER_FRAMES, PAPER_FCN_EPOCHS, PAPER_CONVLSTM_EPOCHS = 18_570, 80, 60
@@ -252,8 +255,9 @@ def main() -> None:
         spec = str(device)
 
         t0 = time.perf_counter()
-        fcn_cfg = TrainConfig(phase="fcn", classes=5, model=model, epochs=2, batch_size=batch,
-                              max_steps_per_epoch=steps_per_epoch, device=spec, workers=worker_counts[0])
+        fcn_cfg = dataclasses.replace(TrainConfig.from_params(DEFAULTS, "fcn", "face"), model=model, epochs=2,
+                                      batch_size=batch, max_steps_per_epoch=steps_per_epoch, device=spec,
+                                      workers=worker_counts[0])
         fcn_paths = run_paths(work / "models", "fcn", clips)
         resumed = train_fcn_interrupted(fcn_cfg, fcn_paths)
         text = f"{encoder} at {size}x{size}, batch {batch}, 2 x {steps_per_epoch} steps; {resumed}"
@@ -268,10 +272,11 @@ def main() -> None:
         ds = ClipDataset(clips / "train", window=5)
         x, y = batch_to_device(*(torch.stack(v) for v in zip(ds[0], ds[1])), device)
         results = loss_steps(fcn_paths.model, x, y, device)
-        cl_cfg = TrainConfig(phase="convlstm", classes=5, model=model, epochs=1, batch_size=2, T=5,
-                             lr_decay="none", gamma=0.05, loss="segloss",
-                             loss_kwargs={"lfun": "eq9", "g": 0.0, "weights": "hard"},
-                             max_steps_per_epoch=steps_per_epoch, device=spec, workers=worker_counts[0])
+        cl_cfg = dataclasses.replace(  # the paper's recipe: all layers, SegLoss Eq. 9, no head phase
+            TrainConfig.from_params(DEFAULTS, "convlstm", "face"), model=model, epochs=1, batch_size=2, T=5,
+            lr_decay="none", gamma=0.05, loss="segloss", loss_kwargs={"lfun": "eq9", "g": 0.0, "weights": "hard"},
+            freeze_backbone=False, freeze_bn=False, head_steps=0, corrupt=0.0, max_steps_per_epoch=steps_per_epoch,
+            device=spec, workers=worker_counts[0])
         m = engine.train(cl_cfg, run_paths(work / "models", "convlstm", clips))
         say("losses", "; ".join(results) + f"; ConvLSTM phase val mIoU {m['val']['mIoU']:.3f}", t0)
 

@@ -16,16 +16,18 @@ from typing import Callable, NoReturn
 
 import numpy as np
 
-from facemask.core import errors, params
+from facemask.core import errors, paramfile
+from facemask.core.params import Params
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_params(path: str | Path | None = None) -> dict:
+def load_params(path: str | Path | None = None) -> Params:
     """The whole params.yaml (DVC's `-S` overrides are already written into it), checked against
-    `facemask.core.params.Params`; raises `facemask.core.errors.ParamsError` naming the bad keys."""
+    `facemask.core.params.Params` and returned validated; raises `facemask.core.errors.ParamsError` naming the
+    bad keys."""
     path = Path(path) if path else Path(os.environ.get("FACEMASK_PARAMS", "params.yaml"))
-    return params.load_params(path)
+    return paramfile.load_params(path)
 
 
 def run_stage(main: Callable[[], object]) -> NoReturn:

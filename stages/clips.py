@@ -16,8 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args("clips", "masks", "out", argv=argv)
     setup_logging()
     params = load_params()
-    build_clips(args.masks, args.out, params["clips"], int(params["data"]["seed"]),
-                source=params["data"]["source"])
+    build_clips(args.masks, args.out, params.clips.model_dump(), params.data.seed, source=params.data.source)
 
 
 if __name__ == "__main__":

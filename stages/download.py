@@ -13,8 +13,8 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args("download", "out", argv=argv)
     setup_logging()
     params = load_params()
-    seed_everything(params["data"]["seed"])
-    fetch_raw(params["data"], args.out, params["data"]["seed"])
+    seed_everything(params.data.seed)
+    fetch_raw(params.data.model_dump(), args.out, params.data.seed)
 
 
 if __name__ == "__main__":

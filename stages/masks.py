@@ -19,14 +19,13 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args("masks", "raw", "out", argv=argv)
     setup_logging()
     params = load_params()
-    m, c = params["masks"], params["clips"]
+    m, c = params.masks, params.clips
     sampling = None
-    if m["frames"] == "sampled":  # the schema (facemask.core.params) allows sampled | all
-        sampling = {"length": int(c["length"]), "fraction": float(c["fraction"]), "seed": int(params["data"]["seed"]),
-                    "official_split": bool(c["official_split"])}
-    build_masks(args.raw, args.out, source=params["data"]["source"],
-                crop_scale=float(m["crop_scale"]), jpeg_quality=int(m["jpeg_quality"]), workers=int(m["workers"]),
-                outside_tol=float(m["outside_tol"]), max_drop_share=float(m["max_drop_share"]), sampling=sampling)
+    if m.frames == "sampled":
+        sampling = {"length": c.length, "fraction": c.fraction, "seed": params.data.seed,
+                    "official_split": c.official_split}
+    build_masks(args.raw, args.out, source=params.data.source, crop_scale=m.crop_scale, jpeg_quality=m.jpeg_quality,
+                workers=m.workers, outside_tol=m.outside_tol, max_drop_share=m.max_drop_share, sampling=sampling)
 
 
 if __name__ == "__main__":

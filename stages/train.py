@@ -23,7 +23,6 @@ metrics/train/<region>/baselines/<arch>/, models/.checkpoints/<region>/baselines
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -31,50 +30,20 @@ import torch
 
 from facemask.core.errors import ParamsError
 from facemask.core.io import atomic_write_json
+from facemask.core.params import Params
 from facemask.data.clips.build import read_index
-from facemask.data.labels import REGION_CLASS_NAMES
 from facemask.models.registry import PHASES
+from facemask.training.config import TrainConfig
 from facemask.training.distributed import process_group, world
-from facemask.training.engine import RunPaths, TrainConfig, check_config, train
+from facemask.training.engine import RunPaths, check_config, train
 from stages._common import load_params, run_stage, setup_logging, stage_args
 
-#: The `model` params each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
-#: ``arch``: fcn (the reference FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines, facemask.models.baselines).
-FCN_KEYS = ("arch", "encoder", "encoder_weights", "output_stride", "encoder_depth")
-CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
 
-
-def config(params: dict, phase: str, region: str, data: dict | None = None) -> TrainConfig:
-    """The engine's config for one phase and region, from params.yaml; `data` (`data_record`) is recorded in
-    the model file (the start-up `check` needs none)."""
-    t, r = params["train"], params["regions"][region]
-    p = t[phase]
-    names = list(REGION_CLASS_NAMES.get(region, ()))
-    common = dict(
-        phase=phase, classes=r["classes"],
-        model={k: params["model"][k] for k in (FCN_KEYS if phase == "fcn" else FCN_KEYS + CONVLSTM_KEYS)},
-        class_names=names if names and len(names) == r["classes"] else None,
-        epochs=p["epochs"], lr=p["lr"], augment=p.get("augment", True),
-        max_steps_per_epoch=p.get("max_steps_per_epoch"), accum=p.get("accum", 1),
-        seed=params["seed"], device=t["device"], workers=t["workers"], data=data or {},
-        sync_bn=bool(t.get("sync_bn", False)), compile=bool(t.get("compile", False)),
-    )
-    if phase == "fcn":
-        return TrainConfig(**common, batch_size=p["batch_size"], lr_decay=p.get("lr_decay", "linear"), loss="ce")
-    loss_kwargs = ({"lfun": p["lfun"], "g": p["g"], "weights": p["weights"], "on": p.get("segloss_on", "scores")}
-                   if p["loss"] == "segloss" else {})
-    return TrainConfig(**common, batch_size=p["N"], T=p["T"], lr_decay=p.get("lr_decay", "none"),
-                       optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
-                       freeze_bn=p.get("freeze_bn", False), head_steps=p.get("head_steps", 0),
-                       corrupt=p.get("corrupt", 0.0),
-                       loss=p["loss"], loss_kwargs=loss_kwargs)
-
-
-def data_record(params: dict, index: Path) -> dict:
+def data_record(params: Params, index: Path) -> dict:
     """What the models are trained on, for the model file: ``{"source": data.source, "videos": n}`` (`index`:
     the clips stage's index.csv)."""
     clips = read_index(index)
-    return {"source": params["data"]["source"], "videos": int(clips.loc[clips.split == "train", "video"].nunique())}
+    return {"source": params.data.source, "videos": int(clips.loc[clips.split == "train", "video"].nunique())}
 
 
 def run_paths(args) -> RunPaths:
@@ -88,26 +57,17 @@ def baseline_paths(args, arch: str) -> RunPaths:
                     checkpoint=args.checkpoint / f"{arch}.pt")
 
 
-def baseline_config(params: dict, arch: str, region: str, data: dict | None = None) -> TrainConfig:
-    """The FCN phase's config for a Table 2 baseline: its model keys are the arch, the encoder weights and
-    ``baselines.batch_norm`` (VGG-16 or VGG-16-BN; the archs fix their encoder and strides otherwise, and
-    dvc.yaml declares no other `model` key for them)."""
-    cfg = config(params, "fcn", region, data=data)
-    return dataclasses.replace(cfg, model={"arch": arch, "encoder_weights": params["model"]["encoder_weights"],
-                                           "batch_norm": bool(params["baselines"].get("batch_norm", True))})
-
-
-def train_baselines(params: dict, region: str, args) -> None:
+def train_baselines(params: Params, region: str, args) -> None:
     """Each of ``baselines.archs`` as the FCN phase of `region` (the same loop, recipe and data), then the
     manifest ``archs.json`` in both output folders (written last: it names only models that exist).
 
     Under torchrun the archs share one process group. Each finished arch keeps its last checkpoint until
     the manifest is written, so a rerun after an interruption (DVC clears the outputs first) rewrites the
     finished models from their checkpoints and continues the unfinished one."""
-    archs = list(params.get("baselines", {}).get("archs", []))
+    archs = list(params.baselines.archs)
     data = data_record(params, args.index)
-    runs = [(baseline_config(params, arch, region, data), baseline_paths(args, arch)) for arch in archs]
-    with process_group(params["train"]["device"]) as d:
+    runs = [(TrainConfig.for_baseline(params, arch, region, data), baseline_paths(args, arch)) for arch in archs]
+    with process_group(params.train.device) as d:
         for cfg, run in runs:
             train(cfg, run, keep_checkpoint=True)
         if d.main:
@@ -124,8 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                       positional=("phase", "region"), argv=argv)
     params = load_params()
     phases = (*PHASES, "baselines")
-    if args.phase not in phases or args.region not in params["regions"]:
-        sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(params['regions'])}}} ...")
+    regions = list(type(params.regions).model_fields)
+    if args.phase not in phases or args.region not in regions:
+        sys.exit(f"usage: python -m stages.train {{{'|'.join(phases)}}} {{{'|'.join(regions)}}} ...")
     if (args.phase == "convlstm") != (args.init is not None):
         sys.exit("python -m stages.train: --init (the region's fcn.pt) goes with the convlstm phase, and only with it")
     setup_logging()
@@ -134,18 +95,19 @@ def main(argv: list[str] | None = None) -> None:
         train_baselines(params, args.region, args)
         return
     check(params, args.region)
-    train(config(params, args.phase, args.region, data=data_record(params, args.index)), run_paths(args))
+    train(TrainConfig.from_params(params, args.phase, args.region, data=data_record(params, args.index)),
+          run_paths(args))
 
 
-def check(params: dict, region: str, phases: tuple[str, ...] = PHASES) -> None:
+def check(params: Params, region: str, phases: tuple[str, ...] = PHASES) -> None:
     """The phases' batch settings (both by default) against this run's process count (torchrun's
     WORLD_SIZE) and device."""
     processes = world().world
-    device = str(params["train"]["device"])
+    device = params.train.device
     device_type = "cpu" if device == "cpu" or (device == "auto" and not torch.cuda.is_available()) else None
     for phase in phases:
         try:
-            check_config(config(params, phase, region), processes, device_type)
+            check_config(TrainConfig.from_params(params, phase, region), processes, device_type)
         except ValueError as e:
             key = "train.fcn.batch_size" if phase == "fcn" else "train.convlstm.N"
             raise ParamsError(f"params.yaml: {key} / train.{phase}.accum / train.sync_bn with {processes} "

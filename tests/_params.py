@@ -10,6 +10,9 @@ from pathlib import Path
 
 import yaml
 
+from facemask.core import paramfile
+from facemask.core.params import Params
+
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 #: A change's value that removes the key.
@@ -36,3 +39,15 @@ def write_params(folder: Path, **changes) -> Path:
     path = Path(folder) / "params.yaml"
     path.write_text(yaml.safe_dump(params(**changes), sort_keys=False))
     return path
+
+
+def config_dict(config: str = "params.yaml") -> dict:
+    """A project configuration as a complete params mapping: ``params.yaml``, or an overlay such as
+    ``configs/paper.yaml`` applied to the defaults (as `facemask params apply` writes it)."""
+    path = ROOT / config
+    return (paramfile.load_params(path) if config == "params.yaml" else paramfile.load_overlay(path)).model_dump()
+
+
+def typed(p: dict | None = None, **changes) -> Params:
+    """`p` (default: the project's params with `changes`) validated: what a stage receives."""
+    return paramfile.validate(params(**changes) if p is None else p, "test params")

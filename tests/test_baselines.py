@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
+from _params import typed
 from _clips import write_clips
 from _stages import stage_args, stage_command
 
@@ -23,7 +24,8 @@ from facemask.models.encoder import make_encoder
 from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import build_model, load_model, save_model
 from facemask.training import engine
-from facemask.training.engine import RunPaths, TrainConfig
+from facemask.training.config import TrainConfig
+from facemask.training.engine import RunPaths
 from stages import train as train_stage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,7 +180,7 @@ def pretrained(tmp_path_factory):
     through ``model.encoder_weights: imagenet``, from `_fake_imagenet`'s weights; tests that change a
     model take a copy."""
     config = {"encoder": "resnet18", "encoder_weights": "imagenet", "output_stride": 16, "classes": 3,
-              "input_size": 64, "region": "mouth"}
+              "input_size": 64, "region": "mouth", "batch_norm": False}
     with pytest.MonkeyPatch.context() as mp:
         sd, stats = _fake_imagenet(mp, tmp_path_factory.mktemp("imagenet"))
         torch.manual_seed(0)
@@ -274,7 +276,8 @@ def test_batch_norm_variant_feeds_the_heads_vgg16_bn(arch, tmp_path, one_thread)
     assert loaded.batch_norm and not loaded.training
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
-    plain = build_model("fcn", {"arch": arch, "classes": 3, **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
+    plain = build_model("fcn", {"arch": arch, "classes": 3, "batch_norm": False,
+                                **({"fc6_kernel": 1} if arch == "fcn_vgg16" else {})})
     assert not plain.batch_norm and not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
 
 
@@ -390,9 +393,9 @@ def test_checkpoint_round_trip_and_fuse_path(pretrained, tmp_path, arch, one_thr
 
 def _engine_run(root, clips):
     """The FCN phase's loop on FCN-8s (a 1×1 fc6 keeps the per-epoch checkpoints small)."""
-    cfg = TrainConfig(phase="fcn", classes=5, epochs=1, batch_size=4, max_steps_per_epoch=2,
-                      model={"arch": "fcn_vgg16", "encoder": "resnet18", "encoder_weights": None,
-                             "output_stride": 16, "fc6_kernel": 1})
+    cfg = dataclasses.replace(TrainConfig.from_params(typed(), "fcn", "face"), epochs=1, batch_size=4,
+                              max_steps_per_epoch=2, model={"arch": "fcn_vgg16", "encoder_weights": None,
+                                                            "batch_norm": False, "fc6_kernel": 1})
     paths = RunPaths(clips=clips, model=root / "fcn.pt", live=root / "live", checkpoint=root / "ckpt.pt")
     metrics = engine.train(cfg, paths)
     assert 0 <= metrics["val"]["mIoU"] <= 1
@@ -418,7 +421,7 @@ def test_the_fcn_stage_reads_model_arch(monkeypatch):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["model"]["arch"] == "fcn"  # the default: the reference FCN
     params["model"]["arch"] = "deeplab_v2"
-    assert train_stage.config(params, "fcn", "face").model["arch"] == "deeplab_v2"
+    assert TrainConfig.from_params(typed(params), "fcn", "face").model["arch"] == "deeplab_v2"
 
 
 def test_unknown_arch_and_convlstm_conversion_fail_clearly():
@@ -426,7 +429,7 @@ def test_unknown_arch_and_convlstm_conversion_fail_clearly():
         build_model("fcn", {"arch": "unet", "encoder": "resnet18", "classes": 2})
     with pytest.raises(TypeError, match=r"model.arch: fcn only, not from a DeepLabV2"):
         ConvLSTMFCN.from_fcn(on_meta(DeepLabV2, classes=2))
-    assert type(build_model("fcn", {"encoder": "resnet18", "classes": 2})) is FCN  # default: fcn
+    assert type(build_model("fcn", {"classes": 2})) is FCN  # the settings' default: model.arch fcn
 
 
 def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeypatch):
@@ -438,7 +441,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
 
     params = project_params(**{"baselines.archs": ["deeplab_v2", "fcn_vgg16"], "train.fcn.lr": 0.5,
                                "model.encoder_weights": None})
-    monkeypatch.setattr(train_stage, "load_params", lambda: params)
+    monkeypatch.setattr(train_stage, "load_params", lambda: typed(params))
     monkeypatch.setattr(train_stage, "data_record", lambda params, index: {"source": "synthetic", "videos": 3})
     runs = []
 
@@ -453,7 +456,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     train_stage.main(stage_args("train_baselines"))
     assert [c.model["arch"] for c, _ in runs] == ["deeplab_v2", "fcn_vgg16"]
-    reference = train_stage.config(params, "fcn", "face", data={"source": "synthetic", "videos": 3})
+    reference = TrainConfig.from_params(typed(params), "fcn", "face", data={"source": "synthetic", "videos": 3})
     for cfg, paths in runs:
         arch = cfg.model["arch"]
         # the FCN phase's recipe; of `model` only the arch and the encoder weights (what dvc.yaml declares)
@@ -469,7 +472,7 @@ def test_the_baselines_stage_trains_each_arch_as_the_fcn_phase(tmp_path, monkeyp
 
     # baselines.batch_norm: false builds them on the papers' plain VGG-16
     plain = {**params, "baselines": {**params["baselines"], "batch_norm": False}}
-    assert train_stage.baseline_config(plain, "deeplab_v2", "face").model["batch_norm"] is False
+    assert TrainConfig.for_baseline(typed(plain), "deeplab_v2", "face").model["batch_norm"] is False
 
     params["baselines"]["archs"] = []
     runs.clear()
@@ -481,8 +484,9 @@ def test_a_kept_checkpoint_rewrites_the_model_without_training(tmp_path, one_thr
     """What a rerun of train_baselines after an interruption does for an arch that had finished: its kept
     checkpoint (epoch = epochs) writes the same model again, with no training step."""
     clips = write_clips(tmp_path / "data", clips={"train": 2, "val": 1}, length=6, size=32)
-    cfg = TrainConfig(phase="fcn", classes=5, epochs=1, batch_size=4, max_steps_per_epoch=1,
-                      model={"arch": "fcn_vgg16", "encoder_weights": None, "fc6_kernel": 1})
+    cfg = dataclasses.replace(TrainConfig.from_params(typed(), "fcn", "face"), epochs=1, batch_size=4,
+                              max_steps_per_epoch=1, model={"arch": "fcn_vgg16", "encoder_weights": None,
+                                                            "batch_norm": False, "fc6_kernel": 1})
     paths = RunPaths(clips=clips, model=tmp_path / "m" / "fcn.pt", live=tmp_path / "live", checkpoint=tmp_path / "ckpt.pt")
     engine.train(cfg, paths, keep_checkpoint=True)
     assert paths.checkpoint.is_file()

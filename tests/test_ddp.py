@@ -24,6 +24,7 @@ import torch
 import torch.distributed as dist
 import yaml
 from _clips import write_clips
+from _params import config_dict, typed
 
 from _stages import stage_args, stage_command, torchrun
 
@@ -33,6 +34,7 @@ from facemask.models.encoder import make_encoder
 from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import load_model, save_model
 from facemask.training import engine
+from facemask.training.config import TrainConfig
 from facemask.training.distributed import Dist
 from facemask.training.engine import RunPaths
 
@@ -50,7 +52,7 @@ def clips(tmp_path_factory):
 
 def shrunk(config: str) -> dict:
     """The project's configuration file `config`, shrunk to 1 epoch of 2 steps in each phase, on the CPU."""
-    p = yaml.safe_load((ROOT / config).read_text())
+    p = config_dict(config)
     for phase in ("fcn", "convlstm"):
         p["train"][phase].update(epochs=1, max_steps_per_epoch=2)
     p["train"].update(device="cpu", workers=0)   # engine.HARDWARE: how a step is computed, not what
@@ -68,20 +70,19 @@ def paths(root: Path, phase: str, clips: Path) -> RunPaths:
 @pytest.fixture(scope="module")
 def fcn_models(clips, tmp_path_factory):
     """Each configuration's FCN (one process), the start of its ConvLSTM phase; trained on first use."""
-    from stages import train as stage
 
     done: dict[str, Path] = {}
 
     def get(config: str) -> Path:
         if config not in done:
             run = paths(tmp_path_factory.mktemp("fcn"), "fcn", clips)
-            engine.train(stage.config(shrunk(config), "fcn", "face"), run)
+            engine.train(TrainConfig.from_params(typed(shrunk(config)), "fcn", "face"), run)
             done[config] = run.model
         return done[config]
     return get
 
 
-def _initial_model(cfg: engine.TrainConfig, run: RunPaths) -> torch.nn.Module:
+def _initial_model(cfg: TrainConfig, run: RunPaths) -> torch.nn.Module:
     """The model a run of `cfg` starts from, built as `engine.train` builds it (seeded, then built)."""
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -114,10 +115,9 @@ def _train_loss(live: Path) -> float:
 
 def check_processes_match_one(config: str, phase: str, world: int, clips: Path, fcn_models, tmp_path: Path) -> str:
     """`world` processes under torchrun against one process accumulating the same micro-batches."""
-    from stages import train as stage
 
     params = shrunk(config)
-    cfg = stage.config(params, phase, "face")
+    cfg = TrainConfig.from_params(typed(params), phase, "face")
     assert cfg.accum == 1
     fcn = fcn_models(config) if phase == "convlstm" else None
     one = paths(tmp_path / "one", phase, clips)
@@ -221,9 +221,8 @@ def one_process_group(tmp_path):
 
 
 def _fcn_setup(clips: Path, freeze: bool):
-    from stages import train as stage
 
-    cfg = stage.config(shrunk("params.yaml"), "fcn", "face")
+    cfg = TrainConfig.from_params(typed(shrunk("params.yaml")), "fcn", "face")
     model = engine.phase_model(cfg)
     if not freeze:                                  # the encoder as smp returns it (main before issue 24)
         model.encoder.requires_grad_(True)

@@ -35,10 +35,13 @@ def test_cuda_without_a_usable_gpu_is_an_error_with_torchs_reason():
 
 
 @no_gpu
-def test_auto_falls_back_to_the_cpu_saying_why(caplog):
+def test_auto_falls_back_to_the_cpu_saying_why_once(caplog, monkeypatch):
+    monkeypatch.setattr(devices, "_warned", set())  # a fresh process
     with caplog.at_level(logging.WARNING, logger="facemask.core.devices"):
         assert resolve_device("auto", what="train.device") == torch.device("cpu")
+        assert resolve_device("auto", what="train.device") == torch.device("cpu")  # a stage asks twice
     assert "train.device auto: running on the CPU because" in caplog.text and devices.cuda_problem() in caplog.text
+    assert caplog.text.count("running on the CPU") == 1
 
 
 def test_the_reasons(monkeypatch):

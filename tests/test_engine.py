@@ -11,7 +11,7 @@ import torch
 import yaml
 from _clips import write_clips
 from _params import params as project_params
-from _params import write_params
+from _params import typed, write_params
 from _stages import stage_args, stage_command, torchrun
 
 from facemask.core.errors import ParamsError
@@ -19,21 +19,27 @@ from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import load_model
 from facemask.training import engine
 from facemask.training.distributed import Dist
-from facemask.training.engine import RunPaths, TrainConfig
+from facemask.training.config import TrainConfig
+from facemask.training.engine import RunPaths
 
 MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_stride": 16, "encoder_depth": 5, "peephole": True,
          "convlstm_init": "conv6", "output_scale": 1.0}
 
 
 def fcn_config(**kw) -> TrainConfig:
-    return TrainConfig(**{"phase": "fcn", "classes": 5, "model": MODEL, "epochs": 2, "batch_size": 4,
-                          "max_steps_per_epoch": 3, **kw})
+    """params.yaml's FCN phase of the face, shrunk: tiny model, 2 epochs of 3 steps of 4 frames."""
+    return dataclasses.replace(TrainConfig.from_params(typed(), "fcn", "face"), model=dict(MODEL), class_names=None,
+                               **{"epochs": 2, "batch_size": 4, "max_steps_per_epoch": 3, **kw})
 
 
 def convlstm_config(**kw) -> TrainConfig:
-    return TrainConfig(**{"phase": "convlstm", "classes": 5, "model": MODEL, "epochs": 2, "batch_size": 2, "T": 5,
-                          "lr_decay": "none", "gamma": 0.05, "loss": "segloss",
-                          "loss_kwargs": {"lfun": "eq9", "g": 0.0, "weights": "hard"}, **kw})
+    """params.yaml's ConvLSTM phase of the face with the paper's recipe (all layers, SegLoss Eq. 9, no head-only
+    phase, no corruption), shrunk: tiny model, 2 epochs."""
+    base = TrainConfig.from_params(typed(), "convlstm", "face")
+    return dataclasses.replace(base, model=dict(MODEL), class_names=None, **{
+        "epochs": 2, "batch_size": 2, "T": 5, "lr_decay": "none", "gamma": 0.05, "loss": "segloss",
+        "loss_kwargs": {"lfun": "eq9", "g": 0.0, "weights": "hard"}, "freeze_backbone": False, "freeze_bn": False,
+        "head_steps": 0, "corrupt": 0.0, "max_steps_per_epoch": None, **kw})
 
 
 def run_paths(root: Path, phase: str, clips: Path) -> RunPaths:
@@ -215,11 +221,10 @@ def test_convlstm_on_four_processes_resumed_from_one_matches_one_process(trained
     micro-batches, every one a function of the weights so far) to 1e-4 of itself, and every class's val
     IoU (of the epoch-2 weights) to 1e-3. (Measured: equal to the last bit; with gloo the weights 2/(4 x 1)
     and 1/2 make the same sums.) About a minute on 2 cores: slow."""
-    from stages import train as stage
 
     root, _ = trained_fcn
     params = _stage_params(convlstm_config(epochs=2, max_steps_per_epoch=2))   # accum 1: 4 x 1 micro-batch
-    cfg = dataclasses.replace(stage.config(params, "convlstm", "face"), accum=2)  # what the stage runs, accumulated
+    cfg = dataclasses.replace(TrainConfig.from_params(typed(params), "convlstm", "face"), accum=2)  # what the stage runs, accumulated
     one = run_paths(tmp_path / "one", "convlstm", clips)
     one.init = root / "models" / "fcn.pt"
     engine.train(cfg, one)
@@ -267,7 +272,7 @@ def test_a_bad_combination_fails_before_any_training(tmp_path, monkeypatch):
 
     params = _stage_params(convlstm_config(), sync_bn=False)
     params["train"]["convlstm"]["accum"] = 2
-    monkeypatch.setattr(stage, "load_params", lambda: params)
+    monkeypatch.setattr(stage, "load_params", lambda: typed(params))
 
     def train(*args):
         raise Interrupt  # reached training

@@ -20,6 +20,8 @@ import exp_tables  # noqa: E402
 import sweep  # noqa: E402
 from _project import copy_project, set_params  # noqa: E402
 
+from facemask.core.paramfile import load_overlay  # noqa: E402
+
 
 def _leaves(d, prefix=""):
     """{"a.b.c": value} for every leaf of a nested mapping."""
@@ -58,14 +60,16 @@ def _git_repo(path: Path) -> Path:
 # The paper's configuration
 
 
-def test_paper_config_has_exactly_the_keys_of_params_yaml():
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    paper = yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text())
-    assert set(_leaves(paper)) == set(_leaves(params))
+def test_paper_config_names_only_keys_whose_values_differ():
+    """configs/paper.yaml is an overlay: every key it names exists and differs from params.yaml's value."""
+    params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    paper = _leaves(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
+    assert paper and set(paper) <= set(params)
+    assert [k for k, v in paper.items() if v == params[k]] == []
 
 
 def test_paper_config_holds_the_papers_hyper_parameters():
-    p = _leaves(yaml.safe_load((ROOT / "configs" / "paper.yaml").read_text()))
+    p = _leaves(load_overlay(ROOT / "configs" / "paper.yaml").model_dump())
     expected = {
         "data.source": "300vw",                  # real 300VW (Sect. 4.1)
         "masks.crop_scale": 1.3,                 # the authors' crop

@@ -256,7 +256,7 @@ def test_predict_packed(tiny_models):
 # The fuse stage on tiny saved models and test clips in the contract layout
 
 
-def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
+def test_fuse_and_landmark_stages_write_every_method(tmp_path, monkeypatch, tiny_models):
     import json
 
     import cv2
@@ -264,12 +264,10 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     from _params import write_params
 
     from facemask.models.registry import save_model
-    from stages import fuse
+    from stages import fuse, mesh, tracker
 
     fcn, nets = tiny_models
-    write_params(tmp_path, **{"clips.window": 5, "clips.zoom": {"eyes": {"margin": 0.35, "noise": 0.1},
-                                                                "mouth": {"margin": 0.3, "noise": 0.1}},
-                              "train.device": "cpu", "fuse.smooth_sigma": 0.6})
+    write_params(tmp_path, **{"train.device": "cpu"})  # params.yaml's clips.window 5, zoom, fuse
     clips = tmp_path / "data" / "clips"
     clips.mkdir(parents=True)
     (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
@@ -300,10 +298,13 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     (tmp_path / "models" / "face" / "baselines" / "archs.json").write_text('{"archs": ["fcn_vgg16"]}')
 
     monkeypatch.chdir(tmp_path)
-    fuse.main(stage_args("fuse"))
-    pred = tmp_path / "data" / "predictions"
+    for stage in (fuse, tracker, mesh):
+        stage.main(stage_args(stage.__name__.rsplit(".", 1)[-1]))
+    root = tmp_path / "data" / "predictions"
+    pred = root / "learned"
     from facemask.data.labels import read_label_png
-    for m in (*CLIP_METHODS, *TEMPORAL_METHODS, "tracker", "fcn_vgg16"):
+    assert sorted(p.stem for p in (root / "tracker").glob("*.png")) == names
+    for m in (*CLIP_METHODS, *TEMPORAL_METHODS, "fcn_vgg16"):
         assert sorted(p.stem for p in (pred / m).iterdir()) == names
         for n in (names[0], names[-1]):
             lab = read_label_png(pred / m / f"{n}.png")
@@ -333,19 +334,22 @@ def test_fuse_stage_writes_every_method(tmp_path, monkeypatch, tiny_models):
     assert sum(info["box_fallbacks"].values()) == len(boxes)  # one entry per window and region
     assert not any("second" in k or "per_s" in k for k in info)  # no wall-clock figures in a DVC output
     # noise holds no face: the tracker reports every frame as such and paints nothing
+    assert "tracker" not in info and "mesh" not in info  # the landmark methods are stages of their own
+    info = {m: json.loads((root / m / "info.json").read_text()) for m in ("tracker", "mesh")}
     assert info["tracker"] == {"source": "crops", "status": {"detected": 0, "tracked": 0, "lost": 0, "no_face": 10},
                                "frames_without_face": 10}
-    assert not any(read_label_png(pred / "tracker" / f"{n}.png").any() for n in names)
+    assert not any(read_label_png(root / "tracker" / f"{n}.png").any() for n in names)
     # the face mesh likewise, run the same way; where mediapipe is missing, left out with the reason
     try:
         import mediapipe  # noqa: F401
     except ImportError:
-        assert "pip install --no-deps mediapipe==0.10.14" in info["mesh"]["skipped"] and not (pred / "mesh").exists()
+        assert "pip install --no-deps mediapipe==0.10.14" in info["mesh"]["skipped"]
+        assert sorted(p.name for p in (root / "mesh").iterdir()) == ["info.json"]
     else:
         assert info["mesh"] == {"source": "crops", "status": {"detected": 0, "tracked": 0, "lost": 0, "no_face": 10},
                                 "frames_without_face": 10}
-        assert sorted(p.stem for p in (pred / "mesh").iterdir()) == names
-        assert not any(read_label_png(pred / "mesh" / f"{n}.png").any() for n in names)
+        assert sorted(p.stem for p in (root / "mesh").glob("*.png")) == names
+        assert not any(read_label_png(root / "mesh" / f"{n}.png").any() for n in names)
 
 
 def test_per_frame_keeps_the_first_occurrence():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from _params import config_dict
 
 from facemask.app.cli import main
 from facemask.data.labels import read_label_png
@@ -123,7 +123,7 @@ def test_one_euro_refuses_bad_parameters():
 @pytest.mark.parametrize("name", ["params.yaml", "configs/paper.yaml"])
 def test_the_pipeline_smooths_as_predict_does(name):
     """``fuse.mesh.one_euro`` holds the values `facemask predict` uses (`ONE_EURO`): one setting, measured once."""
-    p = yaml.safe_load((ROOT / name).read_text())
+    p = config_dict(name)
     assert p["fuse"]["mesh"]["one_euro"] == ONE_EURO
     assert p["fuse"]["mesh"]["refine"] is True
 

@@ -194,7 +194,8 @@ def test_significance_over_groups_of_sequences():
 
 def _write_eval_layout(root, baselines: dict | None = None):
     """The contract layout; `baselines` ({arch: "fcn" | ...}): Table 2 baselines whose predictions copy
-    those of the named method, listed in data/predictions/info.json as the fuse stage does."""
+    those of the named method, listed in data/predictions/learned/info.json as the fuse stage does. The learned
+    methods' predictions are in data/predictions/learned/, the landmark methods' in data/predictions/<method>/."""
     import cv2
     from _params import write_params
 
@@ -216,24 +217,28 @@ def _write_eval_layout(root, baselines: dict | None = None):
     preds.update({arch: preds[like] for arch, like in (baselines or {}).items()})
     masks = root / "data" / "300VW-Mask"
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
-    for d in ("images_orig", "labels_orig", *(f"../predictions/{m}" for m in preds)):
+    pred = root / "data" / "predictions"
+    where = {m: pred / m if m in ("tracker", "mesh") else pred / "learned" / m for m in preds}
+    for d in ("images_orig", "labels_orig"):
         (masks / d).mkdir(parents=True)
+    for d in where.values():
+        d.mkdir(parents=True)
     for n in names:
         write_label_png(masks / "labels_orig" / f"{n}.png", gt)
         cv2.imwrite(str(masks / "images_orig" / f"{n}.jpg"), np.full((20, 24, 3), 128, np.uint8))
         for m, lab in preds.items():
-            write_label_png(root / "data" / "predictions" / m / f"{n}.png", lab)
+            write_label_png(where[m] / f"{n}.png", lab)
     for region, classes in (("eyes", 2), ("mouth", 3)):
         lab = np.zeros((2, 5, 8, 8), np.uint8)
         lab[..., 2:4, 2:6] = classes - 1
         (clips / region / "test").mkdir(parents=True)
         np.save(clips / region / "test" / "labels.npy", lab)
         np.save(clips / region / "test" / "images.npy", np.zeros(lab.shape + (3,), np.uint8))  # not read here
-        (root / "data" / "predictions" / "zoomed" / region).mkdir(parents=True)
-        np.save(root / "data" / "predictions" / "zoomed" / region / "convlstm.npy", lab)
-        np.save(root / "data" / "predictions" / "zoomed" / region / "fcn.npy", np.zeros_like(lab))
+        (pred / "learned" / "zoomed" / region).mkdir(parents=True)
+        np.save(pred / "learned" / "zoomed" / region / "convlstm.npy", lab)
+        np.save(pred / "learned" / "zoomed" / region / "fcn.npy", np.zeros_like(lab))
     if baselines:
-        (root / "data" / "predictions" / "info.json").write_text(json.dumps({"baselines": list(baselines)}))
+        (pred / "learned" / "info.json").write_text(json.dumps({"baselines": list(baselines)}))
 
 
 def test_evaluate_stage(tmp_path, monkeypatch, capsys):
@@ -316,8 +321,10 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
     from stages import evaluate
 
     _write_eval_layout(tmp_path, baselines={"fcn_vgg16": "fcn", "deeplab_v2": "cascade", "mesh": "fcn_smooth"})
-    info = tmp_path / "data" / "predictions" / "info.json"  # the face mesh is a method of its own, not a baseline
-    info.write_text(json.dumps({"baselines": ["fcn_vgg16", "deeplab_v2"], "mesh": {"status": {}}}))
+    (tmp_path / "data" / "predictions" / "learned" / "info.json").write_text(json.dumps(
+        {"baselines": ["fcn_vgg16", "deeplab_v2"]}))
+    info = tmp_path / "data" / "predictions" / "mesh" / "info.json"  # the face mesh: a stage of its own
+    info.write_text(json.dumps({"status": {}}))
     monkeypatch.chdir(tmp_path)
     evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
@@ -327,8 +334,8 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
     md = capsys.readouterr().out
     line = next(ln for ln in md.splitlines() if ln.startswith("| face-mesh landmarks (MediaPipe -> 68 points) |"))
     assert "(not trained)" in line
-    # where mediapipe was missing, fuse made no mesh predictions and says so: not scored
-    info.write_text(json.dumps({"baselines": ["fcn_vgg16", "deeplab_v2"], "mesh": {"skipped": "no mediapipe"}}))
+    # where mediapipe was missing, the mesh stage made no predictions and says so: not scored
+    info.write_text(json.dumps({"skipped": "no mediapipe"}))
     evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
     assert list(ev) == ["fcn", "fcn_smooth", "primary", "cascade", "tracker", "fcn_vgg16", "deeplab_v2"]
@@ -358,7 +365,7 @@ def test_evaluate_writes_the_conditions_the_hold_oracle_and_the_memory_checks(tm
     from stages import evaluate
 
     _write_eval_layout(tmp_path)
-    pred = tmp_path / "data" / "predictions"
+    pred = tmp_path / "data" / "predictions" / "learned"
     masks = tmp_path / "data" / "300VW-Mask"
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
     gt = read_label_png(masks / "labels_orig" / f"{names[0]}.png")

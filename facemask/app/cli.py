@@ -12,10 +12,10 @@ import argparse
 import sys
 from typing import Callable
 
+from facemask.app import settings
 from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
 from facemask.core import errors
-from facemask.core.params import load_params
 from facemask.inference.landmarker import LANDMARKERS
 
 
@@ -147,35 +147,14 @@ def _predict_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_params_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", default="params.yaml",
-                   help="the params file to check (default: %(default)s); e.g. configs/paper.yaml")
-
-
-CHECK_PARAMS_EPILOG = """\
-Checks every key's type, range and choices, and that no key is unknown or missing (the schema is
-facemask/params.py; each key's meaning is documented there). The pipeline's stages run the same
-check when they start; run it yourself before `dvc exp run` or in CI. One line per problem, e.g.
-
-  error: params.yaml: masks.crop_scale: must be > 0, got -1
-
-exit status: 0 valid, 1 not.
-"""
-
-
-def _check_params_run(args: argparse.Namespace) -> int:
-
-    load_params(args.file)
-    print(f"{args.file}: valid")
-    return 0
-
-
 #: name -> (help, epilog, add_arguments, run)
 COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
     "predict": ("face masks for a video, a folder of frames or of face crops", PREDICT_EPILOG,
                 _predict_arguments, _predict_run),
-    "check-params": ("check a params file (params.yaml) against the pipeline's schema", CHECK_PARAMS_EPILOG,
-                     _check_params_arguments, _check_params_run),
+    "check-params": ("check a params file (params.yaml) or an overlay against the pipeline's schema",
+                     settings.CHECK_EPILOG, settings.check_arguments, settings.check_run),
+    "params": ("the settings' files: check, defaults, apply an overlay, overrides for dvc exp run",
+               settings.__doc__.split("\n\n", 1)[1], settings.params_arguments, settings.params_run),
 }
 
 

@@ -92,6 +92,16 @@ def release_gpus() -> None:
     _claimed.clear()
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log `message` the first time this process meets it (a stage resolves its device more than once)."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
 def resolve_device(spec: str | torch.device, *, local_rank: int = 0, world: int = 1,
                    what: str = "device") -> torch.device:
     """The torch device for `spec` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``).
@@ -115,7 +125,7 @@ def resolve_device(spec: str | torch.device, *, local_rank: int = 0, world: int 
     problem = cuda_problem()
     if spec == "auto":
         if problem:
-            log.warning("%s auto: running on the CPU because %s", what, problem)
+            _warn_once(f"{what} auto: running on the CPU because {problem}")
             return torch.device("cpu")
         spec = "cuda"
     elif problem:

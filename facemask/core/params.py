@@ -1,33 +1,25 @@
-"""The schema of ``params.yaml``: every key's type, range and choices, checked once when a stage loads it.
+"""The settings: every key of ``params.yaml`` with its type, range, choices, meaning and default, in one place.
 
-One pydantic model per section of ``params.yaml`` (`Params` is the whole file), one field per key,
-documented where it is declared. Sections forbid unknown keys, so a misspelled key is an error, not
-a setting silently ignored. Validation is strict: ``batch_size: "16"`` or ``augment: 1`` are errors
-(a float key takes an int). `load_params` reads a file, validates it and returns the plain nested
-dict that the stages index (``params["train"]["fcn"]["lr"]``): the file's own values, untouched,
-with the defaults of optional keys filled in. Every problem becomes one line that names the file,
-the dotted key, the reason and the value::
+One pydantic model per section (`Params` is the whole file), one field per key. A field's default is the
+embedded default's value (the CPU demo on the synthetic benchmark); the first paragraph of its docstring is
+the comment ``params.yaml`` shows beside it. ``params.yaml`` itself is rendered from this module
+(`facemask.core.paramfile.render`, ``facemask params defaults``; a test keeps the two equal), so a key, its
+default and its meaning live here only; `facemask.training.engine.TrainConfig` and the model registry take
+theirs from here or have none. `configs/paper.yaml` lists only the keys whose values differ
+(`facemask.core.paramfile.load_overlay`).
 
-    params.yaml: masks.crop_scale: must be > 0, got -1
-    params.yaml: data.synthetic.lenght: unknown key (did you mean 'length'?)
+Sections forbid unknown keys, and validation is strict (``batch_size: "16"`` or ``augment: 1`` are errors; a
+float key takes an int). Loading, the one-line errors and overlays: `facemask.core.paramfile`.
 
-Adding a key: add a field (type, default if optional, constraints) with a docstring to its
-section, and the key to ``params.yaml`` and ``configs/paper.yaml``.
+Adding a key: a field here (type, default, constraints, a docstring whose first paragraph is its comment),
+then ``facemask params defaults > params.yaml``, and the stages that read it in dvc.yaml.
 """
 from __future__ import annotations
 
-import copy
-import difflib
-import json
 import re
-from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      field_validator)
-
-from facemask.core.errors import ParamsError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")  # what facemask.core.devices.resolve_device takes
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -46,7 +38,8 @@ def _sha256(value: str | None) -> str | None:
 
 
 def _three_shares(value: list) -> list:
-    if len(value) != 3 or any(v < 0 for v in value) or sum(value) <= 0:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if len(value) != 3 or not numbers or any(v < 0 for v in value) or sum(value) <= 0:
         raise ValueError("must be three non-negative numbers with a positive sum")
     return value
 
@@ -59,29 +52,25 @@ def _output_scale(v: Any) -> Union[float, str]:
     return float(v)
 
 
-Shares = Annotated[list[float], AfterValidator(_three_shares)]
+#: Three shares; the numbers stay as written (``[93, 9, 12]`` stays ints: the clips stage records them).
+Shares = Annotated[list[Any], AfterValidator(_three_shares)]
 Sha256 = Annotated[Union[str, None], AfterValidator(_sha256)]
 
 
 class Section(BaseModel):
-    """A section of params.yaml: unknown keys are errors; strict types (a float key takes an int).
+    """A section of params.yaml: unknown keys are errors; strict types (a float key takes an int)."""
 
-    `load_params` returns the file's own values, not the model's (93 stays an int where the model
-    holds 93.0), so validation never changes what reaches a stage's outputs.
-    """
-
-    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True, frozen=True)
 
 
 # --------------------------------------------------------------------------------------------- data
 
 
 class TransientMix(Section):
-    """``data.synthetic.transient_mix``: relative frequency of each kind of transient event (normalised to shares
-    of ``transient_rate``; `facemask.data.synth.degrade.TRANSIENTS` describes the kinds)."""
+    """Relative frequency of each kind of transient event (facemask/data/synth/degrade.py; the rates: docs)."""
 
     blur: float = Field(1.0, ge=0)
-    """Motion-blur bursts and focus hunts."""
+    """Motion-blur bursts, focus hunts."""
     noise: float = Field(0.5, ge=0)
     """Sensor-noise bursts."""
     flash: float = Field(1.0, ge=0)
@@ -89,124 +78,129 @@ class TransientMix(Section):
     flicker: float = Field(0.5, ge=0)
     """Light flicker: frames alternately dark and bright."""
     drop: float = Field(1.0, ge=0)
-    """Dropped frames: black, grey, green, or frozen (the last frame again)."""
+    """Dropped frames: black, grey, green, frozen."""
     corrupt: float = Field(1.0, ge=0)
-    """Damaged frames: lost, smeared or displaced macroblocks."""
+    """Lost, smeared or displaced macroblocks."""
     glitch: float = Field(0.5, ge=0)
-    """Compression glitches: a frame at the lowest JPEG quality, or in big blocks."""
+    """Compression glitches: lowest JPEG quality, big blocks."""
     occluder: float = Field(1.0, ge=0)
-    """A hand or an object swept across the face within a few frames."""
+    """A hand or an object swept across the face."""
 
 
 class Synthetic(Section):
-    """``data.synthetic``: the embedded benchmark's generator (`facemask.data.synth.generate.generate`)."""
+    """The embedded benchmark's generator (facemask/data/synth/generate.py)."""
 
-    videos: int = Field(ge=1, le=999)
-    """Number of videos (3-digit folder names, as in 300VW)."""
-    frames: int = Field(ge=1)
-    """Frames per video."""
-    fps: float = Field(gt=0)
+    videos: int = Field(114, ge=1, le=999)
+    """Number of videos (300VW has 114; 3-digit folder names)."""
+    frames: int = Field(90, ge=1)
+    """Frames per video (90: three 1-s clips)."""
+    fps: float = Field(30.0, gt=0)
     """Frame rate of vid.avi."""
-    width: int = Field(ge=64)
+    width: int = Field(320, ge=64)
     """Frame width in pixels."""
-    height: int = Field(ge=48)
+    height: int = Field(240, ge=48)
     """Frame height in pixels."""
-    categories: Shares
+    categories: Shares = [0.4, 0.3, 0.3]
     """Share of 300VW categories 1 / 2 / 3."""
     degrade_strength: float = Field(1.0, ge=0)
     """Scales the camera: bad light, colour casts, noise, blur, low resolution, JPEG."""
     pose_scale: float = Field(1.0, ge=0)
-    """Scales the head-pose ranges."""
+    """Scales the head-pose ranges (category 3: yaw up to 45 deg)."""
     occluder_rate: float = Field(0.5, ge=0)
-    """Occluders crossing the face per second in category 3."""
+    """Occluders crossing the face per second in category 3 (categories 1 / 2: x0.15 / x0.3)."""
     transient_rate: float = Field(7.0, ge=0)
-    """Rate of the stream of transient events, all kinds together (category 1 / 2 / 3: x0.6 / 1 / 1.4); each
-    event and the 3 clean frames after it pause it (`facemask.data.synth.degrade.plan_transients`)."""
+    """Stream of transient events per second, all kinds (x0.6 / 1 / 1.4 by category).
+
+    Each event and the 3 clean frames after it pause the stream (facemask.data.synth.degrade.plan_transients)."""
     transient_strength: float = Field(1.3, ge=0)
     """Severity of the transient events."""
-    transient_mix: TransientMix = Field(default_factory=TransientMix)
+    transient_mix: TransientMix = TransientMix()
     """Relative frequency of each kind of transient event."""
     quality: int = Field(90, ge=0, le=100)
     """MJPG quality of vid.avi."""
     workers: Union[int, None] = Field(None, ge=1)
-    """Generator processes (null: up to 2)."""
+    """Generator processes (null: up to 2); the videos' bytes do not depend on it."""
 
 
 class Data(Section):
-    """``data``: where the raw videos come from (the download stage)."""
+    """Where the raw videos come from (the download stage)."""
 
     seed: int = Field(0, ge=0)
-    """Benchmark seed: the synthetic videos, the sampled clips and the split (top-level ``seed`` trains)."""
-    source: Literal["synthetic", "300vw", "300vw-mask"]
-    """synthetic (the embedded benchmark), 300vw (the official archive) or 300vw-mask (the authors' release)."""
-    url: Union[str, None] = None
-    """300vw: where to download the official archive."""
+    """Benchmark seed: the synthetic videos, the sampled clips and the split."""
+    source: Literal["synthetic", "300vw", "300vw-mask"] = "synthetic"
+    """synthetic | 300vw (the official archive) | 300vw-mask (the authors' derived release)."""
+    url: Union[str, None] = "https://ibug.doc.ic.ac.uk/download/300VW_Dataset_2015_12_14.zip"
+    """300vw: where the official archive is downloaded from (with resume and retries)."""
     archive: Union[str, None] = None
-    """300vw: a local copy of the official archive (skips the download)."""
+    """300vw: local path to an already downloaded archive (skips the download)."""
     sha256: Sha256 = None
     """300vw: the archive's SHA-256, verified when given."""
     mask_url: Union[str, None] = None
-    """300vw-mask: where to download the authors' release."""
+    """300vw-mask: where to download the authors' release (300VW-Mask-Dataset.zip)."""
     mask_archive: Union[str, None] = None
     """300vw-mask: a local copy of the authors' release."""
     mask_sha256: Sha256 = None
     """300vw-mask: the release's SHA-256, verified when given."""
-    synthetic: Synthetic
-    """The synthetic generator (used with source: synthetic)."""
+    synthetic: Synthetic = Synthetic()
+    """The synthetic generator (data.source synthetic)."""
 
 
 # ------------------------------------------------------------------------------------ masks, clips
 
 
 class Masks(Section):
-    """``masks``: landmarks -> face crops and label masks (`facemask.data.masks.build.build_masks`)."""
+    """Landmarks -> face crops and label masks (facemask/data/masks/build.py)."""
 
-    crop_scale: float = Field(gt=0)
+    crop_scale: float = Field(1.3, gt=0)
     """Square crop side = crop_scale x mean(w, h) of the landmark box (the authors: 1.3)."""
-    jpeg_quality: int = Field(ge=0, le=100)
+    jpeg_quality: int = Field(95, ge=0, le=100)
     """JPEG quality of the crops."""
-    workers: int = Field(ge=1)
+    workers: int = Field(2, ge=1)
     """Process pool size."""
     outside_tol: float = Field(0.0, ge=0)
     """Pixels a landmark may lie outside the frame before the frame is dropped."""
     max_drop_share: float = Field(0.5, ge=0, le=1)
-    """The stage fails when more than this share of the frames is dropped (it always fails when none is kept)."""
+    """Fail when more than this share of the frames is dropped (always when none is kept)."""
     frames: Literal["all", "sampled"] = "all"
-    """all: every usable frame; sampled: only the frames of the 1-s clips the clips stage will use (drawn here
-    with clips.length, clips.fraction, data.seed; 10 % of 300VW's 218,595), listed in clips.csv."""
+    """all: every usable frame | sampled: only the frames of the 1-s clips the clips stage uses (configs/paper.yaml).
+
+    The clips are drawn here with clips.length, clips.fraction and data.seed (10 % of 300VW's 218,595 frames) and
+    listed in clips.csv."""
 
 
 class Zoom(Section):
-    """``clips.zoom.<eyes|mouth>``: the zoom box of one part."""
+    """The zoom box of one part."""
 
     margin: float = Field(ge=0)
     """The box grows by this share of its size on each side."""
-    noise: float = Field(0.0, ge=0)
-    """Random shift / scale of the box when building the training sub-datasets, as a share of its size."""
+    noise: float = Field(0.1, ge=0)
+    """Random shift / scale of the box in the training sub-datasets, as a share of its size."""
     aspect: Union[float, None] = Field(None, gt=0)
     """Width / height of the box (null: eyes 2, mouth 1)."""
 
 
 class ZoomParts(Section):
-    eyes: Zoom
+    """Zoom boxes of the eye and mouth models."""
+
+    eyes: Zoom = Zoom(margin=0.35)
     """The eye box."""
-    mouth: Zoom
+    mouth: Zoom = Zoom(margin=0.3)
     """The mouth box."""
 
 
 class InputSizes(Section):
-    """``clips.input_size`` per region."""
+    """Packed frames, side in pixels, per region (paper: 320 for all)."""
 
-    face: int = Field(ge=32)
-    """Face crops: face x face pixels."""
-    eyes: int = Field(ge=32)
-    """Eye crops."""
-    mouth: int = Field(ge=32)
+    face: int = Field(128, ge=32)
+    """128 / output stride 8 = 16 score cells across the face (paper: 320 / 16 = 20)."""
+    eyes: int = Field(64, ge=32)
+    """About the eye box's own size in the face crop."""
+    mouth: int = Field(64, ge=32)
     """Mouth crops."""
 
 
 def _int_or_mapping(value: Any) -> str:
-    return "<mapping>" if isinstance(value, dict) else "<int>"
+    return "<mapping>" if isinstance(value, (dict, InputSizes)) else "<int>"
 
 
 #: An int for every region, or one per region. The tags (dropped from error keys) pick the branch.
@@ -215,84 +209,87 @@ InputSize = Annotated[Union[Annotated[Annotated[int, Field(ge=32)], Tag("<int>")
 
 
 class Clips(Section):
-    """``clips``: 1-s sequences, the split by video, packed arrays and zoomed sub-datasets."""
+    """1-s sequences, the split by video, packed arrays and zoomed sub-datasets (facemask/data/clips/)."""
 
-    length: int = Field(ge=1)
+    length: int = Field(30, ge=1)
     """Frames per 1-s sequence."""
-    fraction: float = Field(gt=0, le=1)
+    fraction: float = Field(1.0, gt=0, le=1)
     """Share of a video's 1-s sequences that are sampled (paper: 0.1)."""
-    split: Shares
+    split: Shares = [93, 9, 12]
     """Train / val / test videos, as proportions (paper: 93 / 9 / 12)."""
-    official_split: bool
+    official_split: bool = True
     """With data.source 300vw-mask: use the authors' split_1 files as they are."""
-    input_size: InputSize
-    """Packed frames are input_size x input_size pixels (paper: 320); an int, or {face, eyes, mouth}."""
-    window: int = Field(ge=1)
+    input_size: InputSize = InputSizes()
+    """Packed frames, side in pixels: an int, or one per region {face, eyes, mouth}."""
+    window: int = Field(5, ge=1)
     """Zoom boxes are held fixed over this many consecutive frames (= train.convlstm.T)."""
-    zoom: ZoomParts
+    zoom: ZoomParts = ZoomParts()
     """Zoom boxes of the eye and mouth models."""
     storage: Literal["arrays", "crops"] = "arrays"
-    """arrays: every region's frames packed at S x S (images.npy, labels.npy; 28 GB at the paper's size);
-    crops: each frame's face crop once, as the masks stage encoded it, cut and resized when the loader reads
-    it (facemask.data.clips.store; the same arrays, byte for byte, in a fraction of the disk)."""
+    """arrays: packed images.npy / labels.npy | crops: each frame's crop once, encoded (configs/paper.yaml).
+
+    crops are cut and resized when read (facemask.data.clips.store): the same arrays, byte for byte, in a fraction
+    of the disk."""
 
 
 # --------------------------------------------------------------------------------- model, regions
 
 
 class Model(Section):
-    """``model``: the networks (`facemask.models.nets`)."""
+    """The networks (facemask/models/)."""
 
     arch: Literal["fcn", "fcn_vgg16", "deeplab_v2"] = "fcn"
-    """The per-frame network."""
-    encoder: str = Field(min_length=1)
-    """Any smp encoder (paper: resnet50)."""
-    encoder_weights: Union[str, None]
-    """null (random initialisation) or an smp weight name such as imagenet."""
-    encoder_depth: int = Field(5, ge=3, le=5)
-    """Encoder stages used."""
-    output_stride: Literal[8, 16, 32]
-    """Encoder output stride (paper: 16)."""
-    peephole: bool
+    """FCN phase: fcn (the paper's FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines)."""
+    encoder: str = Field("resnet18", min_length=1)
+    """Any smp encoder (paper: resnet50); arch fcn only."""
+    encoder_weights: Union[str, None] = None
+    """null | imagenet (needs the internet the first time)."""
+    encoder_depth: int = Field(3, ge=3, le=5)
+    """Encoder stages kept (5: all, the paper's; 3: a ResNet ends at layer2, stride 8); arch fcn only."""
+    output_stride: Literal[8, 16, 32] = 8
+    """Encoder output stride (paper: 16 at 320 px); arch fcn only (the VGG-16 baselines fix theirs)."""
+    peephole: bool = True
     """ConvLSTM Hadamard peepholes (Eq. 1)."""
-    convlstm_init: Literal["conv6", "glorot"]
-    """How the new ConvLSTM starts: as the FCN's classifier (conv6) or Keras's default (glorot)."""
-    output_scale: Annotated[Any, AfterValidator(_output_scale)]
-    """Fixed factor on the ConvLSTM-FCN's scores (paper: 1), or auto (the FCN's own score spread)."""
+    convlstm_init: Literal["conv6", "glorot"] = "conv6"
+    """conv6 | glorot: the new ConvLSTM starts as the FCN's classifier, or as Keras's default."""
+    output_scale: Annotated[Any, AfterValidator(_output_scale)] = "auto"
+    """Factor on the ConvLSTM-FCN's scores h in (-1, 1): a number (paper: 1) or auto (the FCN's score range)."""
 
 
 class Region(Section):
     gamma: float = Field(gt=0)
-    """ConvLSTM-FCN: learning rate x gamma for all layers but the ConvLSTM."""
+    """ConvLSTM-FCN: lr x gamma for all layers but the ConvLSTM."""
 
 
 class FaceRegion(Region):
-    """``regions.face``: the primary model."""
+    """The primary model."""
 
-    classes: Literal[5]
-    """Background, skin, eyes, lips, inner mouth."""
+    classes: Literal[5] = 5
+    """bg, skin, eyes, lips, inner mouth."""
 
 
 class EyesRegion(Region):
-    """``regions.eyes``: the zoomed eye model."""
+    """The zoomed eye model."""
 
-    classes: Literal[2]
-    """Background, eye."""
+    classes: Literal[2] = 2
+    """bg, eye."""
 
 
 class MouthRegion(Region):
-    """``regions.mouth``: the zoomed mouth model."""
+    """The zoomed mouth model."""
 
-    classes: Literal[3]
-    """Background, lips, inner mouth."""
+    classes: Literal[3] = 3
+    """bg, lips, inner mouth."""
 
 
 class Regions(Section):
-    face: FaceRegion
+    """The primary and the two zoomed models."""
+
+    face: FaceRegion = FaceRegion(gamma=0.05)
     """The primary model."""
-    eyes: EyesRegion
+    eyes: EyesRegion = EyesRegion(gamma=0.02)
     """The zoomed eye model."""
-    mouth: MouthRegion
+    mouth: MouthRegion = MouthRegion(gamma=0.02)
     """The zoomed mouth model."""
 
 
@@ -304,7 +301,7 @@ class Phase(Section):
 
     epochs: int = Field(ge=1)
     """Passes over the training clips."""
-    lr: float = Field(gt=0)
+    lr: float = Field(0.001, gt=0)
     """Adam / RMSprop learning rate."""
     augment: bool = True
     """Training-time augmentation."""
@@ -315,63 +312,73 @@ class Phase(Section):
 
 
 class TrainFCN(Phase):
-    """``train.fcn``: the per-frame FCN."""
+    """The per-frame FCN."""
 
-    batch_size: int = Field(ge=1)
+    epochs: int = Field(4, ge=1)
+    """Passes over the training frames (paper: 80)."""
+    batch_size: int = Field(16, ge=1)
     """Frames per batch (paper: 16)."""
+    lr: float = Field(0.001, gt=0)
+    """Adam, linear decay to 0."""
     lr_decay: Literal["linear", "none"] = "linear"
-    """linear (to 0 at the last step) or none."""
+    """linear (to 0 at the last step) | none."""
+    max_steps_per_epoch: Union[int, None] = Field(75, ge=1)
+    """Cap on optimiser steps per epoch (null: whole epoch; CPU demo: 75 of 697)."""
 
 
 class TrainConvLSTM(Phase):
-    """``train.convlstm``: the ConvLSTM-FCN fine-tuned from the FCN."""
+    """The ConvLSTM-FCN fine-tuned from the FCN."""
 
-    T: int = Field(ge=1)
+    epochs: int = Field(2, ge=1)
+    """Passes over the training windows (paper: 60)."""
+    T: int = Field(5, ge=1)
     """Frames per sequence (paper: 5)."""
-    N: int = Field(ge=1)
+    N: int = Field(2, ge=1)
     """Sequences per batch (paper: 2)."""
-    optimizer: Literal["adam", "rmsprop"]
-    """Optimiser."""
-    freeze_backbone: bool
-    """Train the ConvLSTM alone (the paper's exploration)."""
-    freeze_bn: bool = False
-    """Keep the batch-norm statistics of the converted FCN fixed."""
-    head_steps: int = Field(0, ge=0)
-    """Head-only steps first: the ConvLSTM alone on cached features of the frozen encoder (0: none, the paper)."""
-    corrupt: float = Field(0.0, ge=0, le=1)
-    """Share of the training windows with one frame after the first replaced by a black or noise frame, labels
-    kept (0: none, the paper)."""
-    loss: Literal["ce", "iou", "segloss"]
-    """Cross-entropy, the multi-class IoU loss (Eq. 3) or SegLoss (Eq. 7)."""
-    lfun: Literal["eq8", "eq9"]
+    lr: float = Field(0.001, gt=0)
+    """ConvLSTM layer; other layers lr x regions.<r>.gamma."""
+    optimizer: Literal["adam", "rmsprop"] = "adam"
+    """adam | rmsprop."""
+    freeze_backbone: bool = True
+    """Train the ConvLSTM alone (the paper's Tables 3-5; the paper's final recipe: false)."""
+    freeze_bn: bool = True
+    """Keep the encoder's batch-norm statistics the FCN's (N x T correlated frames)."""
+    head_steps: int = Field(1500, ge=0)
+    """Head-only steps first: the ConvLSTM alone on cached features of the frozen encoder (0: the paper's recipe)."""
+    corrupt: float = Field(0.5, ge=0, le=1)
+    """Share of training windows with one frame after the first blacked / noised, labels kept (0: the paper)."""
+    loss: Literal["ce", "iou", "segloss"] = "iou"
+    """ce | iou (Eq. 3) | segloss (Eq. 7; the paper's)."""
+    lfun: Literal["eq8", "eq9"] = "eq9"
     """SegLoss: L_p / L_n of Eq. 8 or Eq. 9."""
-    g: float = Field(ge=0)
+    g: float = Field(0.0, ge=0)
     """SegLoss margin."""
-    weights: Literal["hard", "soft"]
+    weights: Literal["hard", "soft"] = "hard"
     """SegLoss: A_t from the arg-max (hard) or the softmax (soft)."""
     segloss_on: Literal["scores", "softmax"] = "scores"
-    """SegLoss: on the raw scores or on their softmax."""
+    """SegLoss: on the raw scores (the paper's Eq. 8 example) or on their softmax (PR as in Eq. 3)."""
     lr_decay: Literal["linear", "none"] = "none"
-    """linear or none (the paper names no decay for this phase)."""
+    """linear | none (the paper names no decay for this phase)."""
+    max_steps_per_epoch: Union[int, None] = Field(60, ge=1)
+    """Cap on optimiser steps per epoch (null: whole epoch; CPU demo: 60 of 144)."""
 
 
 class Train(Section):
-    """``train``: how the six models are trained (`facemask.training.engine`)."""
+    """How the six models are trained (facemask/training/)."""
 
-    launcher: str = Field(min_length=1)
-    """python, or "torchrun --nproc_per_node N" (DDP)."""
-    device: Annotated[str, AfterValidator(_device)]
-    """auto (CUDA when usable, else the CPU with a warning), cpu, cuda or cuda:N (an error naming the reason
-    when CUDA is not usable: never a silent fallback; facemask.core.devices)."""
-    workers: int = Field(ge=0)
+    launcher: str = Field("python", min_length=1)
+    """python | "torchrun --nproc_per_node N" (DDP)."""
+    device: Annotated[str, AfterValidator(_device)] = "auto"
+    """auto | cpu | cuda | cuda:N (cuda: an error naming the reason when CUDA is not usable; auto: warns)."""
+    workers: int = Field(0, ge=0)
     """Data-loader worker processes (persistent across epochs)."""
     sync_bn: bool = False
-    """DDP on CUDA: batch norm over all processes' micro-batches (SyncBatchNorm); an error on CPU processes."""
+    """DDP on CUDA: batch norm over all processes' micro-batches (SyncBatchNorm)."""
     compile: bool = False
     """torch.compile the training forward."""
-    fcn: TrainFCN
+    fcn: TrainFCN = TrainFCN()
     """The FCN phase."""
-    convlstm: TrainConvLSTM
+    convlstm: TrainConvLSTM = TrainConvLSTM()
     """The ConvLSTM-FCN phase."""
 
 
@@ -379,63 +386,61 @@ class Train(Section):
 
 
 class Tracker(Section):
-    """``fuse.tracker``: the paper's landmark-tracker baseline (Table 2, row 1; `facemask.inference.tracker`)."""
+    """The paper's landmark-tracker baseline (Table 2, row 1; facemask/inference/tracker.py)."""
 
-    detector: Literal["hog", "cnn", "haar"]
-    """Finds the face on the first frame and whenever the track is lost."""
-    detect_every: int = Field(ge=0)
+    detector: Literal["hog", "cnn", "haar"] = "hog"
+    """hog | cnn | haar: finds the face on the first frame and when the track is lost."""
+    detect_every: int = Field(0, ge=0)
     """Also re-detect every k frames and re-anchor the track (0: never)."""
 
 
 class OneEuro(Section):
-    """``fuse.mesh.one_euro``: the One-Euro filter on the 68 points over time
-    (`facemask.inference.landmarker.OneEuroFilter`; `facemask predict` uses the same values, ``ONE_EURO``)."""
+    """One-Euro filter on the 68 points over time (null: none); facemask predict's defaults."""
 
-    min_cutoff: float = Field(gt=0)
-    """Hz: the cutoff at rest; lower is steadier at rest and lags more."""
-    beta: float = Field(ge=0)
-    """Cutoff gained per face size per second of speed; higher lags less when the face moves."""
-    d_cutoff: float = Field(gt=0)
-    """Hz: the cutoff of the speed estimate."""
+    min_cutoff: float = Field(4.0, gt=0)
+    """Hz: the cutoff at rest."""
+    beta: float = Field(16.0, ge=0)
+    """Cutoff gained per face size per second of speed."""
+    d_cutoff: float = Field(4.0, gt=0)
+    """Hz: the speed estimate's cutoff."""
 
 
 class Mesh(Section):
-    """``fuse.mesh``: the face-mesh landmark method (MediaPipe's face mesh -> 68 points, `facemask.inference.mesh`),
-    scored as method ``mesh`` beside the paper's ``tracker``."""
+    """The face-mesh landmark method (MediaPipe; facemask/inference/mesh.py), scored as `mesh`."""
 
-    refine: bool
-    """The attention mesh (``refine_landmarks``: refined eyes and lips, 478 points)."""
-    one_euro: Union[OneEuro, None]
-    """Smoothing over time (null: none)."""
+    refine: bool = True
+    """The attention mesh: refined eyes and lips (478 points)."""
+    one_euro: Union[OneEuro, None] = OneEuro()
+    """One-Euro filter on the 68 points over time (null: none); facemask predict's defaults."""
 
 
 class Fuse(Section):
-    """``fuse``: every method on the test clips."""
+    """Every method on the test clips (the fuse stages)."""
 
-    smooth_sigma: float = Field(gt=0)
-    """FCN + temporal smoothing: sigma of the Gaussian weights over a T-frame window."""
-    tracker: Tracker
-    mesh: Mesh
+    smooth_sigma: float = Field(0.6, gt=0)
+    """FCN + temporal smoothing: Gaussian weights over a T-frame window."""
+    tracker: Tracker = Tracker()
+    """The paper's landmark-tracker baseline (Table 2, row 1; facemask/inference/tracker.py)."""
+    mesh: Mesh = Mesh()
+    """The face-mesh landmark method (MediaPipe; facemask/inference/mesh.py), scored as `mesh`."""
 
 
 class Evaluate(Section):
-    """``evaluate``: metrics, significance and figures."""
+    """Metrics, significance and figures (facemask/evaluation/)."""
 
-    groups: int = Field(ge=2)
-    """Significance: test sequences in this many groups for the paired tests (at least 2)."""
-    examples: int = Field(ge=1)
+    groups: int = Field(10, ge=2)
+    """Significance: test sequences in this many groups, paired test."""
+    examples: int = Field(6, ge=1)
     """Frames in the side-by-side figure."""
 
 
 class Baselines(Section):
-    """``baselines``: the paper's Table 2 VGG-16 baselines, face FCNs trained beside the pipeline (stage
-    ``train_baselines``) and scored by fuse / evaluate as methods of their own."""
+    """Table 2's VGG-16 baselines: face FCNs trained beside the pipeline (stage train_baselines)."""
 
     archs: list[Literal["fcn_vgg16", "deeplab_v2"]] = []
-    """Archs to train with train.fcn's recipe (none by default: a VGG-16 costs 5-25x the ResNet FCN here)."""
+    """fcn_vgg16 | deeplab_v2, e.g. `dvc exp run -S 'baselines.archs=[fcn_vgg16]'` (none by default: 5-25x the FCN)."""
     batch_norm: bool = True
-    """Build them on VGG-16-BN (batch norm after each convolution) instead of VGG-16: how a VGG-16 trains
-    from scratch; the papers' VGG-16 has none but starts from ImageNet (model.encoder_weights)."""
+    """VGG-16-BN: trains from scratch (the papers' plain VGG-16 starts from ImageNet; false: it)."""
 
     @field_validator("archs")
     @classmethod
@@ -446,22 +451,44 @@ class Baselines(Section):
 
 
 class Params(Section):
-    """The whole ``params.yaml``."""
+    """The whole params.yaml."""
 
-    seed: int = Field(ge=0)
-    """Training seed (initialisation, data order, augmentation)."""
-    data: Data
-    masks: Masks
-    clips: Clips
-    model: Model
-    regions: Regions
-    train: Train
+    seed: int = Field(0, ge=0)
+    """Training seed (initialisation, data order, augmentation): `dvc exp run -S seed=N`."""
+    data: Data = Data()
+    """Where the raw videos come from (the download stage)."""
+    masks: Masks = Masks()
+    """Landmarks -> face crops and label masks (facemask/data/masks/build.py)."""
+    clips: Clips = Clips()
+    """1-s sequences, the split by video, packed arrays and zoomed sub-datasets (facemask/data/clips/)."""
+    model: Model = Model()
+    """The networks (facemask/models/)."""
+    regions: Regions = Regions()
+    """The primary and the two zoomed models."""
+    train: Train = Train()
+    """How the six models are trained (facemask/training/)."""
     baselines: Baselines = Baselines()
-    fuse: Fuse
-    evaluate: Evaluate
+    """Table 2's VGG-16 baselines: face FCNs trained beside the pipeline (stage train_baselines)."""
+    fuse: Fuse = Fuse()
+    """Every method on the test clips (the fuse stages)."""
+    evaluate: Evaluate = Evaluate()
+    """Metrics, significance and figures (facemask/evaluation/)."""
+
+    def region(self, name: str) -> Region:
+        """``regions.<name>``."""
+        return getattr(self.regions, name)
+
+    def input_size(self, region: str) -> int:
+        """``clips.input_size`` of `region` (one int for all, or per region)."""
+        size = self.clips.input_size
+        return size if isinstance(size, int) else getattr(size, region)
 
 
-def _cross_checks(p: Params) -> list[tuple[str, str, Any]]:
+#: The embedded default: params.yaml's values.
+DEFAULTS = Params()
+
+
+def cross_checks(p: Params) -> list[tuple[str, str, Any]]:
     """(key, reason, value) for rules that join several keys."""
     out = []
     if p.clips.window != p.train.convlstm.T:
@@ -473,165 +500,3 @@ def _cross_checks(p: Params) -> list[tuple[str, str, Any]]:
             out.append((f"data.{prefix}archive", f"data.source {source} needs data.{prefix}archive (a local file) "
                                                  f"or data.{prefix}url", None))
     return out
-
-
-# ------------------------------------------------------------------------------------------ errors
-
-_REASONS = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_type": "must be a number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a text",
-    "string_too_short": "must not be empty",
-    "list_type": "must be a list",
-    "model_type": "must be a section (a mapping of keys)",
-    "dict_type": "must be a section (a mapping of keys)",
-    "missing": "missing (required)",
-}
-
-
-def _show(value: Any) -> str:
-    """A value as the YAML file spells it."""
-    if isinstance(value, dict):
-        return "a mapping"
-    return json.dumps(value) if not isinstance(value, str) else repr(value)
-
-
-def _bound(value: Any) -> str:
-    """A range's bound: 0.0 of a float key as 0."""
-    return str(int(value)) if isinstance(value, float) and value.is_integer() else _show(value)
-
-
-def _section_at(loc: tuple) -> type[BaseModel] | None:
-    """The model class of the section at `loc` (to list its valid keys)."""
-    cls: Any = Params
-    for name in loc:
-        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or name not in cls.model_fields:
-            return None
-        ann, cls = cls.model_fields[name].annotation, None
-        todo = [ann]
-        while todo:  # the first model class inside Optional / Union / Annotated
-            t = todo.pop(0)
-            if isinstance(t, type) and issubclass(t, BaseModel):
-                cls = t
-                break
-            todo += list(get_args(t))
-    return cls
-
-
-def _reason(err: dict) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    if kind == "extra_forbidden":
-        section = _section_at(tuple(str(k) for k in err["loc"][:-1]))
-        valid = sorted(section.model_fields) if section else []
-        close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
-        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else
-                                f" (valid: {', '.join(valid)})" if valid else "")
-    if kind == "literal_error":
-        reason = f"must be {ctx['expected'].replace(chr(39), '')}"
-    elif kind == "value_error":
-        reason = str(ctx.get("error", err["msg"]))
-    elif kind in _REASONS:
-        reason = _REASONS[kind].format(**{k: _bound(v) for k, v in ctx.items()})
-    else:
-        reason = err["msg"][0].lower() + err["msg"][1:]
-    if kind == "missing":
-        return reason
-    return f"{reason}, got {_show(value)}"
-
-
-def _key(loc: tuple) -> str:
-    """('clips', 'split', 1) -> 'clips.split[1]'; union tags such as '<int>' are dropped."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif not str(part).startswith("<"):
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def error_lines(err: ValidationError, source: str) -> list[str]:
-    """One ``<source>: <key>: <reason>, got <value>`` line per problem."""
-    return [f"{source}: {_key(e['loc'])}: {_reason(e)}" for e in err.errors()]
-
-
-# ------------------------------------------------------------------------------------------ loading
-
-
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, but duplicate keys are errors and ``1e-3`` is a float (YAML 1.2)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\d[\d_]*(\.[\d_]*)?|\.[\d_]+)[eE][-+]?\d+$"),
-    list("-+0123456789."))
-
-
-def _fill_defaults(raw: dict, model: BaseModel) -> dict:
-    """`raw` with every optional key it leaves out set to the model's default (nested sections too)."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        if name not in raw:
-            raw[name] = value.model_dump() if isinstance(value, BaseModel) else copy.deepcopy(value)
-        elif isinstance(value, BaseModel) and isinstance(raw[name], dict):
-            _fill_defaults(raw[name], value)
-    return raw
-
-
-def validate(raw: Any, source: str = "params.yaml") -> dict:
-    """Check a parsed params mapping against `Params`; return it with the defaults filled in.
-
-    Raises:
-        ParamsError: one line per problem (`error_lines`).
-    """
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{source}: must be a mapping of sections (data, masks, clips, ...), got "
-                          f"{'an empty file' if raw is None else _show(raw)}")
-    try:
-        model = Params.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError("\n".join(error_lines(e, source))) from None
-    problems = _cross_checks(model)
-    if problems:
-        raise ParamsError("\n".join(f"{source}: {key}: {reason}" + ("" if value is None else f", got {_show(value)}")
-                                    for key, reason, value in problems))
-    return _fill_defaults(copy.deepcopy(raw), model)
-
-
-def load_params(path: str | Path = "params.yaml") -> dict:
-    """Read, check and return a params file (``params.yaml``, ``configs/paper.yaml``) as a nested dict.
-
-    Raises:
-        ParamsError: the file is missing or not YAML, or a key is unknown, missing, of the wrong
-            type or out of range; one line per problem, each naming the file and the key.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: no such file (run from the project's root, or set FACEMASK_PARAMS)") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ParamsError(f"{path}: cannot read ({e})") from None
-    try:
-        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ParamsError(f"{path}: {where}{getattr(e, 'problem', None) or e}") from None
-    return validate(raw, str(path))

@@ -18,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from facemask.core.iou import finite_or_none, mean_iou
+from facemask.core.methods import CONTROLS
 
 #: (a): at least this much mIoU above the FCN on the replaced frames, ...
 GAIN = 0.20
@@ -25,8 +26,6 @@ GAIN = 0.20
 TO_HOLD = 0.10
 #: (b): the memory must change at least this share of the pixels of the degraded frames with a clean past.
 MIN_CHANGED = 0.01
-#: Each temporal method and its memoryless control (the same weights, the state reset at every frame).
-CONTROLS = {"primary": "primary_reset", "primary_stream": "primary_reset"}
 
 
 def probe_report(cms: Mapping[str, np.ndarray], frames: int) -> dict:

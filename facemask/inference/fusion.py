@@ -48,8 +48,9 @@ import torch
 import torch.nn.functional as F
 
 from facemask.core import devices
-from facemask.data.labels import REGION_CLASS_IDS, REGIONS, SKIN
+from facemask.core.methods import CLIP_METHODS, TEMPORAL_METHODS
 from facemask.data.clips.regions import DEFAULT_ZOOM, ZOOM_REGIONS, crop_zoom, zoom_box
+from facemask.data.labels import REGION_CLASS_IDS, REGIONS, SKIN
 from facemask.inference.smoothing import temporal_smooth
 from facemask.models.registry import load_model
 
@@ -331,14 +332,6 @@ class Cascade:
 
 # ---------------------------------------------------------------------------------------------------
 # Every method of the paper on one test clip
-
-
-#: The paper's methods on a clip.
-CLIP_METHODS = ("fcn", "fcn_smooth", "primary", "cascade")
-#: Beside them (not in the paper): the primary and the cascade with the ConvLSTM state carried across the
-#: windows of the clip (`Stream`), and the memoryless control, the primary's weights with the state reset
-#: at every frame (what the ConvLSTM-FCN scores without its past).
-TEMPORAL_METHODS = ("primary_stream", "cascade_stream", "primary_reset")
 
 
 def windows_of(n: int, T: int) -> list[list[int]]:

@@ -19,17 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
+from facemask.core.methods import PROBED, PROBES, probe_frames
 from facemask.inference.fusion import ClipPredictor, Stream, fcn_probs, labels_at, per_frame, window_labels, windows_of
-
-#: The replacement frames.
-PROBES = ("black", "noise")
-#: The methods probed.
-PROBED = ("fcn", "primary", "primary_stream", "primary_reset")
-
-
-def probe_frames(n: int, T: int) -> list[int]:
-    """The frames replaced in an n-frame clip: the last of every full T-frame window (T-1, 2T-1, ...)."""
-    return [s + T - 1 for s in range(0, n - T + 1, T)]
 
 
 def replacement(kind: str, shape: tuple[int, ...], seed: Sequence[int]) -> np.ndarray:

@@ -429,6 +429,15 @@ def predict_test_clips(clips: list[dict], raw_dir: str | Path, mask_dir: str | P
 
 
 
+def landmark_info(stats: dict) -> dict:
+    """What a landmark method's info.json keeps of `predict_test_clips`'s summary (no wall-clock figures, so the
+    stage's output follows from its inputs)."""
+    if "skipped" in stats:
+        return stats
+    return {"source": stats["source"], "status": stats["status"],
+            "frames_without_face": len(stats["frames_without_face"])}
+
+
 def calibrate_rect(frames, detector: FaceDetector, predictor: ShapePredictor | None = None) -> dict:
     """Measure a detector's `to_rect` and `LANDMARKS_TO_RECT` on frames of real faces.
 

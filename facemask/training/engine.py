@@ -41,7 +41,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +57,9 @@ from facemask.data.clips.loaders import (ClipDataset, ShardedBatchSampler, batch
                                     make_loader)
 from facemask.data.clips.store import load_orig_labels
 from facemask.models.nets import ConvLSTMFCN
-from facemask.models.registry import PHASES, build_model, load_model, save_model
+from facemask.models.registry import build_model, load_model, save_model
 from facemask.training import losses
+from facemask.training.config import TrainConfig
 from facemask.training.distributed import Dist, join, process_group
 from facemask.training.head import train_head
 from facemask.training.loop import OPTIMIZERS, evaluate, forward_loss, train_epoch
@@ -69,57 +70,6 @@ log = logging.getLogger(__name__)
 HARDWARE = ("device", "workers", "accum", "sync_bn", "compile")
 #: On CUDA, the micro-batches between two host synchronisations (progress bar, finiteness check).
 LOG_EVERY = 25
-
-
-@dataclass
-class TrainConfig:
-    """Everything that decides one training run (the stage fills it from params.yaml).
-
-    `batch_size` counts items per optimiser step: frames for ``fcn``, T-frame sequences (the
-    paper's N) for ``convlstm``. It is global: under DDP the processes share each batch
-    (`facemask.data.clips.loaders.ShardedBatchSampler`), and `lr` is that of the global batch on any process count.
-    """
-
-    phase: str                                  # fcn | convlstm
-    classes: int
-    model: dict = field(default_factory=dict)   # nets.build_model: encoder, encoder_weights, output_stride, peephole
-    class_names: list[str] | None = None
-    epochs: int = 1
-    batch_size: int = 16
-    T: int = 5                                  # convlstm: frames per sequence
-    lr: float = 1e-3
-    lr_decay: str = "linear"                    # linear (to 0 at the last step) | none
-    optimizer: str = "adam"                     # adam | rmsprop
-    gamma: float = 1.0                          # convlstm: lr * gamma for every layer but the ConvLSTM
-    freeze_backbone: bool = False               # convlstm: train the ConvLSTM alone
-    freeze_bn: bool = False                     # convlstm: keep the encoder's batch-norm statistics
-    head_steps: int = 0                         # convlstm: head-only steps on cached features first (training.head)
-    corrupt: float = 0.0                        # convlstm: share of windows with one frame blacked / noised
-    loss: str = "ce"                            # ce | iou | segloss
-    loss_kwargs: dict = field(default_factory=dict)
-    augment: bool = True
-    max_steps_per_epoch: int | None = None      # cap on optimiser steps per epoch (quick runs)
-    accum: int = 1                              # micro-batches accumulated per step in each process
-    seed: int = 0
-    device: str = "auto"                        # auto | cpu | cuda | cuda:N (facemask.core.devices)
-    workers: int = 0                            # data-loader processes (persistent across epochs)
-    sync_bn: bool = False                       # DDP on CUDA: SyncBatchNorm over the processes' micro-batches
-    compile: bool = False                       # torch.compile the training forward
-    data: dict = field(default_factory=dict)    # what the data is (source, videos): recorded in the model file
-
-    def __post_init__(self):
-        if self.phase not in PHASES:
-            raise ValueError(f"phase {self.phase!r}; valid: {PHASES}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
-        if self.lr_decay not in ("linear", "none"):
-            raise ValueError(f"lr_decay {self.lr_decay!r}; valid: linear, none")
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be at least 1, got {self.epochs}")
-        if self.class_names is None:
-            self.class_names = [f"class{c}" for c in range(self.classes)]
-        if len(self.class_names) != self.classes:
-            raise ValueError(f"{len(self.class_names)} class names for {self.classes} classes")
 
 
 @dataclass
@@ -147,9 +97,8 @@ def phase_model(cfg: TrainConfig, init: Path | None = None, calibration=None,
     fcn = load_model(init, map_location=device)
     if fcn.classes != cfg.classes:
         raise ValueError(f"{init}: an FCN of {fcn.classes} classes, this region has {cfg.classes}")
-    model = ConvLSTMFCN.from_fcn(fcn, peephole=cfg.model.get("peephole", True),
-                                 output_scale=cfg.model.get("output_scale", 1.0),
-                                 init=cfg.model.get("convlstm_init", "conv6"), calibration=calibration)
+    model = ConvLSTMFCN.from_fcn(fcn, peephole=cfg.model["peephole"], output_scale=cfg.model["output_scale"],
+                                 init=cfg.model["convlstm_init"], calibration=calibration)
     return model.freeze_backbone(cfg.freeze_backbone).freeze_bn(cfg.freeze_bn)
 
 

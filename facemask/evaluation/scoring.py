@@ -1,0 +1,254 @@
+"""Scoring the test set: every method's label PNGs against the ground truth, per frame, at each crop's original
+resolution (the evaluate stage's work; the reports: `facemask.evaluation.report`).
+
+`Predictions` finds each method's labels (the fuse stage's ``learned/``, the landmark stages' ``tracker/`` and
+``mesh/``); `FrameRecord` knows what the generator did to each test frame and where its crop is;
+`score_test_set` gives per-frame confusion matrices, the hold oracle's, flips and the memory ablation's
+counts; `score_memory` and `score_zoomed` the probes and the zoomed models; `recorded_runs` the other training
+seeds' records made on the same test set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from facemask.core.iou import confusion_matrix, finite_or_none, mean_iou
+from facemask.core.methods import CLIP_METHODS, CONTROLS, LANDMARK_METHODS, probe_frames
+from facemask.data.clips.store import load_split
+from facemask.data.labels import CLASS_NAMES, read_label_png
+from facemask.data.layout import frame_stem
+from facemask.evaluation.conditions import (
+    CLEAN,
+    OCCLUSION_THRESHOLD,
+    WITH_PAST,
+    carry_label,
+    clip_record,
+    condition_reports,
+    frame_conditions,
+    hold_labels,
+    is_degraded,
+    read_record,
+)
+from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
+from facemask.evaluation.metrics import comparison_figure, flip_rate, iou_report, reports_by, sequence_groups
+
+ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
+
+
+class Predictions:
+    """The predictions folder: ``learned/`` (the fuse stage: the learned methods, probes, zoomed models,
+    ``info.json``) and one folder per landmark method (``tracker/``, ``mesh/``: label PNGs and ``info.json``)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.learned = self.root / "learned"
+        self.info = _read_json(self.learned / "info.json")
+        self.landmarks = {m: _read_json(self.root / m / "info.json") for m in LANDMARK_METHODS}
+        self.methods = scored_methods(self.info, self.landmarks)
+
+    def dir(self, method: str) -> Path:
+        """The folder of `method`'s label PNGs."""
+        return self.root / method if method in LANDMARK_METHODS else self.learned / method
+
+    def label(self, method: str, name: str, gt: np.ndarray) -> np.ndarray:
+        return _prediction(self.dir(method) / f"{name}.png", gt)
+
+    def fuse_info(self) -> dict:
+        """Everything the prediction stages record (no wall-clock figures): the learned methods' info with each
+        landmark method's beside it."""
+        return {**self.info, **self.landmarks}
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def scored_methods(info: dict, landmarks: dict) -> tuple[str, ...]:
+    """What evaluate scores: the paper's methods the fuse stage wrote (its info.json; the paper's and Table 2's
+    baselines when it does not list them), the landmark tracker, the face mesh when its stage made it, then the
+    other learned methods (the temporal ones, Table 2's baselines)."""
+    fused = info.get("methods") or [*CLIP_METHODS, *info.get("baselines", [])]
+    optional = [m for m in LANDMARK_METHODS[1:] if landmarks.get(m) and "skipped" not in landmarks[m]]
+    return (*[m for m in fused if m in CLIP_METHODS], LANDMARK_METHODS[0], *optional,
+            *[m for m in fused if m not in CLIP_METHODS])
+
+
+class FrameRecord:
+    """What is known of each test frame beyond its labels: the generator's record (degraded or not, the kind;
+    `facemask.evaluation.conditions`) and the crop boxes (the masks stage's frames.csv), which the hold oracle
+    and the memory checks need. Unavailable (with the reason) for the real 300VW and the authors' release."""
+
+    def __init__(self, record: Path, mask_frames: Path, window: int):
+        self.window, self.available, self.reason = window, False, None
+        if not record.is_file():
+            self.reason = f"{record}: no per-frame record (the synthetic generator writes it)"
+            return
+        boxes = pd.read_csv(mask_frames, dtype={"video": str})
+        if boxes[["x0", "y0", "x1", "y1"]].isna().any().any():
+            self.reason = f"{mask_frames}: no crop boxes (the authors' release holds crops only)"
+            return
+        self.record = read_record(record)
+        self.boxes = {frame_stem(v, f): (int(a), int(b), int(c), int(d)) for v, f, a, b, c, d in
+                      zip(boxes.video, boxes.frame, boxes.x0, boxes.y0, boxes.x1, boxes.y1)}
+        self.path, self.available = record, True
+
+    def clip(self, names: list[str]) -> tuple[np.ndarray, list[str], list[str]] | None:
+        """(degraded, condition, kind) of a clip's frames, or None when unavailable."""
+        if not self.available:
+            return None
+        rec = clip_record(self.record, names, self.path)
+        degraded = is_degraded(rec["transient"], rec["occlusion"])
+        kinds = [t if t else ("occluded" if d else "clean") for t, d in zip(rec["transient"], degraded)]
+        return degraded, frame_conditions(degraded, self.window), kinds
+
+    def conditions_report(self, meta: pd.DataFrame, cms: np.ndarray, hold: np.ndarray | None, methods) -> dict:
+        """conditions.json: every method (and the hold oracle, a ceiling) per condition and per kind."""
+        if not self.available:
+            return {"available": False, "reason": self.reason}
+        both = np.concatenate([cms, hold[:, None]], axis=1)
+        names = (*methods, "hold")
+        return {"available": True, "occlusion_threshold": OCCLUSION_THRESHOLD, "window": self.window,
+                "degraded_frames": int((meta["condition"] != CLEAN).sum()),
+                "by_condition": condition_reports(meta["condition"], both, names),
+                "by_kind": reports_by(meta, both, names, "kind")}
+
+
+def score_test_set(clips: list[dict], predictions: Predictions, mask_dir: Path, frames: FrameRecord, T: int) -> dict:
+    """Every test frame against its label: ``meta`` (a row per frame: clip, video, category, step in its window,
+    name, condition, kind), ``cms`` (frames, methods, C, C), the hold oracle's ``hold`` (frames, C, C) when the
+    record allows, each method's ``flips``, per temporal method the pixels its memory ``changed`` on the
+    degraded frames with a clean past (`facemask.evaluation.memory`), and a hash of the labels."""
+    C, methods = len(CLASS_NAMES), predictions.methods
+    meta, cms, hold = [], [], []
+    flips = {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
+    changed = {m: 0 for m in CONTROLS}
+    labels_hash = hashlib.sha256()
+    for k, clip in enumerate(tqdm(clips, desc="evaluate", unit="clip")):
+        names = clip["names"]
+        seq = {key: [] for key in flips}
+        for name in names:
+            seq["ground_truth"].append(read_label_png(mask_dir / "labels_orig" / f"{name}.png"))
+            for m in methods:
+                seq[m].append(predictions.label(m, name, seq["ground_truth"][-1]))
+        known = frames.clip(names)
+        degraded, conds, kinds = known if known else (None, [None] * len(names), [None] * len(names))
+        for i, name in enumerate(names):
+            gt = seq["ground_truth"][i]
+            labels_hash.update(np.ascontiguousarray(gt).tobytes() + str(gt.shape).encode())
+            cms.append(np.stack([confusion_matrix(gt, seq[m][i], C) for m in methods]))
+            meta.append({"clip": k, "video": clip["video"], "category": clip["category"], "step": i % T,
+                         "name": name, "condition": conds[i], "kind": kinds[i]})
+            if known and conds[i] == WITH_PAST:
+                for m, control in CONTROLS.items():
+                    if m in seq and control in seq:
+                        changed[m] += int(np.count_nonzero(seq[m][i] != seq[control][i]))
+        if known:
+            held = hold_labels(seq["fcn"], [frames.boxes[n] for n in names], degraded)
+            hold += [confusion_matrix(g, h, C) for g, h in zip(seq["ground_truth"], held)]
+        for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
+            flips[key] += flip_rate(labels)
+    meta = pd.DataFrame(meta)
+    return {"meta": meta, "cms": np.stack(cms), "hold": np.stack(hold) if hold else None, "flips": flips,
+            "changed": changed, "methods": tuple(methods), "labels_sha256": labels_hash.hexdigest()}
+
+
+def _prediction(path: Path, gt: np.ndarray) -> np.ndarray:
+    pred = read_label_png(path)
+    if pred.shape != gt.shape:
+        raise ValueError(f"{path}: prediction {pred.shape} differs in size from its label {gt.shape}")
+    return pred
+
+
+def score_memory(clips: list[dict], mask_dir: Path, predictions: Predictions, frames: FrameRecord, test: dict) -> dict:
+    """memory.json (`facemask.evaluation.memory`): (a) each probe kind on its replaced frames, beside the FCN
+    and the hold; (b) the memoryless ablation on the degraded frames with a clean past."""
+    C = len(CLASS_NAMES)
+    probes, probe_dir = predictions.info.get("probes", {}), predictions.learned / "probes"
+    out = {"available": True, "thresholds": {"gain_over_fcn": GAIN, "below_hold": TO_HOLD,
+                                             "changed_share": MIN_CHANGED}, "probes": {}}
+    for kind in probes.get("kinds", []):
+        sums, n = {m: np.zeros((C, C), np.int64) for m in (*probes["methods"], "hold")}, 0
+        for clip in clips:
+            names = clip["names"]
+            for i in probe_frames(len(names), frames.window):
+                gt = read_label_png(mask_dir / "labels_orig" / f"{names[i]}.png")
+                for m in probes["methods"]:
+                    sums[m] += confusion_matrix(gt, _prediction(probe_dir / kind / m / f"{names[i]}.png", gt), C)
+                before = read_label_png(predictions.dir("fcn") / f"{names[i - 1]}.png")
+                held = carry_label(before, frames.boxes[names[i - 1]], frames.boxes[names[i]])
+                sums["hold"] += confusion_matrix(gt, held, C)
+                n += 1
+        out["probes"][kind] = probe_report(sums, n)
+    meta, cms, methods = test["meta"], test["cms"], list(test["methods"])
+    rows = (meta["condition"] == WITH_PAST).to_numpy()
+    pixels = int(cms[rows, 0].sum()) if rows.any() else 0
+    out["ablation"] = ablation_report({m: cms[rows, methods.index(m)].sum(0) for m in methods},
+                                      test["changed"], pixels, int(rows.sum()))
+    return out
+
+
+def score_zoomed(clips_dir: Path, predictions: Predictions, groups: int) -> tuple[dict, dict]:
+    """The eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets, and per group of clips."""
+    zoomed, zoomed_groups = {}, {}
+    for region, names in ZOOM_CLASSES.items():
+        _, gt = load_split(clips_dir / region / "test")
+        zoomed[region], zoomed_groups[region] = {}, {}
+        for arch in ("fcn", "convlstm"):
+            pred = np.load(predictions.learned / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
+            per_clip = np.stack([confusion_matrix(gt[k], pred[k], len(names)) for k in range(len(gt))])
+            zoomed[region][arch] = iou_report(per_clip.sum(0), names)
+            zoomed_groups[region][arch] = [finite_or_none(mean_iou(per_clip[g].sum(0)))
+                                           for g in sequence_groups(len(gt), groups)]
+    return zoomed, zoomed_groups
+
+
+def test_set_id(meta: pd.DataFrame, groups: int, labels_sha256: str) -> dict:
+    """What a seed's record must share with this run to be summarised with it: the test frames (their
+    number, clips and a hash of their names, in order), a hash of their labels (the same names on a
+    regenerated benchmark are other frames) and the significance groups."""
+    names = "\n".join(meta["name"]).encode()
+    return {"clips": int(meta["clip"].nunique()), "frames": int(len(meta)), "groups": int(groups),
+            "names_sha256": hashlib.sha256(names).hexdigest(), "labels_sha256": labels_sha256}
+
+
+def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
+    """The other seeds' records (``seed_<N>.json``) made on this run's test set. A record that names its test
+    set must match it; an older one without must hold per-group mIoUs, this run's number of them. Others
+    are left out, each with a warning (a seed run on another benchmark, or the tiny pipelines of the tests)."""
+    runs = {}
+    for f in sorted(folder.glob("seed_*.json")):
+        r = json.loads(f.read_text())
+        if "test_set" in r:
+            same, why = r["test_set"] == test_set, f"test set {r['test_set']} is not this run's {test_set}"
+        else:
+            sizes = {len(v) for v in (r.get("group_miou") or {}).values()}
+            same, why = sizes == {test_set["groups"]}, f"groups {sorted(sizes)} are not this run's {test_set['groups']}"
+        if same:
+            runs[int(r["seed"])] = r
+        else:
+            log.warning("evaluate: %s left out of the seeds' summary: %s", f, why)
+    return runs
+
+
+def example_rows(clips: list[dict], predictions: Predictions, mask_dir: Path, n_examples: int) -> list[tuple]:
+    """Fig. 5's rows: the middle frame of evenly spaced test clips (crop, ground truth, every method's labels)."""
+    picks = sorted({int(round(x)) for x in np.linspace(0, len(clips) - 1, min(n_examples, len(clips)))})
+    rows = []
+    for k in picks:
+        name = clips[k]["names"][len(clips[k]["names"]) // 2]
+        image = cv2.imread(str(mask_dir / "images_orig" / f"{name}.jpg"), cv2.IMREAD_COLOR)
+        gt = read_label_png(mask_dir / "labels_orig" / f"{name}.png")
+        rows.append((image, gt, {m: read_label_png(predictions.dir(m) / f"{name}.png") for m in predictions.methods},
+                     name))
+    return rows
+
+
+def example_figure(clips: list[dict], predictions: Predictions, mask_dir: Path, n_examples: int) -> np.ndarray:
+    """The paper's Fig. 5 for the test set (`example_rows`, `facemask.evaluation.metrics.comparison_figure`)."""
+    return comparison_figure(example_rows(clips, predictions, mask_dir, n_examples), predictions.methods)
