@@ -3,4 +3,4 @@ per-subject and per-time-step tables, temporal stability, figures.
 
 The modules are imported by name (``from facemask.evaluation.X import ...``); this file imports nothing.
 """
-__all__ = ["conditions", "memory", "metrics"]
+__all__ = ["conditions", "memory", "metrics", "stats"]
