@@ -199,6 +199,8 @@ def test_pairs_must_share_subjects_and_classes():
         bootstrap_difference(a, SeedRuns("b", np.ones((1, 4, 3, 3), np.int64), (0,)), draws=10)
     with pytest.raises(BadInputError, match="baseline 'x' is none of the methods"):
         compare([a], "x", draws=10)
+    with pytest.raises(BadInputError, match=r"methods named twice: \['a'\]"):
+        compare([a, a], "a", draws=10)
 
 
 def test_subject_sums_add_each_subjects_frames_in_sorted_order():

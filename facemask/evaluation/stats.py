@@ -209,7 +209,10 @@ def compare(methods: Sequence[SeedRuns], baseline: str, draws: int = DRAWS, seed
     The results are those of `bootstrap_score` and `bootstrap_difference` with the same arguments (the same
     draws), each method's per-draw scores computed once. JSON-ready.
     """
-    by_name = {m.name: m for m in methods}
+    names = [m.name for m in methods]
+    by_name = dict(zip(names, methods))
+    if len(by_name) != len(names):
+        raise BadInputError(f"methods named twice: {sorted(n for n in by_name if names.count(n) > 1)}")
     if baseline not in by_name:
         raise BadInputError(f"baseline {baseline!r} is none of the methods {sorted(by_name)}")
     base = by_name[baseline]
