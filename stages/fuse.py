@@ -30,11 +30,11 @@ import pandas as pd
 
 from facemask.core import devices
 from facemask.core.io import atomic_dir
+from facemask.core.methods import CLIP_METHODS, PROBED, PROBES, TEMPORAL_METHODS
 from facemask.data.clips.build import read_split_clips
 from facemask.data.clips.store import load_split
-from facemask.inference.fusion import CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor
+from facemask.inference.fusion import Cascade, ClipPredictor
 from facemask.inference.predictions import write_methods, write_probes, write_zoomed
-from facemask.inference.probes import PROBED, PROBES
 from facemask.models.registry import load_model
 from stages._common import load_params, run_stage, setup_logging, stage_args
 

@@ -76,7 +76,7 @@ BAD_PARAMS = [
     ("train.fcn.max_steps_per_epoch", -5, "train.fcn.max_steps_per_epoch: must be >= 1, got -5"),
     ("masks.workers", "two", "masks.workers: must be a whole number, got 'two'"),
     ("train.fcn.batch_size", "16", "train.fcn.batch_size: must be a whole number, got '16'"),
-    ("evaluate.groups", 0, "evaluate.groups: must be >= 2, got 0"),
+    ("evaluate.draws", 0, "evaluate.draws: must be >= 100, got 0"),
     ("clips.window", 4, "clips.window: must equal train.convlstm.T (5), the ConvLSTM's window, got 4"),
     ("clips.input_size", {"face": 16, "eyes": 64, "mouth": 64}, "clips.input_size.face: must be >= 32, got 16"),
     ("masks.max_drop_share", 1.5, "masks.max_drop_share: must be <= 1, got 1.5"),

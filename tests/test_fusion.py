@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from _stages import stage_args
 from torch import nn
 
-from facemask.inference.fusion import (CLIP_METHODS, TEMPORAL_METHODS, Cascade, ClipPredictor, labels_at, merge_region,
-                                       per_frame, predict_packed, to_input, windows_of)
-from facemask.inference.probes import PROBED, PROBES
+from facemask.core.methods import CLIP_METHODS, PROBED, PROBES, TEMPORAL_METHODS
+from facemask.inference.fusion import (Cascade, ClipPredictor, labels_at, merge_region, per_frame, predict_packed,
+                                       to_input, windows_of)
 
 # ---------------------------------------------------------------------------------------------------
 # The replacement rule on hand-made masks

@@ -7,9 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from facemask.core.methods import probe_frames
 from facemask.data.clips.loaders import corrupt_window
 from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
-from facemask.inference.probes import probe_frames, replacement
+from facemask.inference.probes import replacement
 from facemask.models.nets import ConvLSTM, ConvLSTMFCN
 from facemask.training.head import HeadBatches
 

@@ -10,8 +10,8 @@ import pytest
 from _stages import stage_args
 
 from facemask.core.iou import confusion_matrix, iou_per_class, mean_iou
-from facemask.evaluation.metrics import (flip_rate, flips, iou_report, paired_tests, reports_by, sequence_groups,
-                                         significance, stability_report, subject_table, timestep_table)
+from facemask.evaluation.metrics import (flip_rate, flips, iou_report, reports_by, stability_report, subject_table,
+                                         timestep_table)
 from facemask.inference.smoothing import gaussian_weights, temporal_smooth
 
 
@@ -70,26 +70,6 @@ def test_temporal_smooth_renormalises_at_the_ends():
     p = np.random.default_rng(0).dirichlet(np.ones(3), size=(7, 4, 4)).transpose(0, 3, 1, 2)  # (L, C, H, W)
     s = temporal_smooth(p, 0.6, 5)
     np.testing.assert_allclose(s.sum(1), 1.0, atol=1e-12)
-
-
-def test_sequence_groups():
-    groups = sequence_groups(23, 10)
-    assert [len(g) for g in groups] == [3, 3, 3, 2, 2, 2, 2, 2, 2, 2]
-    np.testing.assert_array_equal(np.concatenate(groups), np.arange(23))
-    assert len(sequence_groups(4, 10)) == 4
-
-
-def test_paired_t_test_by_hand():
-    a, b = [0.5, 0.6, 0.7], [0.4, 0.5, 0.5]
-    r = paired_tests(a, b)
-    # differences 0.1, 0.1, 0.2: mean 2/15, sd sqrt(1/300), t = mean / (sd / sqrt 3) = 4
-    assert r["t"] == pytest.approx(4.0)
-    # Student t with 2 degrees of freedom: P(|T| > t) = 1 - t / sqrt(2 + t^2)
-    assert r["p_ttest"] == pytest.approx(1 - 4 / math.sqrt(18))
-    assert r["mean_diff"] == pytest.approx(2 / 15)
-    assert r["groups"] == 3
-    # no difference at all: no test
-    assert paired_tests(a, a)["p_ttest"] is None
 
 
 def test_flip_counts_on_a_tiny_sequence():
@@ -170,28 +150,6 @@ def test_timestep_table():
     assert t.loc[2, "primary_minus_fcn"] == pytest.approx((4 / 5 + 5 / 6) / 2 - (3 / 5 + 5 / 7) / 2)
 
 
-def test_significance_over_groups_of_sequences():
-    meta, cms, methods = _tiny_set()
-    sig = significance(meta, cms, methods, groups=10)
-    assert sig["groups"] == 2 and sig["sequences"] == 2 and sig["sequences_per_group"] == [1, 1]
-    # group of clip 0: fcn [[6,0,0],[0,4,2],[0,0,4]] -> 2/3; primary [[6,0,0],[0,6,0],[0,1,3]] -> (6/7 + 3/4) / 2
-    # group of clip 1: fcn 1/3; primary 1
-    fcn, prim = [2 / 3, 1 / 3], [(6 / 7 + 3 / 4) / 2, 1.0]
-    np.testing.assert_allclose(sig["group_miou"]["fcn"], fcn)
-    np.testing.assert_allclose(sig["group_miou"]["primary"], prim)
-    d = np.subtract(prim, fcn)
-    t = d.mean() / (abs(d[0] - d[1]) / math.sqrt(2) / math.sqrt(2))
-    test = sig["tests"]["primary"]
-    assert test["t"] == pytest.approx(t)
-    # Student t with 1 degree of freedom (Cauchy): P(|T| > t) = 1 - 2 arctan(t) / pi
-    assert test["p_ttest"] == pytest.approx(1 - 2 * math.atan(t) / math.pi)
-    assert test["significant"] is False and "fcn" not in sig["tests"]
-
-
-# ---------------------------------------------------------------------------------------------------
-# The evaluate stage on a hand-made test set in the contract layout
-
-
 def _write_eval_layout(root, baselines: dict | None = None):
     """The contract layout; `baselines` ({arch: "fcn" | ...}): Table 2 baselines whose predictions copy
     those of the named method, listed in data/predictions/learned/info.json as the fuse stage does. The learned
@@ -201,7 +159,7 @@ def _write_eval_layout(root, baselines: dict | None = None):
 
     from facemask.data.labels import write_label_png
 
-    write_params(root, **{"seed": 0, "clips.window": 5, "evaluate.groups": 2, "evaluate.examples": 2})
+    write_params(root, **{"seed": 0, "clips.window": 5, "evaluate.draws": 2000, "evaluate.examples": 2})
     clips = root / "data" / "clips"
     clips.mkdir(parents=True)
     (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
@@ -249,29 +207,23 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     from stages import evaluate
 
     _write_eval_layout(tmp_path)
-    # a run with training seed 1, recorded earlier: every method at mIoU 0.5, per-group 0.4 and 0.6
-    (tmp_path / "metrics" / "seeds").mkdir(parents=True)
+    seeds_dir = tmp_path / "metrics" / "seeds"
+    seeds_dir.mkdir(parents=True)
     other = {m: {"skin": 0.5, "eyes": 0.5, "lips": 0.5, "inner_mouth": 0.5, "miou": 0.5}
              for m in ("fcn", "fcn_smooth", "primary", "cascade")}
-    (tmp_path / "metrics" / "seeds" / "seed_1.json").write_text(json.dumps(
-        {"seed": 1, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}}))
-    (tmp_path / "metrics" / "seeds" / "seed_0.json").write_text(json.dumps(  # stale: this run replaces it
-        {"seed": 0, "eval": {m: dict(v, miou=0.0) for m, v in other.items()}, "group_miou": {}}))
-    # records of other test sets, left out: 3 groups (an older record, no test set named), another test set
-    (tmp_path / "metrics" / "seeds" / "seed_3.json").write_text(json.dumps(
-        {"seed": 3, "eval": other, "group_miou": {m: [0.4, 0.5, 0.6] for m in other}}))
     names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)]
     from facemask.data.labels import read_label_png
     gt = read_label_png(tmp_path / "data" / "300VW-Mask" / "labels_orig" / f"{names[0]}.png")
     labels = hashlib.sha256((gt.tobytes() + str(gt.shape).encode()) * 10).hexdigest()   # the same label, 10 frames
-    ours = {"clips": 2, "frames": 10, "groups": 2, "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
+    ours = {"clips": 2, "frames": 10, "names_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest(),
             "labels_sha256": labels}
-    (tmp_path / "metrics" / "seeds" / "seed_4.json").write_text(json.dumps(
-        {"seed": 4, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other}, "test_set": {**ours, "frames": 9}}))
-    # the same frame names on a regenerated benchmark: other labels, left out too
-    (tmp_path / "metrics" / "seeds" / "seed_5.json").write_text(json.dumps(
-        {"seed": 5, "eval": other, "group_miou": {m: [0.4, 0.6] for m in other},
-         "test_set": {**ours, "labels_sha256": "0" * 64}}))
+    # records left out: older ones without per-subject matrices, another test set, the same names on a
+    # regenerated benchmark (other labels)
+    (seeds_dir / "seed_3.json").write_text(json.dumps({"seed": 3, "eval": other, "test_set": ours}))
+    (seeds_dir / "seed_4.json").write_text(json.dumps(
+        {"seed": 4, "eval": other, "cms": {}, "test_set": {**ours, "frames": 9}}))
+    (seeds_dir / "seed_5.json").write_text(json.dumps(
+        {"seed": 5, "eval": other, "cms": {}, "test_set": {**ours, "labels_sha256": "0" * 64}}))
     monkeypatch.chdir(tmp_path)
     evaluate.main(stage_args("evaluate"))
     ev = json.loads((tmp_path / "metrics" / "eval.json").read_text())
@@ -280,8 +232,9 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     assert all(list(v) == ["skin", "eyes", "lips", "inner_mouth", "miou"] for v in ev.values())
     assert ev["cascade"]["miou"] == pytest.approx(1.0)
     # the FCN calls the 24 eye pixels skin: skin IoU 274 / 298, eyes 0, lips and inner mouth 1
+    fcn0 = (274 / 298 + 0 + 1 + 1) / 4
     assert ev["fcn"]["skin"] == pytest.approx(274 / 298) and ev["fcn"]["eyes"] == 0.0
-    assert ev["fcn"]["miou"] == pytest.approx((274 / 298 + 0 + 1 + 1) / 4)
+    assert ev["fcn"]["miou"] == pytest.approx(fcn0)
     zoomed = json.loads((tmp_path / "metrics" / "zoomed.json").read_text())
     assert zoomed["eyes"]["convlstm"]["eye"] == pytest.approx(1.0) and zoomed["eyes"]["fcn"]["eye"] == 0.0
     assert set(zoomed["mouth"]["convlstm"]) == {"lips", "inner_mouth", "miou"}
@@ -291,28 +244,38 @@ def test_evaluate_stage(tmp_path, monkeypatch, capsys):
     subj = pd.read_csv(out / "per_subject.csv", dtype={"subject": str})
     assert subj["subject"].tolist() == ["001", "002"] and (subj["frames"] == 5).all()
     steps = json.loads((out / "timestep.json").read_text())
-    assert steps["primary_minus_fcn"]["t5"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    assert steps["primary_minus_fcn"]["t5"] == pytest.approx(1.0 - fcn0)
     stab = json.loads((out / "stability.json").read_text())
     assert stab["flip_rate"]["ground_truth"] == 0.0 and stab["counts"]["fcn"]["pixels"] == 2 * 4 * 480
-    sig = json.loads((out / "significance.json").read_text())
-    assert sig["groups"] == 2 and sig["tests"]["primary"]["mean_diff"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    sig = json.loads((out / "significance.json").read_text())  # this run: the 2 test subjects resampled
+    assert sig["comparisons"] == 4 and sig["differences"]["primary"]["estimate"] == pytest.approx(1.0 - fcn0)
+    assert sig["differences"]["primary"]["resampled"] == "subjects"
     assert json.loads((out / "categories.json").read_text()).keys() == {"1", "2"}
     assert "| primary + zoomed eye/mouth models |" in capsys.readouterr().out
-    # seeds: this run (seed 0) and the recorded seed 1, by hand
-    seeds = pd.read_csv(out / "seeds.csv")
-    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 5 + 4  # seed 1's record has no tracker
-    fcn0 = (274 / 298 + 2) / 4
-    summary = json.loads((out / "seeds.json").read_text())["methods"]
-    assert summary["cascade"]["mean"] == pytest.approx(0.75) and summary["cascade"]["std"] == pytest.approx(0.5 ** 0.5 / 2)
-    assert summary["fcn"]["mean"] == pytest.approx((fcn0 + 0.5) / 2) and summary["fcn"]["seeds"] == 2
-    assert summary["tracker"]["seeds"] == 1 and summary["tracker"]["mean"] == 0.0  # this run's only
-    # P on the per-group mIoU averaged over both seeds: cascade (1 + 0.4) / 2, (1 + 0.6) / 2 against the FCN's
-    # (fcn0 + 0.4) / 2, (fcn0 + 0.6) / 2: the same difference in both groups, so P = 0
-    assert summary["cascade"]["test_vs_fcn"]["p_ttest"] == 0.0
-    assert summary["cascade"]["test_vs_fcn"]["mean_diff"] == pytest.approx((1 - fcn0) / 2)
     run = json.loads((out / "run.json").read_text())
-    assert run["seed"] == 0 and run["eval"]["cascade"]["miou"] == pytest.approx(1.0)
-    assert run["test_set"] == ours
+    assert run["seed"] == 0 and run["eval"]["cascade"]["miou"] == pytest.approx(1.0) and run["test_set"] == ours
+    # per subject: each of the 2 subjects' 5 frames summed; the FCN's 24 eye pixels a frame are skin
+    assert run["cms"]["subjects"] == ["001", "002"]
+    assert np.array(run["cms"]["all"]["fcn"])[:, 2, 1].tolist() == [5 * 24, 5 * 24]
+    assert np.array(run["cms"]["timestep"]["t1"]["fcn"])[:, 2, 1].tolist() == [24, 24]
+    # seed 1, recorded earlier: as seed 0 but its cascade no better than the FCN
+    seed1 = {**run, "seed": 1, "eval": {**run["eval"], "cascade": run["eval"]["fcn"]},
+             "cms": {**run["cms"], "all": {**run["cms"]["all"], "cascade": run["cms"]["all"]["fcn"]}}}
+    (seeds_dir / "seed_1.json").write_text(json.dumps(seed1))
+    (seeds_dir / "seed_0.json").write_text(json.dumps({**seed1, "seed": 0}))  # stale: this run replaces it
+    evaluate.main(stage_args("evaluate"))
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert sorted(seeds["seed"].unique()) == [0, 1] and len(seeds) == 2 * 5
+    summary = json.loads((out / "seeds.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    cascade = summary["methods"]["cascade"]
+    assert cascade["mean"] == pytest.approx((1 + fcn0) / 2) and cascade["std"] == pytest.approx((1 - fcn0) / 2 ** 0.5)
+    assert summary["methods"]["tracker"]["seeds"] == 2 and summary["methods"]["tracker"]["mean"] == 0.0
+    # the statistics over seeds and subjects: the mean over seeds of cascade - FCN, (1 - fcn0 + 0) / 2
+    diff = summary["statistics"]["all"]["differences"]["cascade"]
+    assert diff["estimate"] == pytest.approx((1 - fcn0) / 2) and diff["resampled"] == "seeds and subjects"
+    assert diff["seeds"] == [0, 1] and 0 <= diff["low"] <= diff["estimate"] <= diff["high"] <= 1 - fcn0 + 1e-12
+    assert summary["statistics"]["all"]["scores"]["tracker"]["seeds"] == []  # untrained: the same in every seed
 
 
 def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, capsys):
@@ -342,15 +305,9 @@ def test_evaluate_scores_the_table2_baselines_fuse_lists(tmp_path, monkeypatch, 
     assert ev["fcn_vgg16"] == ev["fcn"] and ev["deeplab_v2"]["miou"] == pytest.approx(1.0)
     out = tmp_path / "metrics" / "eval"
     sig = json.loads((out / "significance.json").read_text())
-    assert sig["tests"]["deeplab_v2"]["mean_diff"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
+    assert sig["differences"]["deeplab_v2"]["estimate"] == pytest.approx(1.0 - (274 / 298 + 2) / 4)
     md = capsys.readouterr().out
     assert "| VGG-16 FCN-8s |" in md and "| DeepLab-V2 (VGG-16, ASPP) |" in md and "(1 seed)" in md
-
-
-def test_paired_test_with_a_constant_difference():
-    r = paired_tests([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
-    assert r["p_ttest"] == 0.0 and r["t"] is None and r["mean_diff"] == pytest.approx(0.1)
-    assert r["p_wilcoxon"] == pytest.approx(0.25)  # exact: both tails of 1 / 2^3
 
 
 def test_evaluate_writes_the_conditions_the_hold_oracle_and_the_memory_checks(tmp_path, monkeypatch, capsys):
@@ -399,11 +356,17 @@ def test_evaluate_writes_the_conditions_the_hold_oracle_and_the_memory_checks(tm
     assert by["degraded_with_clean_past"]["primary"]["miou"] == pytest.approx(1.0)
     assert by["degraded_with_clean_past"]["fcn"]["miou"] == pytest.approx(no_eyes_miou)
     assert by["all"]["hold"]["miou"] == pytest.approx(no_eyes_miou)   # the FCN's own labels, held
+    # the ceiling: the FCN's labels, but on 001_000003 (degraded, 001_000002 clean before it) the ground truth of
+    # 001_000002 carried over (the same box): 9 frames with the eyes as skin, 1 perfect; on 002_000006 (no clean
+    # frame before it in its clip) the FCN's own
+    assert by["degraded_with_clean_past"]["ceiling"]["miou"] == pytest.approx(1.0)
+    assert by["degraded_without_clean_past"]["ceiling"]["miou"] == pytest.approx(no_eyes_miou)
+    assert by["all"]["ceiling"]["miou"] == pytest.approx((10 * 274 / (9 * 298 + 274) + 24 / 240 + 2) / 4)
     assert cond["by_kind"]["blur"]["frames"] == 1 and cond["by_kind"]["clean"]["frames"] == 8
     memory = json.loads((tmp_path / "metrics" / "eval" / "memory.json").read_text())
     black = memory["probes"]["black"]
     assert black["frames"] == 2 and black["miou"]["fcn"] == 0.0 and black["miou"]["primary"] == pytest.approx(1.0)
-    assert black["miou"]["hold"] == pytest.approx(no_eyes_miou)
+    assert black["miou"]["hold"] == pytest.approx(no_eyes_miou) and black["miou"]["ceiling"] == pytest.approx(1.0)
     assert black["checks"]["primary"] == {"gain_over_fcn": pytest.approx(1.0),
                                           "below_hold": pytest.approx(no_eyes_miou - 1.0), "pass": True}
     ab = memory["ablation"]["methods"]["primary"]
@@ -412,4 +375,4 @@ def test_evaluate_writes_the_conditions_the_hold_oracle_and_the_memory_checks(tm
     assert ab["miou"] == pytest.approx(1.0) and ab["control_miou"] == pytest.approx(no_eyes_miou)
     assert memory["ablation"]["methods"]["primary_stream"]["changed_share"] == pytest.approx(24 / 480)
     results = (tmp_path / "metrics" / "eval" / "results.md").read_text()
-    assert "hold oracle" in results and "Memory checks" in results
+    assert "hold baseline" in results and "ceiling" in results and "Memory checks" in results

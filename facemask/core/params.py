@@ -428,8 +428,10 @@ class Fuse(Section):
 class Evaluate(Section):
     """Metrics, significance and figures (facemask/evaluation/)."""
 
-    groups: int = Field(10, ge=2)
-    """Significance: test sequences in this many groups, paired test."""
+    draws: int = Field(25_000, ge=100)
+    """Bootstrap draws over training seeds and test subjects, for every interval and P value."""
+    stats_seed: int = Field(0, ge=0)
+    """Seed of the bootstrap's draws (the same draws for every method, run and table)."""
     examples: int = Field(6, ge=1)
     """Frames in the side-by-side figure."""
 

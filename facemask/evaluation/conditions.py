@@ -1,4 +1,4 @@
-"""Scores by frame condition, and the hold oracle: what a perfect memory could add to a per-frame model.
+"""Scores by frame condition, the hold baseline and the ceiling: what a memory of the last clean view adds.
 
 The synthetic generator records for every frame (``data/raw/300VW/frames.csv``) the transient event it
 carries (``transient``: a kind, or empty) and the share of the face's skin outline that occluders cover
@@ -10,13 +10,15 @@ carries (``transient``: a kind, or empty) and the share of the face's skin outli
   frame earlier in its T-frame window (the windows 0.., T.., 2T.. of a clip, as `facemask.inference.fusion.windows_of`
   cuts them: what a windowed ConvLSTM could remember); degraded without one (the window's memory holds only
   degraded frames, or the frame opens its window).
-* **the hold oracle** (`hold_labels`): a model's labels on every degraded frame replaced by its labels of the
-  last clean frame earlier in the clip (a degraded frame with none keeps its own). A label map is carried
+* **the hold baseline and the ceiling** (`hold_labels`): the FCN's labels on every degraded frame replaced by the
+  FCN's labels (the baseline), or by the ground truth (the ceiling), of the last clean frame earlier in the clip
+  (a degraded frame with none keeps the FCN's own). A label map is carried
   from one frame to another through the video frame (`carry_label`): pasted into full-frame coordinates at
   its crop box and cut out at the other frame's crop box, pixels outside the first box counted background.
   That is what a memory holding the face still, in the image, would give: it ignores the face's motion
-  since the clean frame, so it is a ceiling for memory of the *last clean view*, not for a model that
-  also tracks the motion.
+  since the clean frame. The baseline is what a per-frame model with such a memory of its own last clean view
+  scores (a temporal model should beat it); the ceiling is the most such a memory could add to the FCN (a model
+  that also follows the motion can still exceed it, on frames where the face moved).
 
 Every score is accumulated as in the evaluate stage: per-frame confusion matrices summed over the frames
 of a condition, IoU per class, the mIoU over the non-background classes (`facemask.evaluation.metrics.reports_by`).
@@ -101,13 +103,20 @@ def carry_label(label: np.ndarray, src_box: Sequence[int], dst_box: Sequence[int
     return out
 
 
-def hold_labels(labels: Sequence[np.ndarray], boxes: Sequence[Sequence[int]],
-                degraded: Sequence[bool]) -> list[np.ndarray]:
-    """The hold oracle on one clip: each frame's labels, or on a degraded frame the labels of the last clean
-    frame before it (`hold_sources`) carried to this frame's crop box (`carry_label`)."""
-    if not len(labels) == len(boxes) == len(degraded):
-        raise ValueError(f"labels {len(labels)}, boxes {len(boxes)} and degraded {len(degraded)} differ in length")
-    return [labels[i] if s == i else carry_label(labels[s], boxes[s], boxes[i])
+def hold_labels(labels: Sequence[np.ndarray], boxes: Sequence[Sequence[int]], degraded: Sequence[bool],
+                held: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+    """A hold on one clip: each frame's `labels`, or on a degraded frame with a clean frame before it the `held`
+    labels (default: `labels`) of the last such frame (`hold_sources`), carried to this frame's crop box
+    (`carry_label`).
+
+    With the FCN's labels for both, the **hold baseline**: a per-frame model with a memory of its own last clean
+    view. With the FCN's labels and ``held`` the ground truth, the **ceiling** of such a memory: what the FCN plus
+    a perfect memory of the last clean view of the face, held still in the image, would score."""
+    held = labels if held is None else held
+    if not len(labels) == len(boxes) == len(degraded) == len(held):
+        raise ValueError(f"labels {len(labels)}, held {len(held)}, boxes {len(boxes)} and degraded {len(degraded)} "
+                         "differ in length")
+    return [labels[i] if s == i else carry_label(held[s], boxes[s], boxes[i])
             for i, s in enumerate(hold_sources(degraded))]
 
 

@@ -2,8 +2,9 @@
 
 * IoU from a confusion matrix accumulated over the whole test set (`facemask.core.iou`); the mIoU is
   the mean over the facial classes, background excluded (Table 2's note).
-* Significance against the baseline FCN: the test sequences in G groups, a paired test over the
-  groups' mIoUs (the paper: 80 sequences, 10 groups, P < 0.05).
+* Significance against the baseline FCN: the paper groups its 80 test sequences in 10 and runs a paired test
+  over the groups; here every interval and P value comes from one bootstrap over training seeds and test subjects
+  (`facemask.evaluation.stats`, `facemask.evaluation.evidence`), since contiguous groups of clips share subjects.
 * Temporal stability: how often a pixel's class flips between consecutive frames, for a prediction
   and for the ground truth (flicker is what video users notice; the paper does not measure it).
 """
@@ -14,7 +15,6 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from facemask.core.iou import finite_or_none, iou_per_class, mean_iou
 from facemask.data.labels import CLASS_NAMES, classes_to_rgb
@@ -26,42 +26,6 @@ def iou_report(cm: np.ndarray, names: Sequence[str] = CLASS_NAMES) -> dict[str, 
     iou = iou_per_class(cm)
     out = {name: finite_or_none(v) for name, v in zip(names[1:], iou[1:])}
     out["miou"] = finite_or_none(mean_iou(cm))
-    return out
-
-
-def sequence_groups(n: int, groups: int) -> list[np.ndarray]:
-    """Split sequence indices 0..n-1, in order, into min(groups, n) contiguous groups of near-equal size."""
-    if n < 1:
-        raise ValueError("no sequences to group")
-    return [g for g in np.array_split(np.arange(n), min(int(groups), n)) if len(g)]
-
-
-def paired_tests(method: Sequence[float], baseline: Sequence[float]) -> dict[str, float | int | None]:
-    """Paired tests of per-group scores of a method against the baseline's on the same groups.
-
-    Returns the mean difference, the paired t-test's statistic and two-sided P value
-    (`scipy.stats.ttest_rel`) and the Wilcoxon signed-rank test's P value; None where a test is
-    undefined (fewer than two groups, or all differences zero). The same non-zero difference in every
-    group gives P = 0 (t is infinite, reported as None).
-    """
-
-    a, b = np.asarray(method, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"paired scores differ in length: {a.shape} vs {b.shape}")
-    diff = a - b
-    out: dict[str, float | int | None] = {"groups": int(a.size), "mean_diff": finite_or_none(diff.mean()) if a.size else None,
-                                          "t": None, "p_ttest": None, "p_wilcoxon": None}
-    if a.size < 2 or not np.any(diff != 0):
-        return out
-    if np.ptp(diff) <= 1e-12 * np.abs(diff).max():  # the same difference in every group: t is infinite
-        out["p_ttest"] = 0.0
-    else:
-        t = stats.ttest_rel(a, b)
-        out["t"], out["p_ttest"] = finite_or_none(t.statistic), finite_or_none(t.pvalue)
-    try:
-        out["p_wilcoxon"] = finite_or_none(stats.wilcoxon(a, b).pvalue)
-    except ValueError:
-        pass
     return out
 
 
@@ -141,35 +105,6 @@ def timestep_table(meta, cms: np.ndarray, methods: Sequence[str], baseline: str 
     return pd.DataFrame(rows)
 
 
-def significance(meta, cms: np.ndarray, methods: Sequence[str], groups: int, baseline: str = "fcn",
-                 alpha: float = 0.05) -> dict:
-    """The paper's test (Sect. 4.2): the test sequences, in their order, in `groups` contiguous groups;
-    each group's mIoU from its summed confusion matrices; every method paired against `baseline`
-    (`paired_tests`), significant when the t-test's P < `alpha`."""
-    clips = list(dict.fromkeys(meta["clip"].tolist()))
-    parts = sequence_groups(len(clips), groups)
-    clip_groups = {clips[c]: g for g, part in enumerate(parts) for c in part}
-    gid = meta["clip"].map(clip_groups).to_numpy()
-    per_group = np.stack([[mean_iou(cms[gid == g, i].sum(0)) for i in range(len(methods))]
-                          for g in range(len(parts))])
-    b = list(methods).index(baseline)
-    return {
-        "baseline": baseline,
-        "sequences": len(clips),
-        "groups": len(parts),
-        "sequences_per_group": [int(len(p)) for p in parts],
-        "group_miou": {m: [finite_or_none(v) for v in per_group[:, i]] for i, m in enumerate(methods)},
-        "alpha": alpha,
-        "tests": {m: _with_verdict(paired_tests(per_group[:, i], per_group[:, b]), alpha)
-                  for i, m in enumerate(methods) if i != b},
-    }
-
-
-def _with_verdict(test: dict, alpha: float) -> dict:
-    p = test["p_ttest"]
-    return {**test, "significant": None if p is None else bool(p < alpha)}
-
-
 def seeds_table(runs: Mapping[int, Mapping], methods: Sequence[str],
                 classes: Sequence[str] = CLASS_NAMES[1:]) -> pd.DataFrame:
     """One row per (seed, method) with its ``miou`` and per-class IoU, from ``{seed: run record}``;
@@ -184,25 +119,15 @@ def seeds_table(runs: Mapping[int, Mapping], methods: Sequence[str],
     return pd.DataFrame(rows, columns=["seed", "method", "miou", *classes])
 
 
-def seeds_summary(runs: Mapping[int, Mapping], methods: Sequence[str], baseline: str = "fcn") -> dict:
-    """Per method: mean and sample standard deviation of the mIoU over the seeds, their number, and the
-    paper's paired test against `baseline` on the per-group mIoUs averaged over the seeds that ran both.
-
-    The spread is what a single run's difference must beat: a difference smaller than it is not evidence.
-    """
+def seeds_summary(runs: Mapping[int, Mapping], methods: Sequence[str]) -> dict:
+    """Per method: the mean and sample standard deviation of the mIoU over the training seeds, and their number
+    (a description; the intervals and P values: `facemask.evaluation.evidence.compare_runs`)."""
     out = {}
     for m in methods:
         vals = [runs[s]["eval"][m]["miou"] for s in sorted(runs) if m in runs[s]["eval"]
                 and runs[s]["eval"][m].get("miou") is not None]
-        both = [s for s in sorted(runs) if m in runs[s].get("group_miou", {}) and baseline in runs[s]["group_miou"]]
-        test = None
-        if m != baseline and both:
-            a = np.mean([runs[s]["group_miou"][m] for s in both], axis=0, dtype=np.float64)
-            b = np.mean([runs[s]["group_miou"][baseline] for s in both], axis=0, dtype=np.float64)
-            test = paired_tests(a, b)
         out[m] = {"seeds": len(vals), "mean": finite_or_none(np.mean(vals)) if vals else None,
-                  "std": finite_or_none(np.std(vals, ddof=1)) if len(vals) > 1 else None,
-                  "test_vs_" + baseline: test}
+                  "std": finite_or_none(np.std(vals, ddof=1)) if len(vals) > 1 else None}
     return out
 
 

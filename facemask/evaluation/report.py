@@ -18,7 +18,8 @@ LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "prim
           "primary_stream": "primary ConvLSTM-FCN, state carried across windows",
           "cascade_stream": "cascade, primary's state carried across windows",
           "primary_reset": "primary ConvLSTM-FCN, state reset every frame (memoryless control)",
-          "hold": "hold oracle (FCN's labels of the last clean frame; a ceiling)"}
+          "hold": "hold baseline (the FCN's labels of the last clean frame, held)",
+          "ceiling": "ceiling (the ground truth of the last clean frame, held; the FCN elsewhere)"}
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not
 #: part of the text we have.
 PAPER_MIOU = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
@@ -30,75 +31,78 @@ def _pct(x) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
 
 
-def _p(test: dict | None) -> str:
-    p = (test or {}).get("p_ttest")
-    return "n/a" if p is None else f"{p:.2g}"
+def _interval(r: dict | None) -> str:
+    """``mean [low, high]`` of a bootstrap result (`facemask.evaluation.stats`), in points of mIoU."""
+    if r is None:
+        return "–"
+    return f"{_pct(r['estimate'])} [{_pct(r['low'])}, {_pct(r['high'])}]"
 
 
-def results_markdown(report: dict, sig: dict, stability: dict, categories: dict, seeds: dict, seed: int,
-                     methods: tuple[str, ...] = SCORED_METHODS) -> str:
-    n = max(v["seeds"] for v in seeds.values())
-    seeds_col = f"{n} seed" + ("s" if n != 1 else "")
-    head = ["method", *CLASS_NAMES[1:], "mIoU", f"mIoU, {seeds_col}", "paper mIoU", "P vs FCN", f"P, {seeds_col}",
-            "flip rate / GT's"]
+def _pvalue(d: dict | None) -> str:
+    return "–" if d is None else f"{d['p']:.2g} ({d['p_holm']:.2g})"
+
+
+def results_markdown(report: dict, significance: dict | None, stability: dict, categories: dict, seeds: dict,
+                     seed: int, methods: tuple[str, ...] = SCORED_METHODS, conditions: dict | None = None,
+                     memory: dict | None = None) -> str:
+    """results.md: the methods' IoUs (this run), their mean over the training seeds with the statistics over seeds
+    and subjects, per 300VW category, per frame condition and the memory checks."""
+    stats = seeds["statistics"]["all"] or {"scores": {}, "differences": {}, "comparisons": 0}
+    n = len(seeds["seeds"])
+    head = ["method", *CLASS_NAMES[1:], f"mIoU, seed {seed}", f"mIoU over {n} seed{'s' * (n != 1)}: mean ± std",
+            "[95 % interval]", "paper", "− FCN [95 % interval]", "P (Holm)", "flip rate / GT's"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
-        r, sd = report[m], seeds[m]
+        r, sd = report[m], seeds["methods"][m]
         ratio = stability["ratio_to_ground_truth"].get(m)
         if sd["mean"] is None:
             spread = "–"
         elif m in UNTRAINED:  # no training seed: one run is all there is
             spread = f"{_pct(sd['mean'])} (not trained)"
         else:
-            spread = (f"{_pct(sd['mean'])} ± {_pct(sd['std'])}" if sd["std"] is not None
-                      else f"{_pct(sd['mean'])} (1 seed)")
+            spread = f"{_pct(sd['mean'])} ± {_pct(sd['std'])}" if sd["std"] is not None else f"{_pct(sd['mean'])} (1 seed)"
+        score, diff = stats["scores"].get(m), stats["differences"].get(m)
+        interval = "–" if score is None else f"[{_pct(score['low'])}, {_pct(score['high'])}]"
         lines.append("| " + " | ".join([LABELS[m], *(_pct(r[c]) for c in CLASS_NAMES[1:]), f"**{_pct(r['miou'])}**",
-                                        spread, f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
-                                        "–" if m == "fcn" else _p(sig["tests"].get(m)),
-                                        "–" if m == "fcn" else _p(sd["test_vs_fcn"]),
+                                        spread, interval, f"{PAPER_MIOU[m]:.2f}" if m in PAPER_MIOU else "–",
+                                        _interval(diff), _pvalue(diff),
                                         "–" if ratio is None else f"{ratio:.2f}"]) + " |")
-    cat = ["", "mIoU (%) per 300VW category:", "",
+    note = (f"\nIoU (%) on the test set, at each crop's original resolution, training seed {seed}; over the seeds: "
+            f"mean ± standard deviation of the {n} training seeds' mIoU (metrics/eval/seeds.csv). Intervals and P: "
+            f"{STATS_NOTE} ({stats['comparisons']} comparisons with the FCN, P Holm-adjusted in brackets). "
+            f"Flip rate: share of pixels whose class changes between consecutive frames, relative to the ground "
+            f"truth's ({_pct(stability['flip_rate']['ground_truth'])} %).")
+    cat = ["", "mIoU (%) per 300VW category (this run):", "",
            "| category | frames | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
     for c, d in categories.items():
         cat.append(f"| {c} | {d['frames']} | " + " | ".join(_pct(d[m]["miou"]) for m in methods) + " |")
-    note = (f"\nIoU (%) on the test set ({sig['sequences']} sequences), at each crop's original resolution, "
-            f"training seed {seed}; mIoU over seeds: mean ± standard deviation over the training seeds "
-            f"(metrics/eval/seeds.csv). P: paired t-test of the per-group mIoU against the baseline FCN over "
-            f"{sig['groups']} groups of sequences (this run; and on the per-group mIoU averaged over the seeds). "
-            f"Flip rate: share of pixels whose class changes between consecutive frames, "
-            f"relative to the ground truth's ({_pct(stability['flip_rate']['ground_truth'])} %).")
-    return "\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n"
+    return ("\n".join(lines) + "\n" + note + "\n" + "\n".join(cat) + "\n" + conditions_markdown(conditions or {}, seeds)
+            + memory_markdown(memory or {}))
 
 
-def conditions_markdown(conditions: dict) -> str:
-    """results.md: mIoU per frame condition, with the hold oracle as a ceiling row."""
+#: How every interval and P value of the reports is made (`facemask.evaluation.stats`).
+STATS_NOTE = ("two-way bootstrap over training seeds and test subjects (videos), 95 % percentile intervals, "
+              "two-sided P of the difference (facemask/evaluation/stats.py)")
+
+
+def conditions_markdown(conditions: dict, seeds: dict) -> str:
+    """results.md: mIoU per frame condition over the training seeds (mean and interval), the hold baseline and
+    the ceiling among the rows."""
     if not conditions.get("available"):
         return f"\nNo per-condition scores: {conditions.get('reason')}\n"
-    by = conditions["by_condition"]
-    cols = ["all", *CONDITIONS]
-    lines = ["", f"mIoU (%) per frame condition ({conditions['degraded_frames']} degraded test frames: a transient "
-                 f"event, or occluders over >= {conditions['occlusion_threshold']} of the face; 'with clean past': a "
-                 f"clean frame earlier in the {conditions['window']}-frame window). The hold oracle (the FCN's labels "
-                 "of the clip's last clean frame on every degraded frame) is a ceiling, not a method:", "",
+    by, stats = conditions["by_condition"], seeds["statistics"].get("conditions", {})
+    cols = [c for c in CONDITIONS if stats.get(c)]
+    n = len(seeds["seeds"])
+    lines = ["", f"mIoU (%) per frame condition, mean over {n} training seed{'s' * (n != 1)} [95 % interval] "
+                 f"({conditions['degraded_frames']} degraded test frames of this run: a transient event, or occluders "
+                 f"over >= {conditions['occlusion_threshold']} of the face; 'with clean past': a clean frame earlier "
+                 f"in the {conditions['window']}-frame window). The hold baseline shows the FCN's labels of the "
+                 "clip's last clean frame on every degraded frame (a per-frame model with a memory of its own last "
+                 "clean view); the ceiling shows the ground truth of that frame (the most such a memory could add "
+                 "to the FCN):", "",
              "| method | " + " | ".join(f"{c} ({by[c]['frames']})" for c in cols) + " |", "|---|" + "---|" * len(cols)]
     for m in [k for k in by["all"] if k != "frames"]:
-        cells = [_pct(by[c][m]["miou"]) if by[c].get(m) else "–" for c in cols]
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def conditions_seeds_markdown(by: dict) -> str:
-    """results.md: mIoU per frame condition as mean ± std over the training seeds (when more than one ran)."""
-    n = max((r["seeds"] for c in by.values() for r in c.values()), default=0)
-    if n < 2:
-        return ""
-    cols = [c for c in ("all", *CONDITIONS) if c in by]
-    cell = lambda r: "–" if r is None else _pct(r["mean"]) + (f" ± {100 * r['std']:.2f}" if r["std"] is not None else "")  # noqa: E731
-    lines = ["", f"mIoU (%) per frame condition over the training seeds (mean ± std, {n} seeds; "
-                 "metrics/eval/seeds.json → conditions):", "",
-             "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    for m in by["all"] if "all" in by else by[cols[0]]:
-        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(cell(by[c].get(m)) for c in cols) + " |")
+        lines.append(f"| {LABELS.get(m, m)} | " + " | ".join(_interval(stats[c]["scores"].get(m)) for c in cols) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -12,32 +12,27 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from facemask.core.iou import confusion_matrix, finite_or_none, mean_iou
+from facemask.core.iou import confusion_matrix
 from facemask.core.methods import CLIP_METHODS, CONTROLS, LANDMARK_METHODS, probe_frames
 from facemask.data.clips.store import load_split
 from facemask.data.labels import CLASS_NAMES, read_label_png
 from facemask.data.layout import frame_stem
-from facemask.evaluation.conditions import (
-    CLEAN,
-    OCCLUSION_THRESHOLD,
-    WITH_PAST,
-    carry_label,
-    clip_record,
-    condition_reports,
-    frame_conditions,
-    hold_labels,
-    is_degraded,
-    read_record,
-)
+from facemask.evaluation.conditions import (CLEAN, OCCLUSION_THRESHOLD, WITH_PAST, carry_label, clip_record,
+                                            condition_reports, frame_conditions, hold_labels, is_degraded, read_record)
+from facemask.evaluation.evidence import subject_cms
 from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
-from facemask.evaluation.metrics import comparison_figure, flip_rate, iou_report, reports_by, sequence_groups
+from facemask.evaluation.metrics import comparison_figure, flip_rate, iou_report, reports_by
 
+#: What a memory of the last clean view gives, scored beside the methods: the hold baseline (the FCN's labels of
+#: the last clean frame, held) and the ceiling (the ground truth of the last clean frame, held; the FCN elsewhere).
+REFERENCES = ("hold", "ceiling")
 ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "inner_mouth")}
 
 
@@ -107,25 +102,25 @@ class FrameRecord:
         kinds = [t if t else ("occluded" if d else "clean") for t, d in zip(rec["transient"], degraded)]
         return degraded, frame_conditions(degraded, self.window), kinds
 
-    def conditions_report(self, meta: pd.DataFrame, cms: np.ndarray, hold: np.ndarray | None, methods) -> dict:
-        """conditions.json: every method (and the hold oracle, a ceiling) per condition and per kind."""
+    def conditions_report(self, meta: pd.DataFrame, cms: np.ndarray, names: Sequence[str]) -> dict:
+        """conditions.json: every method, the hold baseline and the ceiling (`REFERENCES`, among `names`) per
+        condition and per kind."""
         if not self.available:
             return {"available": False, "reason": self.reason}
-        both = np.concatenate([cms, hold[:, None]], axis=1)
-        names = (*methods, "hold")
         return {"available": True, "occlusion_threshold": OCCLUSION_THRESHOLD, "window": self.window,
                 "degraded_frames": int((meta["condition"] != CLEAN).sum()),
-                "by_condition": condition_reports(meta["condition"], both, names),
-                "by_kind": reports_by(meta, both, names, "kind")}
+                "by_condition": condition_reports(meta["condition"], cms, names),
+                "by_kind": reports_by(meta, cms, names, "kind")}
 
 
 def score_test_set(clips: list[dict], predictions: Predictions, mask_dir: Path, frames: FrameRecord, T: int) -> dict:
     """Every test frame against its label: ``meta`` (a row per frame: clip, video, category, step in its window,
-    name, condition, kind), ``cms`` (frames, methods, C, C), the hold oracle's ``hold`` (frames, C, C) when the
-    record allows, each method's ``flips``, per temporal method the pixels its memory ``changed`` on the
-    degraded frames with a clean past (`facemask.evaluation.memory`), and a hash of the labels."""
+    name, condition, kind), ``cms`` (frames, methods, C, C), the references' ``refs`` ({"hold", "ceiling"}: (frames,
+    C, C) each, when the record allows; `facemask.evaluation.conditions.hold_labels`), each method's ``flips``, per
+    temporal method the pixels its memory ``changed`` on the degraded frames with a clean past
+    (`facemask.evaluation.memory`), and a hash of the labels."""
     C, methods = len(CLASS_NAMES), predictions.methods
-    meta, cms, hold = [], [], []
+    meta, cms, refs = [], [], {r: [] for r in REFERENCES}
     flips = {k: np.zeros(2, np.int64) for k in ("ground_truth", *methods)}
     changed = {m: 0 for m in CONTROLS}
     labels_hash = hashlib.sha256()
@@ -149,12 +144,15 @@ def score_test_set(clips: list[dict], predictions: Predictions, mask_dir: Path, 
                     if m in seq and control in seq:
                         changed[m] += int(np.count_nonzero(seq[m][i] != seq[control][i]))
         if known:
-            held = hold_labels(seq["fcn"], [frames.boxes[n] for n in names], degraded)
-            hold += [confusion_matrix(g, h, C) for g, h in zip(seq["ground_truth"], held)]
+            boxes = [frames.boxes[n] for n in names]
+            for ref, source in (("hold", seq["fcn"]), ("ceiling", seq["ground_truth"])):
+                held = hold_labels(seq["fcn"], boxes, degraded, held=source)
+                refs[ref] += [confusion_matrix(g, h, C) for g, h in zip(seq["ground_truth"], held)]
         for key, labels in seq.items():  # within a clip only: clips are not contiguous in time
             flips[key] += flip_rate(labels)
     meta = pd.DataFrame(meta)
-    return {"meta": meta, "cms": np.stack(cms), "hold": np.stack(hold) if hold else None, "flips": flips,
+    refs = {r: np.stack(v) for r, v in refs.items() if v}
+    return {"meta": meta, "cms": np.stack(cms), "refs": refs, "flips": flips,
             "changed": changed, "methods": tuple(methods), "labels_sha256": labels_hash.hexdigest()}
 
 
@@ -166,25 +164,18 @@ def _prediction(path: Path, gt: np.ndarray) -> np.ndarray:
 
 
 def score_memory(clips: list[dict], mask_dir: Path, predictions: Predictions, frames: FrameRecord, test: dict) -> dict:
-    """memory.json (`facemask.evaluation.memory`): (a) each probe kind on its replaced frames, beside the FCN
-    and the hold; (b) the memoryless ablation on the degraded frames with a clean past."""
-    C = len(CLASS_NAMES)
+    """memory.json (`facemask.evaluation.memory`): (a) each probe kind on its replaced frames, beside the FCN, the
+    hold baseline and the ceiling (the FCN's labels, or the ground truth, of the frame before, carried to this
+    frame's crop); (b) the memoryless ablation on the degraded frames with a clean past. Also ``cms``: per probe
+    kind, every name's per-subject confusion matrices (`facemask.evaluation.evidence.subject_cms`)."""
     probes, probe_dir = predictions.info.get("probes", {}), predictions.learned / "probes"
     out = {"available": True, "thresholds": {"gain_over_fcn": GAIN, "below_hold": TO_HOLD,
-                                             "changed_share": MIN_CHANGED}, "probes": {}}
+                                             "changed_share": MIN_CHANGED}, "probes": {}, "cms": {}}
     for kind in probes.get("kinds", []):
-        sums, n = {m: np.zeros((C, C), np.int64) for m in (*probes["methods"], "hold")}, 0
-        for clip in clips:
-            names = clip["names"]
-            for i in probe_frames(len(names), frames.window):
-                gt = read_label_png(mask_dir / "labels_orig" / f"{names[i]}.png")
-                for m in probes["methods"]:
-                    sums[m] += confusion_matrix(gt, _prediction(probe_dir / kind / m / f"{names[i]}.png", gt), C)
-                before = read_label_png(predictions.dir("fcn") / f"{names[i - 1]}.png")
-                held = carry_label(before, frames.boxes[names[i - 1]], frames.boxes[names[i]])
-                sums["hold"] += confusion_matrix(gt, held, C)
-                n += 1
-        out["probes"][kind] = probe_report(sums, n)
+        names = (*probes["methods"], *REFERENCES)
+        videos, cms = _probe_cms(clips, mask_dir, predictions, probe_dir / kind, probes["methods"], frames)
+        out["probes"][kind] = probe_report(dict(zip(names, cms.sum(0))), len(cms))
+        out["cms"][kind] = subject_cms(videos, cms, names)[1]
     meta, cms, methods = test["meta"], test["cms"], list(test["methods"])
     rows = (meta["condition"] == WITH_PAST).to_numpy()
     pixels = int(cms[rows, 0].sum()) if rows.any() else 0
@@ -193,46 +184,65 @@ def score_memory(clips: list[dict], mask_dir: Path, predictions: Predictions, fr
     return out
 
 
-def score_zoomed(clips_dir: Path, predictions: Predictions, groups: int) -> tuple[dict, dict]:
-    """The eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets, and per group of clips."""
-    zoomed, zoomed_groups = {}, {}
+def _probe_cms(clips: list[dict], mask_dir: Path, predictions: Predictions, kind_dir: Path, methods: Sequence[str],
+               frames: FrameRecord) -> tuple[list[str], np.ndarray]:
+    """The replaced frames of one probe kind: their videos and confusion matrices (frames, methods + REFERENCES,
+    C, C); the references carry the FCN's labels, or the ground truth, of the frame before."""
+    C = len(CLASS_NAMES)
+    videos, cms = [], []
+    for clip in clips:
+        names = clip["names"]
+        for i in probe_frames(len(names), frames.window):
+            gt = read_label_png(mask_dir / "labels_orig" / f"{names[i]}.png")
+            before = {"hold": read_label_png(predictions.dir("fcn") / f"{names[i - 1]}.png"),
+                      "ceiling": read_label_png(mask_dir / "labels_orig" / f"{names[i - 1]}.png")}
+            src, dst = frames.boxes[names[i - 1]], frames.boxes[names[i]]
+            row = [confusion_matrix(gt, _prediction(kind_dir / m / f"{names[i]}.png", gt), C) for m in methods]
+            row += [confusion_matrix(gt, carry_label(before[r], src, dst), C) for r in REFERENCES]
+            videos.append(clip["video"])
+            cms.append(np.stack(row))
+    return videos, np.stack(cms) if cms else np.zeros((0, len(methods) + len(REFERENCES), C, C), np.int64)
+
+
+def score_zoomed(clips_dir: Path, predictions: Predictions, videos: Sequence[str]) -> tuple[dict, dict]:
+    """The eye and mouth models (FCN and ConvLSTM-FCN) on their test sub-datasets (`videos`: each clip's subject),
+    and per region and model the per-subject confusion matrices."""
+    zoomed, per_subject = {}, {}
     for region, names in ZOOM_CLASSES.items():
         _, gt = load_split(clips_dir / region / "test")
-        zoomed[region], zoomed_groups[region] = {}, {}
+        zoomed[region], per_subject[region] = {}, {}
         for arch in ("fcn", "convlstm"):
             pred = np.load(predictions.learned / "zoomed" / region / f"{arch}.npy", mmap_mode="r")
             per_clip = np.stack([confusion_matrix(gt[k], pred[k], len(names)) for k in range(len(gt))])
             zoomed[region][arch] = iou_report(per_clip.sum(0), names)
-            zoomed_groups[region][arch] = [finite_or_none(mean_iou(per_clip[g].sum(0)))
-                                           for g in sequence_groups(len(gt), groups)]
-    return zoomed, zoomed_groups
+            per_subject[region][arch] = subject_cms(videos, per_clip[:, None], (arch,))[1][arch]
+    return zoomed, per_subject
 
 
-def test_set_id(meta: pd.DataFrame, groups: int, labels_sha256: str) -> dict:
-    """What a seed's record must share with this run to be summarised with it: the test frames (their
-    number, clips and a hash of their names, in order), a hash of their labels (the same names on a
-    regenerated benchmark are other frames) and the significance groups."""
+def test_set_id(meta: pd.DataFrame, labels_sha256: str) -> dict:
+    """What a seed's record must share with this run to be summarised with it: the test frames (their number,
+    clips and a hash of their names, in order) and a hash of their labels (the same names on a regenerated
+    benchmark are other frames)."""
     names = "\n".join(meta["name"]).encode()
-    return {"clips": int(meta["clip"].nunique()), "frames": int(len(meta)), "groups": int(groups),
+    return {"clips": int(meta["clip"].nunique()), "frames": int(len(meta)),
             "names_sha256": hashlib.sha256(names).hexdigest(), "labels_sha256": labels_sha256}
 
 
 def recorded_runs(folder: Path, test_set: dict, log) -> dict[int, dict]:
-    """The other seeds' records (``seed_<N>.json``) made on this run's test set. A record that names its test
-    set must match it; an older one without must hold per-group mIoUs, this run's number of them. Others
-    are left out, each with a warning (a seed run on another benchmark, or the tiny pipelines of the tests)."""
+    """The other seeds' records (``seed_<N>.json``) made on this run's test set, with the per-subject confusion
+    matrices the statistics need (``cms``). Others are left out, each with a warning (a seed run on another
+    benchmark, an older record, or the tiny pipelines of the tests)."""
     runs = {}
     for f in sorted(folder.glob("seed_*.json")):
         r = json.loads(f.read_text())
-        if "test_set" in r:
-            same, why = r["test_set"] == test_set, f"test set {r['test_set']} is not this run's {test_set}"
+        if r.get("test_set") != test_set:
+            why = f"test set {r.get('test_set')} is not this run's {test_set}"
+        elif "cms" not in r:
+            why = "no per-subject confusion matrices (a record older than the statistics over seeds and subjects)"
         else:
-            sizes = {len(v) for v in (r.get("group_miou") or {}).values()}
-            same, why = sizes == {test_set["groups"]}, f"groups {sorted(sizes)} are not this run's {test_set['groups']}"
-        if same:
             runs[int(r["seed"])] = r
-        else:
-            log.warning("evaluate: %s left out of the seeds' summary: %s", f, why)
+            continue
+        log.warning("evaluate: %s left out of the seeds' summary: %s", f, why)
     return runs
 
 

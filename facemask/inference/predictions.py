@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from facemask.core.methods import PROBED, PROBES
 from facemask.data.clips.regions import ZOOM_REGIONS
 from facemask.data.clips.store import load_split
 from facemask.data.labels import write_label_png
 from facemask.inference.fusion import ClipPredictor, predict_packed
-from facemask.inference.probes import PROBED, PROBES, probe_clip
+from facemask.inference.probes import probe_clip
 from facemask.models.registry import load_model
 
 

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from facemask.core.methods import PROBED, PROBES, probe_frames
+from facemask.core.methods import PROBES, probe_frames
 from facemask.inference.fusion import ClipPredictor, Stream, fcn_probs, labels_at, per_frame, window_labels, windows_of
 
 
