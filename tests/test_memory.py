@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facemask.core.methods import probe_frames
+from facemask.core.methods import donor_clip, probe_frames
 from facemask.data.clips.loaders import corrupt_window
-from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
+from facemask.evaluation.memory import FOLLOW, GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
 from facemask.inference.probes import replacement
 from facemask.models.nets import ConvLSTM, ConvLSTMFCN
 from facemask.training.head import HeadBatches
@@ -117,8 +117,20 @@ def test_probe_frames_and_replacements():
     assert (replacement("black", (4, 4, 3), (0,)) == 0).all()
     a, b = replacement("noise", (64, 64, 3), (1, 2)), replacement("noise", (64, 64, 3), (1, 2))
     assert np.array_equal(a, b) and 100 < a.mean() < 155 and a.std() > 60
-    with pytest.raises(ValueError, match="valid: black, noise"):
+    with pytest.raises(ValueError, match="valid: black, noise, bars, checker, cut"):
         replacement("grey", (4, 4, 3), (0,))
+    bars = replacement("bars", (3, 14, 3), (0,))          # 7 bars of 2 columns each
+    assert bars[0, 0].tolist() == [191, 191, 191] and bars[2, 3].tolist() == [191, 191, 0]
+    assert bars[1, 13].tolist() == [0, 0, 191] and (bars[0] == bars[2]).all()
+    checker = replacement("checker", (16, 24, 3), (0,))
+    assert checker[0, 0].tolist() == [0, 0, 0] and checker[0, 8].tolist() == [255] * 3
+    assert checker[8, 0].tolist() == [255] * 3 and checker[15, 23].tolist() == [255] * 3 and checker.mean() == 127.5
+
+
+def test_the_cut_takes_the_next_clip_of_another_subject():
+    videos = ["001", "001", "002", "003", "003"]
+    assert [donor_clip(videos, k) for k in range(5)] == [2, 2, 3, 0, 0]
+    assert donor_clip(["001", "001"], 1) == 1             # nobody else: itself
 
 
 def _cm(tp: int, fp: int, fn: int, rest: int) -> np.ndarray:
@@ -136,6 +148,19 @@ def test_probe_report_passes_a_method_near_the_hold_and_well_above_the_fcn():
     assert r["checks"]["primary_stream"]["gain_over_fcn"] == pytest.approx(0.2)
     assert not r["checks"]["primary_stream"]["pass"]      # +20 over the FCN, but 50 points under the hold
     assert (GAIN, TO_HOLD) == (0.20, 0.10)
+
+
+def test_the_cut_must_be_followed_not_held():
+    """On a cut the rule flips: the temporal method must score no more than FOLLOW under the FCN (which sees only
+    the new face); holding the old face (as the hold does) fails."""
+    cms = {"fcn": _cm(8, 1, 1, 90), "hold": _cm(1, 0, 9, 90), "primary": _cm(7, 1, 1, 91),
+           "primary_stream": _cm(5, 2, 3, 90)}
+    r = probe_report(cms, frames=6, kind="cut")
+    assert r["miou"]["fcn"] == pytest.approx(0.8) and r["miou"]["primary"] == pytest.approx(7 / 9)
+    assert r["checks"]["primary"]["gain_over_fcn"] == pytest.approx(7 / 9 - 0.8) and r["checks"]["primary"]["pass"]
+    assert r["checks"]["primary_stream"]["gain_over_fcn"] == pytest.approx(-0.3)
+    assert not r["checks"]["primary_stream"]["pass"] and FOLLOW == 0.05
+    assert "follows the cut" in r["rule"] and "hold" in probe_report(cms, 6, kind="bars")["rule"]
 
 
 def test_ablation_report_says_whether_the_memory_changes_anything():

@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facemask.core.iou import confusion_matrix
-from facemask.core.methods import CLIP_METHODS, CONTROLS, LANDMARK_METHODS, probe_frames
+from facemask.core.methods import CLIP_METHODS, CONTROLS, LANDMARK_METHODS, donor_clip, probe_frames
 from facemask.data.clips.store import load_split
 from facemask.data.labels import CLASS_NAMES, read_label_png
 from facemask.data.layout import frame_stem
@@ -173,8 +173,8 @@ def score_memory(clips: list[dict], mask_dir: Path, predictions: Predictions, fr
                                              "changed_share": MIN_CHANGED}, "probes": {}, "cms": {}}
     for kind in probes.get("kinds", []):
         names = (*probes["methods"], *REFERENCES)
-        videos, cms = _probe_cms(clips, mask_dir, predictions, probe_dir / kind, probes["methods"], frames)
-        out["probes"][kind] = probe_report(dict(zip(names, cms.sum(0))), len(cms))
+        videos, cms = _probe_cms(clips, mask_dir, predictions, probe_dir / kind, probes["methods"], frames, kind)
+        out["probes"][kind] = probe_report(dict(zip(names, cms.sum(0))), len(cms), kind)
         out["cms"][kind] = subject_cms(videos, cms, names)[1]
     meta, cms, methods = test["meta"], test["cms"], list(test["methods"])
     rows = (meta["condition"] == WITH_PAST).to_numpy()
@@ -185,15 +185,20 @@ def score_memory(clips: list[dict], mask_dir: Path, predictions: Predictions, fr
 
 
 def _probe_cms(clips: list[dict], mask_dir: Path, predictions: Predictions, kind_dir: Path, methods: Sequence[str],
-               frames: FrameRecord) -> tuple[list[str], np.ndarray]:
+               frames: FrameRecord, kind: str) -> tuple[list[str], np.ndarray]:
     """The replaced frames of one probe kind: their videos and confusion matrices (frames, methods + REFERENCES,
-    C, C); the references carry the FCN's labels, or the ground truth, of the frame before."""
+    C, C) against the frame's ground truth (the cut: the donor frame's, resized to this crop); the references
+    carry the FCN's labels, or the ground truth, of the frame before."""
     C = len(CLASS_NAMES)
     videos, cms = [], []
-    for clip in clips:
+    subjects = [clip["video"] for clip in clips]
+    for k, clip in enumerate(clips):
         names = clip["names"]
         for i in probe_frames(len(names), frames.window):
             gt = read_label_png(mask_dir / "labels_orig" / f"{names[i]}.png")
+            if kind == "cut":  # the donor's frame, as the models saw it: its crop resized to this one's
+                donor = read_label_png(mask_dir / "labels_orig" / f"{clips[donor_clip(subjects, k)]['names'][i]}.png")
+                gt = cv2.resize(donor, gt.shape[::-1], interpolation=cv2.INTER_NEAREST)
             before = {"hold": read_label_png(predictions.dir("fcn") / f"{names[i - 1]}.png"),
                       "ceiling": read_label_png(mask_dir / "labels_orig" / f"{names[i - 1]}.png")}
             src, dst = frames.boxes[names[i - 1]], frames.boxes[names[i]]

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from facemask.core.methods import PROBED, PROBES
+from facemask.core.methods import PROBED, PROBES, donor_clip
 from facemask.data.clips.regions import ZOOM_REGIONS
 from facemask.data.clips.store import load_split
 from facemask.data.labels import write_label_png
@@ -53,11 +53,13 @@ def write_probes(out: Path, predictor: ClipPredictor, clips: list[dict], packed,
     for kind in PROBES:
         for m in PROBED:
             (out / kind / m).mkdir(parents=True)
+    videos = [clip["video"] for clip in clips]
     for k, clip in enumerate(tqdm(clips, desc="memory probes", unit="clip")):
         names = clip["names"]
         crops = [read_crop(mask_dir / "images_orig" / f"{n}.jpg") for n in names]
+        donor = packed[donor_clip(videos, k)]
         for kind in PROBES:
-            labels = probe_clip(predictor, crops, packed[k, :len(names)], kind, seed=(k,))
+            labels = probe_clip(predictor, crops, packed[k, :len(names)], kind, seed=(k,), donor=donor)
             for m in PROBED:
                 for i, lab in labels[m].items():
                     write_label_png(out / kind / m / f"{names[i]}.png", lab)
