@@ -35,7 +35,7 @@ from facemask.inference.mesh import FaceMeshVideo
 from facemask.inference.tracker import ShapePredictor, map_box
 
 SIZE = (640, 480)
-#: the rows of the comparison
+#: the rows of the comparison (and ``default-smoothed``: the default with ``--landmark-smoothing``)
 LANDMARKERS = ("default", "mediapipe-plain", "dlib")
 
 
@@ -143,12 +143,13 @@ def compare(video: PhotoVideo, rows=LANDMARKERS, dlib_models=None) -> dict[str, 
     """Each row's (5, 5) confusion counts on one video."""
     out = {}
     for row in rows:
-        if row == "default":
-            out[row] = label_counts(predict_labels(video.frames)[0], video.points)
+        if row in ("default", "default-smoothed"):
+            smoothing = row == "default-smoothed"
+            out[row] = label_counts(predict_labels(video.frames, landmark_smoothing=smoothing)[0], video.points)
         elif row == "mediapipe-plain":
             out[row] = mask_counts(plain_mediapipe(video.frames), video.points)
         elif row == "dlib":
             out[row] = mask_counts(dlib_points(video.frames, *(dlib_models or ())), video.points)
         else:
-            raise ValueError(f"unknown row {row!r}; valid: {', '.join(LANDMARKERS)}")
+            raise ValueError(f"unknown row {row!r}; valid: {', '.join(LANDMARKERS)}, default-smoothed")
     return out
