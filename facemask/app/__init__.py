@@ -1,6 +1,7 @@
-"""Layer 6: the `facemask` command — `facemask predict` (sources, segmenters, face locating, outputs) and
-`facemask params` / `facemask check-params` (the settings' files).
+"""Layer 6: the `facemask` command — `facemask predict` (sources, segmenters, face locating, outputs),
+`facemask params` / `facemask check-params` (the settings' files) and `facemask fit-mp68` (`mp68fit`, on the
+annotated real faces of `realfaces`).
 
 The modules are imported by name (``from facemask.app.X import ...``); this file imports nothing.
 """
-__all__ = ["cli", "locate", "outputs", "predict", "segmenters", "settings", "sources"]
+__all__ = ["cli", "locate", "mp68fit", "outputs", "predict", "realfaces", "segmenters", "settings", "sources"]
