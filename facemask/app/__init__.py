@@ -1,7 +1,8 @@
 """Layer 6: the `facemask` command — `facemask predict` (sources, segmenters, face locating, outputs),
+the test videos as `facemask predict` runs them (`located`),
 `facemask params` / `facemask check-params` (the settings' files) and `facemask fit-mp68` (`mp68fit`, on the
 annotated real faces of `realfaces`).
 
 The modules are imported by name (``from facemask.app.X import ...``); this file imports nothing.
 """
-__all__ = ["cli", "locate", "mp68fit", "outputs", "predict", "realfaces", "segmenters", "settings", "sources"]
+__all__ = ["cli", "locate", "located", "mp68fit", "outputs", "predict", "realfaces", "segmenters", "settings", "sources"]

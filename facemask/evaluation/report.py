@@ -18,6 +18,10 @@ LABELS = {"fcn": "baseline FCN", "fcn_smooth": "FCN + temporal smoothing", "prim
           "primary_stream": "primary ConvLSTM-FCN, state carried across windows",
           "cascade_stream": "cascade, primary's state carried across windows",
           "primary_reset": "primary ConvLSTM-FCN, state reset every frame (memoryless control)",
+          "predict_cascade": "cascade as `facemask predict` runs it (crops from the landmarks, state streamed)",
+          "predict_primary": "primary as `facemask predict` runs it (crops from the landmarks, state streamed)",
+          "predict_primary_window": "primary as `facemask predict --state window` runs it (crops from the landmarks)",
+          "predict_fcn": "FCN as `facemask predict` runs it (crops from the landmarks)",
           "hold": "hold baseline (the FCN's labels of the last clean frame, held)",
           "ceiling": "ceiling (the ground truth of the last clean frame, held; the FCN elsewhere)"}
 #: mIoU (%) the paper reports (Table 9; the tracker: Table 2, row 1); the per-class values were not

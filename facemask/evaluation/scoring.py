@@ -38,18 +38,22 @@ ZOOM_CLASSES = {"eyes": ("background", "eye"), "mouth": ("background", "lips", "
 
 class Predictions:
     """The predictions folder: ``learned/`` (the fuse stage: the learned methods, probes, zoomed models,
-    ``info.json``) and one folder per landmark method (``tracker/``, ``mesh/``: label PNGs and ``info.json``)."""
+    ``info.json``), one folder per landmark method (``tracker/``, ``mesh/``: label PNGs and ``info.json``) and
+    ``located/`` (the learned methods as `facemask predict` runs them, `facemask.app.located`)."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.learned = self.root / "learned"
         self.info = _read_json(self.learned / "info.json")
         self.landmarks = {m: _read_json(self.root / m / "info.json") for m in LANDMARK_METHODS}
-        self.methods = scored_methods(self.info, self.landmarks)
+        self.located = _read_json(self.root / "located" / "info.json")
+        self.methods = (*scored_methods(self.info, self.landmarks), *self.located.get("methods", []))
 
     def dir(self, method: str) -> Path:
         """The folder of `method`'s label PNGs."""
-        return self.root / method if method in LANDMARK_METHODS else self.learned / method
+        if method in LANDMARK_METHODS:
+            return self.root / method
+        return self.root / "located" / method if method in self.located.get("methods", []) else self.learned / method
 
     def label(self, method: str, name: str, gt: np.ndarray) -> np.ndarray:
         return _prediction(self.dir(method) / f"{name}.png", gt)
@@ -57,7 +61,7 @@ class Predictions:
     def fuse_info(self) -> dict:
         """Everything the prediction stages record (no wall-clock figures): the learned methods' info with each
         landmark method's beside it."""
-        return {**self.info, **self.landmarks}
+        return {**self.info, **self.landmarks, "located": self.located}
 
 
 def _read_json(path: Path) -> dict:
