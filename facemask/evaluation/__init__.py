@@ -4,4 +4,4 @@ memory checks, the statistics over training seeds and test subjects, and the rep
 
 The modules are imported by name (``from facemask.evaluation.X import ...``); this file imports nothing.
 """
-__all__ = ["conditions", "memory", "metrics", "report", "run", "scoring", "stats"]
+__all__ = ["conditions", "evidence", "memory", "metrics", "report", "run", "scoring", "stats"]
