@@ -13,7 +13,7 @@ whole test set (confusion matrices summed). Writes:
   ``timestep.csv`` / ``timestep.json`` (Table 4), ``significance.json`` (paired tests against the
   FCN over groups of test sequences), ``stability.json`` (flicker), ``examples.png`` (Fig. 5),
   ``seeds.csv`` / ``seeds.json`` (this run and the runs with other training seeds recorded in
-  ``metrics/seeds/seed_<N>.json`` by scripts/seeds.py: mIoU per seed, mean ± std, seed-averaged P),
+  ``metrics/seeds/seed_<N>.json`` by `facemask exp seeds`: mIoU per seed, mean ± std, seed-averaged P),
   ``fuse_info.json`` (box fallbacks) and ``results.md`` (also printed).
 """
 from __future__ import annotations
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         atomic_write_json(out / "memory.json", memory)
         seeds_table(runs, methods).to_csv(out / "seeds.csv", index=False, float_format="%.6f")
         atomic_write_json(out / "seeds.json", {"seeds": sorted(runs), "methods": seeds, "conditions": seed_conditions})
-        atomic_write_json(out / "run.json", runs[seed])  # what scripts/seeds.py records for this seed
+        atomic_write_json(out / "run.json", runs[seed])  # what `facemask exp seeds` records for this seed
         cv2.imwrite(str(out / "examples.png"), example_figure(clips, methods, mask_dir, pred_dir, n_examples))
         if (pred_dir / "info.json").is_file():
             shutil.copy(pred_dir / "info.json", out / "fuse_info.json")

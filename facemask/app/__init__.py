@@ -1,6 +1,8 @@
-"""Layer 6: the `facemask` command — `facemask predict` (sources, segmenters, face locating, outputs) and
-`facemask check-params`.
+"""Layer 6: the `facemask` command — `facemask predict` (sources, segmenters, face locating, outputs),
+`facemask check-params` and `facemask exp` (the paper's sweeps as DVC experiments, their records, the tables,
+the hold oracle).
 
 The modules are imported by name (``from facemask.app.X import ...``); this file imports nothing.
 """
-__all__ = ["cli", "locate", "outputs", "predict", "segmenters", "sources"]
+__all__ = ["cli", "exp_command", "experiments", "hold_oracle", "locate", "outputs", "predict", "segmenters",
+           "sources", "sweeps"]

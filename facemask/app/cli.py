@@ -12,6 +12,7 @@ import argparse
 import sys
 from typing import Callable
 
+from facemask.app import exp_command
 from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
 from facemask.core import errors
@@ -154,7 +155,7 @@ def _check_params_arguments(p: argparse.ArgumentParser) -> None:
 
 CHECK_PARAMS_EPILOG = """\
 Checks every key's type, range and choices, and that no key is unknown or missing (the schema is
-facemask/params.py; each key's meaning is documented there). The pipeline's stages run the same
+facemask/core/params.py; each key's meaning is documented there). The pipeline's stages run the same
 check when they start; run it yourself before `dvc exp run` or in CI. One line per problem, e.g.
 
   error: params.yaml: masks.crop_scale: must be > 0, got -1
@@ -176,6 +177,8 @@ COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
                 _predict_arguments, _predict_run),
     "check-params": ("check a params file (params.yaml) against the pipeline's schema", CHECK_PARAMS_EPILOG,
                      _check_params_arguments, _check_params_run),
+    "exp": ("the paper's experiments: sweeps, seeds, baselines, their records, the tables, the hold oracle",
+            exp_command.EPILOG, exp_command.add_arguments, exp_command.run),
 }
 
 
