@@ -691,6 +691,12 @@ def test_hold_oracle_scores_the_validation_split_by_default(tmp_path, monkeypatc
 
     monkeypatch.setattr(hold_oracle, "fcn_probs", fcn_probs)
     monkeypatch.setattr(hold_oracle, "load_model", lambda path: torch.nn.Identity())
+    assert cli(["exp", "hold-oracle", *lay["args"]]) == 1                     # no model yet: one line says so
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'fcn.pt'}: missing (the train_fcn@face stage writes it)"
+    (tmp_path / "fcn.pt").write_bytes(b"")
+    assert cli(["exp", "hold-oracle", *lay["args"], "--split", "test"]) == 1  # the test clips are not packed here
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'clips' / 'face' / 'test' / 'images.npy'}: "
+                                               "missing (run the clips stage first)")
     assert cli(["exp", "hold-oracle", *lay["args"], "--json", str(tmp_path / "r.json"),
                 "--frames", str(tmp_path / "f.csv")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())

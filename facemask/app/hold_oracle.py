@@ -51,14 +51,30 @@ def kind_of(transient: str, occlusion: float, threshold: float) -> str:
     return transient if transient else ("occluded" if occlusion >= threshold else "clean")
 
 
+def _inputs(model_path: Path, clips_dir: Path, split: str):
+    """The split's clips, its packed face crops and the FCN; a missing or unusable one as one line naming it."""
+    if not Path(model_path).is_file():
+        raise errors.MissingInputError(f"{model_path}: missing (the train_fcn@face stage writes it)")
+    try:
+        clips, (packed, _) = read_split_clips(clips_dir, split), load_split(Path(clips_dir) / "face" / split)
+        return clips, packed, load_model(model_path)
+    except FileNotFoundError as e:
+        raise errors.MissingInputError(str(e)) from None
+    except ValueError as e:
+        raise errors.BadInputError(str(e)) from None
+
+
 def score_frames(model_path: Path, clips_dir: Path, masks: Path, record_path: Path, split: str, window: int,
                  threshold: float, device: str = "cpu") -> tuple[pd.DataFrame, np.ndarray]:
     """One row per frame of `split` (condition, kind, occlusion, both methods' per-frame mIoU) and the frames'
-    confusion matrices (frames, 2, C, C): the FCN's, the hold oracle's."""
+    confusion matrices (frames, 2, C, C): the FCN's, the hold oracle's.
+
+    Raises:
+        MissingInputError, BadInputError: an input missing or unusable (the message names it).
+    """
     dev = resolve_device(device)
-    clips = read_split_clips(clips_dir, split)
-    packed, _ = load_split(clips_dir / "face" / split)
-    model = load_model(model_path).to(dev)
+    clips, packed, model = _inputs(model_path, clips_dir, split)
+    model = model.to(dev)
     record, boxes = K.read_record(record_path), crop_boxes(masks / "frames.csv")
     cms, rows = [], []
     for k, clip in enumerate(clips):
@@ -104,10 +120,13 @@ def summary(r: dict) -> str:
     """The report in a few lines and a markdown table per condition and kind."""
     fcn, hold = r["conditions"]["all"]["fcn"], r["conditions"]["all"]["hold"]
     share = 100 * r["degraded_frames"] / r["frames"]
+
+    def classes(d: dict) -> str:
+        return _pct(d["miou"]) + "  (" + ", ".join(f"{c} {_pct(d[c])}" for c in CLASS_NAMES[1:]) + ")"
+
     lines = [f"{r['split']} frames {r['frames']}, degraded {r['degraded_frames']} ({share:.1f} %; transient "
              f"{r['transient_frames']}, occlusion threshold {r['occlusion_threshold']}), window {r['window']}",
-             "FCN  mIoU " + _pct(fcn["miou"]) + "  (" + ", ".join(f"{c} {_pct(fcn[c])}" for c in CLASS_NAMES[1:]) + ")",
-             "hold mIoU " + _pct(hold["miou"]) + "  (" + ", ".join(f"{c} {_pct(hold[c])}" for c in CLASS_NAMES[1:]) + ")",
+             "FCN  mIoU " + classes(fcn), "hold mIoU " + classes(hold),
              f"headroom (hold - FCN): {100 * r['headroom']:+.2f} points",
              "", "| condition / kind | frames | FCN mIoU | hold mIoU |", "|---|---|---|---|"]
     for name, d in [*r["conditions"].items(), *(("kind " + k, v) for k, v in r["kinds"].items())]:

@@ -57,8 +57,8 @@ def sweeps(full_loss: str = "paper", g_values=G_VALUES, readings=READINGS, gamma
     out = {"table3": t3, "table5": t5}
     full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", **FULL_LOSSES[full_loss]}
     for table, region in (("table6", "face"), ("table7", "eyes"), ("table8", "mouth")):
-        out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}", {**full, f"regions.{region}.gamma": _num(g)})
-                      for g in gammas]
+        out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}",
+                       {**full, f"regions.{region}.gamma": _num(g)}) for g in gammas]
     return out
 
 

@@ -394,15 +394,16 @@ def table_memory(recs: list[dict], default: list[dict]) -> str:
     ours = tuple(ref["params"].get(k) for k in RECIPE)
     n = str(len(default))
     body = [["baseline FCN", *_memory_cells(default, "fcn")[:6], "–", "–", n],
-            ["default, state reset every frame (memoryless)", *_memory_cells(default, "primary_reset")[:6], "–", "–", n],
+            ["default, state reset every frame (memoryless)", *_memory_cells(default, "primary_reset")[:6], "–", "–",
+             n],
             ["hold oracle (a ceiling, not a method)", *_memory_cells(default, "hold")[:6], "–", "–", n]]
     for k, runs in sorted(rows.items(), key=lambda kv: (kv[0] != ours, str(kv[0]))):
         label = _recipe_label(k) + (" — the default" if k == ours else "")
         body.append([label, *_memory_cells(runs, "primary"), str(len(runs))])
     head = ["recipe", *[c for _, c in CONDITION_COLS], "black frame", "noise frame", "probes passed (black / noise)",
             "pixels memory changes (%)", "seeds"]
-    return (title + _table(head, body) + "\n\nConditions and probes: DESIGN.md (\"Degraded frames\", \"Memory checks\"); "
-            "a probe is passed at >= FCN + 20 points and >= hold - 10 points on the replaced frame. Pixels memory "
+    return (title + _table(head, body) + "\n\nConditions and probes: DESIGN.md (\"Degraded frames\", "
+            "\"Memory checks\"); a probe is passed at >= FCN + 20 points and >= hold - 10 points on the replaced frame. Pixels memory "
             "changes: on the degraded frames with a clean past, the share whose label the state reset changes.\n")
 
 
