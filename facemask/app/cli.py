@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Callable
 
-from facemask.app import mp68fit, settings
+from facemask.app import exp_command, mp68fit, settings
 from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
 from facemask.core import errors
@@ -193,6 +193,8 @@ COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
                settings.__doc__.split("\n\n", 1)[1], settings.params_arguments, settings.params_run),
     "fit-mp68": ("fit and choose MediaPipe's 468 -> 68 correspondence on annotated real faces, by held-out people",
                  FIT_MP68_EPILOG, _fit_mp68_arguments, _fit_mp68_run),
+    "exp": ("the paper's experiments: sweeps, seeds, baselines, their records, the tables, the hold oracle",
+            exp_command.EPILOG, exp_command.add_arguments, exp_command.run),
 }
 
 
