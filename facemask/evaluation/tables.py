@@ -2,14 +2,15 @@
 
 A *record* is one run of the pipeline: ``{"name", "rev", "params", "run", "default"}`` — its params flat, as
 `dvc exp show` names them (`flat`), and ``run``, what the evaluate stage wrote to ``metrics/eval/run.json``
-(``eval``: each method's IoUs; ``group_miou``: per-group mIoUs, for P; ``zoomed``, ``zoomed_group_miou``,
-``timestep``, ``conditions``, ``memory``, ``test_set``). ``default`` marks a run of the default settings that
+(``eval``: each method's IoUs; ``cms``: the per-subject confusion matrices, for the statistics; ``zoomed``,
+``timestep``, ``conditions``, ``memory``, ``test_set``, ``val``: the models' validation scores). ``default`` marks a run of the default settings that
 is not the workspace's own (a seed record). Experiments are recognised by their params, so the rows are
 whatever the records hold (the sweeps of `facemask.app.experiments`). Runs that differ only in ``seed`` form
 one row: each cell is the mean ± standard deviation over those seeds (n in the last column; one seed: the
-value alone). P is the paper's test (Sect. 4.2): a paired t-test over the groups of test sequences, on each
-group's mIoU averaged over the row's seeds, against the baseline FCN's averaged over the same seeds. IoUs in
-percent, as in the paper. Sources, by table:
+value alone). Each difference from the baseline, its 95 % interval and its P value come from the one
+statistical method of the reports (`facemask.evaluation.evidence`: a bootstrap over the row's training seeds and
+the test subjects, on the per-subject confusion matrices its records hold), P Holm-adjusted over the table's
+comparisons (their number is in the table's note). IoUs in percent, as in the paper. Sources, by table:
 
 * Table 2 — the five baselines: the landmark tracker, the ResNet FCN and FCN + temporal smoothing of the
   default's runs (``eval`` → ``tracker``, ``fcn``, ``fcn_smooth``; beside the paper's tracker the face-mesh
@@ -33,10 +34,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
-from scipy import stats
 
 from facemask.core import errors
-from facemask.evaluation.metrics import paired_tests
+from facemask.core.methods import PROBES
+from facemask.core.params import DEFAULTS
+from facemask.evaluation.evidence import compare_runs
+from facemask.evaluation.stats import holm
 
 FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
 ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
@@ -149,21 +152,40 @@ def _cell(values: list) -> str:
     return f"{np.mean(v):.2f}" if len(v) == 1 else f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
 
 
-def _p(runs: list[dict], method: str, get_groups: Callable[[dict, str], list | None], base: str = "fcn") -> str:
-    a, b = [], []
-    for r in runs:
-        ga, gb = get_groups(r["run"], method), get_groups(r["run"], base)
-        if ga and gb and None not in ga and None not in gb:
-            a.append(ga)
-            b.append(gb)
-    if not a:
-        return "n/a"
-    p = paired_tests(np.mean(a, axis=0), np.mean(b, axis=0))["p_ttest"]
-    return "n/a" if p is None else f"{p:.2g}"
+def bootstrap_settings(recs: list[dict]) -> dict:
+    """The bootstrap's draws and seed (`facemask.evaluation.stats`): the workspace's ``evaluate.draws`` and
+    ``evaluate.stats_seed``, as the evaluate stage uses them (the settings' defaults without a workspace)."""
+    ws = next((r["params"] for r in recs if r["name"] == "workspace"), {})
+    return {"draws": int(ws.get("evaluate.draws", DEFAULTS.evaluate.draws)),
+            "seed": int(ws.get("evaluate.stats_seed", DEFAULTS.evaluate.stats_seed))}
 
 
-def _face_groups(run: dict, method: str):
-    return (run.get("group_miou") or {}).get(method)
+def _diff(runs: list[dict], method: str, stats: dict, base: str = "fcn", where: tuple = ()) -> dict | None:
+    """`method` minus `base` over `runs` (one per seed) and the test subjects (`compare_runs`; `stats`: draws and
+    seed): estimate, 95 % interval, P; None when the runs do not hold the per-subject matrices."""
+    by_seed = {r["params"].get("seed"): r["run"] for r in runs}
+    found = compare_runs(by_seed, [base, method], baseline=base, where=where, **stats)
+    return None if found is None else found["differences"].get(method)
+
+
+def _holm_cells(diffs: list[dict | None]) -> list[tuple[str, str]]:
+    """(difference [interval], P (Holm-adjusted)) per row, the adjustment over the table's comparisons."""
+    ps = [d["p"] for d in diffs if d is not None]
+    adjusted = iter(holm(ps)) if ps else iter(())
+    out = []
+    for d in diffs:
+        if d is None:
+            out.append(("n/a", "n/a"))
+        else:
+            out.append((f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]",
+                        f"{d['p']:.2g} ({next(adjusted):.2g})"))
+    return out
+
+
+def _note(comparisons: int) -> str:
+    return (f"Differences from the baseline with 95 % intervals and P: bootstrap over training seeds and test subjects "
+            f"(facemask/evaluation/stats.py); {comparisons} comparison{'s' * (comparisons != 1)}, P Holm-adjusted in "
+            f"brackets.")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -171,9 +193,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _method_row(label: str, runs: list[dict], method: str, p: str = "–") -> list[str]:
+def _method_row(label: str, runs: list[dict], method: str, stat: tuple[str, str] = ("–", "–")) -> list[str]:
     return [label] + [_cell([r["run"]["eval"].get(method, {}).get(c) for r in runs]) for c in FACE_COLS] + \
-        [p, str(len(runs))]
+        [*stat, str(len(runs))]
 
 
 def _one_per_seed(runs: Iterable[dict]) -> list[dict]:
@@ -205,31 +227,34 @@ def tables(recs: list[dict]) -> dict[str, str]:
     optimizer = lambda p: p.get(C + "optimizer")  # noqa: E731
     t3 = _rows(recs, frozen_ce, optimizer, "eval")
     default = _one_per_seed(r for r in recs if _is_default(r) and r["run"].get("eval"))
+    stats = bootstrap_settings(recs)
     out = {"table3": _face_table("Table 3 — optimiser, ConvLSTM layer alone trained, cross-entropy (IoU %, test set)",
-                                 t3, str),
+                                 t3, str, stats),
            "table4": table4([r for r in default if r["run"].get("timestep")],
-                            _rows(recs, frozen_ce, optimizer, "timestep")),
+                            _rows(recs, frozen_ce, optimizer, "timestep"), stats),
            "table5": _face_table("Table 5 — loss, ConvLSTM layer alone trained, Adam (IoU %, test set)",
-                                 _rows(recs, frozen_adam, _loss_key, "eval"), str)}
-    out.update(gamma_tables(recs))
-    out["table2"] = table2(recs, default)
+                                 _rows(recs, frozen_adam, _loss_key, "eval"), str, stats)}
+    out.update(gamma_tables(recs, stats))
+    out["table2"] = table2(recs, default, stats)
     out["memory"] = table_memory(recs, default)
-    out["table9"] = table9(default, t3.get("adam", []))
+    out["table9"] = table9(default, t3.get("adam", []), stats)
     return {name: out[name] for name in NAMES}
 
 
-def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], str], note: str = "") -> str:
+def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], str], stats: dict, note: str = "") -> str:
     if not rows:
         return f"### {title}\n\n(no experiment with these settings)\n"
     fcn_runs = _one_per_seed(r for runs in rows.values() for r in runs)
+    ordered = sorted(rows.items(), key=lambda kv: str(kv[0]))
+    stats = _holm_cells([_diff(runs, "primary", stats) for _, runs in ordered])
     body = [_method_row("baseline FCN", fcn_runs, "fcn")]
-    for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
-        body.append(_method_row(label(k), runs, "primary", _p(runs, "primary", _face_groups)))
-    head = ["setting", *FACE_COLS, "P vs FCN", "seeds"]
-    return f"### {title}\n\n" + _table(head, body) + "\n" + (f"\n{note}\n" if note else "")
+    body += [_method_row(label(k), runs, "primary", s) for (k, runs), s in zip(ordered, stats)]
+    head = ["setting", *FACE_COLS, "− FCN [95 % interval]", "P (Holm)", "seeds"]
+    return (f"### {title}\n\n" + _table(head, body) + "\n\n" + _note(len(ordered)) + "\n"
+            + (f"\n{note}\n" if note else ""))
 
 
-def gamma_tables(recs: list[dict]) -> dict[str, str]:
+def gamma_tables(recs: list[dict], stats: dict) -> dict[str, str]:
     """Tables 6, 7, 8: γ of the primary (face), eye and mouth models, all layers trained, Adam."""
     full = lambda p: _is(p, {C + "freeze_backbone": False, C + "optimizer": "adam"})  # noqa: E731
     out = {}
@@ -238,18 +263,15 @@ def gamma_tables(recs: list[dict]) -> dict[str, str]:
         rows = _rows(recs, full, key, "eval" if region == "face" else "zoomed")
         if region == "face":
             out["table6"] = _face_table("Table 6 — primary model: γ, all layers trained (IoU %, test set)", rows,
-                                        lambda k: f"{k[0]}, γ = {k[1]:g}")
+                                        lambda k: f"{k[0]}, γ = {k[1]:g}", stats)
         else:
-            out[f"table{num}"] = _zoomed_table(num, region, rows)
+            out[f"table{num}"] = _zoomed_table(num, region, rows, stats)
     return out
 
 
-def _zoomed_table(num: str, region: str, rows: dict[Any, list[dict]]) -> str:
+def _zoomed_table(num: str, region: str, rows: dict[Any, list[dict]], stats: dict) -> str:
     """Table 7 (eyes) or 8 (mouth): the zoomed model against its FCN on the region's test sub-dataset."""
     cols = ZOOM_COLS[region]
-
-    def groups(run: dict, arch: str):
-        return ((run.get("zoomed_group_miou") or {}).get(region) or {}).get(arch)
 
     def zoom(runs: list[dict], arch: str, c: str) -> str:
         return _cell([r["run"]["zoomed"][region][arch].get(c) for r in runs])
@@ -257,32 +279,33 @@ def _zoomed_table(num: str, region: str, rows: dict[Any, list[dict]]) -> str:
     # per seed one FCN; the default's own runs win (a gamma experiment may have retrained the FCN)
     every = sorted((r for runs in rows.values() for r in runs), key=_is_default)
     fcn_runs = _one_per_seed(every)
-    body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", str(len(fcn_runs))]] if rows else []
-    for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
-        body.append([f"{k[0]}, γ = {k[1]:g}"] + [zoom(runs, "convlstm", c) for c in cols]
-                    + [_p(runs, "convlstm", groups), str(len(runs))])
+    ordered = sorted(rows.items(), key=lambda kv: str(kv[0]))
+    stats = _holm_cells([_diff(runs, "convlstm", stats, "fcn", ("zoomed", region)) for _, runs in ordered])
+    body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", "–", str(len(fcn_runs))]] if rows else []
+    for (k, runs), s in zip(ordered, stats):
+        body.append([f"{k[0]}, γ = {k[1]:g}"] + [zoom(runs, "convlstm", c) for c in cols] + [*s, str(len(runs))])
     what = "eye" if region == "eyes" else "mouth"
     return (f"### Table {num} — {what} model on its test sub-dataset: γ (IoU %)\n\n"
-            + (_table(["setting", *cols, "P vs FCN", "seeds"], body) if body else "(no experiment)") + "\n")
+            + (_table(["setting", *cols, "− FCN [95 % interval]", "P (Holm)", "seeds"], body) + "\n\n"
+               + _note(len(ordered)) if body else "(no experiment)") + "\n")
 
 
-def table9(default: list[dict], frozen: list[dict]) -> str:
+def table9(default: list[dict], frozen: list[dict], stats: dict) -> str:
     """Table 9: the key techniques against the baseline FCN; `frozen`: Table 3's Adam runs."""
-    rows = []
+    compared = []  # (label, runs, method)
     if default:
-        rows.append(_method_row("baseline FCN", default, "fcn"))
-        rows.append(_method_row("FCN + temporal smoothing", default, "fcn_smooth",
-                                _p(default, "fcn_smooth", _face_groups)))
+        compared.append(("FCN + temporal smoothing", default, "fcn_smooth"))
     if frozen:
-        rows.append(_method_row("ConvLSTM-FCN, ConvLSTM alone trained, CE (Table 3)", frozen, "primary",
-                                _p(frozen, "primary", _face_groups)))
+        compared.append(("ConvLSTM-FCN, ConvLSTM alone trained, CE (Table 3)", frozen, "primary"))
     if default:
-        rows.append(_method_row("primary ConvLSTM-FCN (the default's loss)", default, "primary",
-                                _p(default, "primary", _face_groups)))
-        rows.append(_method_row("primary + zoomed eye/mouth models (cascade)", default, "cascade",
-                                _p(default, "cascade", _face_groups)))
+        compared += [("primary ConvLSTM-FCN (the default's loss)", default, "primary"),
+                     ("primary + zoomed eye/mouth models (cascade)", default, "cascade")]
+    stats = _holm_cells([_diff(runs, method, stats) for _, runs, method in compared])
+    rows = [_method_row("baseline FCN", default, "fcn")] if default else []
+    rows += [_method_row(label, runs, method, s) for (label, runs, method), s in zip(compared, stats)]
     return ("### Table 9 — key techniques against the baseline FCN (IoU %, test set)\n\n"
-            + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows) if rows else "(no runs)") + "\n"
+            + (_table(["method", *FACE_COLS, "− FCN [95 % interval]", "P (Holm)", "seeds"], rows) + "\n\n"
+               + _note(len(compared)) if rows else "(no runs)") + "\n"
             + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
 
 
@@ -294,24 +317,17 @@ def _gain(r: dict, key: str, step: str):
     return (r["run"]["timestep"].get(key) or {}).get(step)
 
 
-def _ci(values: list) -> str:
-    """Mean and the 95 % confidence interval of the mean (Student's t over the seeds), in points."""
-    v = [100 * x for x in values if isinstance(x, (int, float))]
-    if len(v) < 2:
-        return _cell([x / 100 for x in v])
-    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
-    return f"{np.mean(v):+.2f} [{np.mean(v) - half:+.2f}, {np.mean(v) + half:+.2f}]"
+def _memory_gain(default: list[dict], steps: list[str], stats: dict) -> list[str]:
+    """Per step t: what the memory adds, the primary minus its state-reset control on the frames at t (bootstrap
+    over seeds and subjects, `_diff`), as ``+d [low, high]``."""
+    out = []
+    for s in steps:
+        d = _diff(default, "primary", stats, "primary_reset", ("timestep", s))
+        out.append("n/a" if d is None else f"{100 * d['estimate']:+.2f} [{100 * d['low']:+.2f}, {100 * d['high']:+.2f}]")
+    return out
 
 
-def _memory_gain(default: list[dict], steps: list[str]) -> list[list]:
-    """Per step, per run: the primary's gain over the FCN minus the state-reset model's (None if either lacks)."""
-    def one(r: dict, s: str):
-        a, b = _gain(r, "primary_minus_fcn", s), _gain(r, "primary_reset_minus_fcn", s)
-        return None if None in (a, b) else a - b
-    return [[one(r, s) for r in default] for s in steps]
-
-
-def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
+def table4(default: list[dict], frozen: dict[Any, list[dict]], stats: dict) -> str:
     """Table 4 with its memoryless control: each method's mIoU minus the FCN's at frame t of the window, for
     the default's runs (one per seed): the primary, the same weights with the state reset at every frame, what
     the memory adds (the two's difference, per seed, with a 95 % confidence interval), the primary with the
@@ -326,9 +342,9 @@ def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
                            ("primary, state carried across windows", "primary_stream_minus_fcn")):
             if any(_gain(r, key, steps[0]) is not None for r in default):
                 rows.append([label] + [_cell([_gain(r, key, s) for r in default]) for s in steps] + [str(len(default))])
-        memory = _memory_gain(default, steps)
-        if any(v is not None for m in memory for v in m):
-            rows.append(["memory: primary minus reset, 95 % CI"] + [_ci(m) for m in memory] + [str(len(default))])
+        memory = _memory_gain(default, steps, stats)
+        if any(v != "n/a" for v in memory):
+            rows.append(["memory: primary minus reset [95 % interval]"] + memory + [str(len(default))])
     for k, runs in sorted(frozen.items()):
         steps = _steps(runs, "primary_minus_fcn")
         rows.append([f"ConvLSTM alone trained, CE, {k} (Table 3)"]
@@ -365,15 +381,15 @@ def _dig(d: dict | None, *keys):
     return d
 
 
-def _memory_cells(runs: list[dict], method: str) -> list[str]:
-    """mIoU per frame condition, on the black and the noise probe, and the pixels its memory changes."""
+def _memory_cells(runs: list[dict], method: str, kinds: tuple[str, ...] = PROBES) -> list[str]:
+    """mIoU per frame condition, on each memory probe, how many runs passed each probe, and the pixels its memory
+    changes."""
     recs = [r["run"] for r in runs]
     cond = [_cell([_dig(rec, "conditions", c, method, "miou") for rec in recs]) for c, _ in CONDITION_COLS]
-    probes = [_cell([_dig(rec, "memory", "probes", k, "miou", method) for rec in recs]) for k in ("black", "noise")]
-    passes = [sum(bool(_dig(rec, "memory", "probes", k, "checks", method, "pass")) for rec in recs)
-              for k in ("black", "noise")]
+    probes = [_cell([_dig(rec, "memory", "probes", k, "miou", method) for rec in recs]) for k in kinds]
+    passes = [sum(bool(_dig(rec, "memory", "probes", k, "checks", method, "pass")) for rec in recs) for k in kinds]
     changed = _cell([_dig(rec, "memory", "ablation", "methods", method, "changed_share") for rec in recs])
-    return cond + probes + [f"{passes[0]} / {passes[1]} of {len(recs)}", changed]
+    return cond + probes + [" / ".join(map(str, passes)) + f" of {len(recs)}", changed]
 
 
 def _reference(default: list[dict]) -> dict | None:
@@ -392,18 +408,19 @@ def table_memory(recs: list[dict], default: list[dict]) -> str:
     rows = _rows([r for r in recs if _same_setting(r["params"], ref["params"], RECIPE)], lambda p: True,
                  lambda p: tuple(p.get(k) for k in RECIPE), "eval")
     ours = tuple(ref["params"].get(k) for k in RECIPE)
-    n = str(len(default))
-    body = [["baseline FCN", *_memory_cells(default, "fcn")[:6], "–", "–", n],
-            ["default, state reset every frame (memoryless)", *_memory_cells(default, "primary_reset")[:6], "–", "–",
-             n],
-            ["hold oracle (a ceiling, not a method)", *_memory_cells(default, "hold")[:6], "–", "–", n]]
-    for k, runs in sorted(rows.items(), key=lambda kv: (kv[0] != ours, str(kv[0]))):
-        label = _recipe_label(k) + (" — the default" if k == ours else "")
+    n, k = str(len(default)), len(CONDITION_COLS) + len(PROBES)
+    body = [[label, *_memory_cells(default, m)[:k], "–", "–", n] for label, m in (
+        ("baseline FCN", "fcn"), ("default, state reset every frame (memoryless)", "primary_reset"),
+        ("hold baseline (the FCN's labels of the last clean frame, held)", "hold"),
+        ("ceiling (the ground truth of the last clean frame, held)", "ceiling"))]
+    for key, runs in sorted(rows.items(), key=lambda kv: (kv[0] != ours, str(kv[0]))):
+        label = _recipe_label(key) + (" — the default" if key == ours else "")
         body.append([label, *_memory_cells(runs, "primary"), str(len(runs))])
-    head = ["recipe", *[c for _, c in CONDITION_COLS], "black frame", "noise frame", "probes passed (black / noise)",
-            "pixels memory changes (%)", "seeds"]
-    return (title + _table(head, body) + "\n\nConditions and probes: DESIGN.md (\"Degraded frames\", "
-            "\"Memory checks\"); a probe is passed at >= FCN + 20 points and >= hold - 10 points on the replaced frame. Pixels memory "
+    head = ["recipe", *[c for _, c in CONDITION_COLS], *(f"{p} probe" for p in PROBES),
+            f"probes passed ({' / '.join(PROBES)})", "pixels memory changes (%)", "seeds"]
+    return (title + _table(head, body) + "\n\nConditions and probes: the docs (\"Degraded frames\", \"Memory "
+            "checks\"); a held probe (black, noise, bars, checker) is passed at >= FCN + 20 points and >= hold - 10 "
+            "points on the replaced frame, the cut (another subject's frame) at >= FCN - 5 points. Pixels memory "
             "changes: on the degraded frames with a clean past, the share whose label the state reset changes.\n")
 
 
@@ -442,46 +459,45 @@ def _vgg_rows(recs: list[dict], method: str, label: str, ref: dict | None) -> di
     return groups
 
 
-def table2(recs: list[dict], default: list[dict]) -> str:
+def table2(recs: list[dict], default: list[dict], stats: dict) -> str:
     """The paper's Table 2: the five baselines. The tracker, the ResNet FCN and its smoothing come from the
     default's runs (one per seed); each VGG-16 baseline from the runs that trained it (`_vgg_rows`)."""
     ref = _reference(default)
-    body = []
+    rows = []
     for method, label in TABLE2:
         if method in ("tracker", "mesh", "fcn", "fcn_smooth"):
             groups = {label: [r for r in default if method in r["run"]["eval"]]}
         else:
             groups = _vgg_rows(recs, method, label, ref)
-        for name, runs in groups.items():
-            body.append(_table2_row(method, name, runs))
+        rows += [(method, name, runs) for name, runs in groups.items()]
+    tested = [(m, runs) for m, _, runs in rows if m != "fcn" and runs]
+    stats = dict(zip([id(runs) for _, runs in tested], _holm_cells([_diff(runs, m, stats) for m, runs in tested])))
+    body = [_table2_row(m, name, runs, stats.get(id(runs), ("–", "–"))) for m, name, runs in rows]
     return ("### Table 2 — the baselines (IoU %, test set)\n\n"
-            + _table(["method", *FACE_COLS, "paper mIoU", "P vs ResNet FCN", "seeds"], body) + "\n"
-            + "\nOne seed: the value alone, no spread; the ResNet FCN's standard deviation over its seeds is the "
-              "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU (averaged over the "
-              "row's seeds) against the same runs' ResNet FCN. VGG-16-BN: VGG-16 with batch norm after each "
-              "convolution (`baselines.batch_norm`), how the embedded default trains it from scratch.\n")
+            + _table(["method", *FACE_COLS, "paper mIoU", "− ResNet FCN [95 % interval]", "P (Holm)", "seeds"], body)
+            + "\n\n" + _note(len(tested)) + " One seed: the value alone, no spread; the ResNet FCN's standard "
+              "deviation over its seeds is the scale a one-seed difference must beat. VGG-16-BN: VGG-16 with batch "
+              "norm after each convolution (`baselines.batch_norm`), how the embedded default trains it from "
+              "scratch.\n")
 
 
-def _table2_row(method: str, label: str, runs: list[dict]) -> list[str]:
+def _table2_row(method: str, label: str, runs: list[dict], stat: tuple[str, str]) -> list[str]:
     if not runs:
-        return [label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"]
-    p = "–" if method == "fcn" else _p(runs, method, _face_groups)
-    # the landmark methods are not trained: their cells are one run's (the same in every seed's); P over the seeds
+        return [label] + ["–"] * (len(FACE_COLS) + 2) + ["not run", "0"]
+    # the landmark methods are not trained: their cells are one run's (the same in every seed's)
     untrained = method in ("tracker", "mesh")
-    row = _method_row(label, runs[:1] if untrained else runs, method, p)
+    row = _method_row(label, runs[:1] if untrained else runs, method, stat)
     row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
     if untrained:
         row[-1] = "– (not trained)"
     return row
 
 
-
 def readme(test_set: dict | None, run: Path, seeds: Path, experiments: Path, baselines: Path,
            counted: list[str], left_out: list[str]) -> str:
     """The README of the tables' folder: where they come from, and which record files counted (`counted`) and
     which were left out (`left_out`: made on another test set), per folder."""
-    where = ("" if not test_set else f"\n({test_set.get('clips')} clips, {test_set.get('frames')} frames, "
-             f"{test_set.get('groups')} groups of clips for P)")
+    where = ("" if not test_set else f"\n({test_set.get('clips')} clips, {test_set.get('frames')} frames)")
 
     def names(files: list[str], folder: Path) -> str:
         mine = [f"`{Path(f).name}`" for f in files if Path(f).parent == Path(folder)]
@@ -503,9 +519,10 @@ committed records of runs made elsewhere (experiment refs stay in the repository
 A record counts only when it was made on the workspace's test set{where}:
 its run.json's `test_set` equals the workspace's, so a record of an earlier benchmark drops out instead of
 mixing in. IoU in % on the test set; runs that differ only in the training seed form one row (mean ±
-standard deviation over the seeds); P: paired t-test against the FCN over the groups of clips, on the
-per-group mIoU averaged over the row's seeds. `facemask exp tables` prints the same tables with this
-machine's finished DVC experiments added.
+standard deviation over the seeds); differences from the baseline with 95 % intervals and P values: a
+bootstrap over the row's training seeds and the test subjects (`facemask.evaluation.stats`), P Holm-adjusted
+over each table's comparisons. `facemask exp tables` prints the same tables with this machine's finished DVC
+experiments added.
 
 The record files, counted or left out (made on another test set):
 
