@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     args = stage_args("tables", "run", "seeds", "experiments", "baselines", "out", argv=argv)
     log = setup_logging()
     folders = (args.seeds, args.baselines, args.experiments)
-    workspace = workspace_record(args.run, load_params())
+    workspace = workspace_record(args.run, load_params().model_dump())
     recs = [workspace, *committed_records(workspace, folders[0], folders[1:])]
     counted = [r["source"] for r in recs if r["source"]]
     left_out = sorted(str(p) for f in folders for p in f.glob("*.json") if str(p) not in counted)

@@ -22,6 +22,7 @@ images/s with the real loader, and from it the paper's schedule's wall time on t
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -34,19 +35,24 @@ import pytest
 import torch
 
 from facemask.core.devices import resolve_device
+from facemask.core.paramfile import load_overlay
 from facemask.data.clips.loaders import ClipDataset, ShardedBatchSampler, batch_to_device, make_loader
 from facemask.data.clips.store import SplitView, write_split
 from facemask.data.synth.generate import generate
 from facemask.inference.fusion import Cascade
 from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import load_model, save_model
-from facemask.training import engine, losses, loop
-from facemask.training.engine import RunPaths, TrainConfig
+from facemask.training import engine, loop, losses
+from facemask.training.config import TrainConfig
+from facemask.training.engine import RunPaths
 
 ROOT = Path(__file__).resolve().parent.parent
 LOSSES = [("ce", {}), ("iou", {}),
           *[("segloss", {"lfun": f, "g": g, "weights": w, "on": on})
             for f, g in (("eq8", 0.5), ("eq9", 0.0)) for w in ("hard", "soft") for on in ("scores", "softmax")]]
+
+#: The paper's configuration (configs/paper.yaml over the defaults): what the smoke test trains, shrunk.
+PAPER = load_overlay(ROOT / "configs" / "paper.yaml")
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,9 @@ class Interrupt(Exception):
 @pytest.fixture(scope="module")
 def fcn(smoke) -> str:
     """The FCN phase trained, stopped after the first epoch's checkpoint, trained again: the resume message."""
-    cfg = TrainConfig(phase="fcn", classes=5, model=smoke.model_cfg(), epochs=2, batch_size=smoke.mode.batch,
-                      max_steps_per_epoch=smoke.mode.steps, device=str(smoke.device), workers=0)
+    cfg = dataclasses.replace(TrainConfig.from_params(PAPER, "fcn", "face"), model=smoke.model_cfg(), epochs=2,
+                              batch_size=smoke.mode.batch, max_steps_per_epoch=smoke.mode.steps,
+                              device=str(smoke.device), workers=0)
     paths = smoke.paths("fcn")
     records: list[str] = []
     handler = logging.Handler(logging.INFO)
@@ -168,10 +175,9 @@ def fcn(smoke) -> str:
 def convlstm(smoke, fcn) -> dict:
     """The ConvLSTM phase of the engine for a few steps (SegLoss Eq. 9), then untrained eye and mouth models
     beside the face models, so that the cascade and predict run: the phase's metrics."""
-    cfg = TrainConfig(phase="convlstm", classes=5, model=smoke.model_cfg(), epochs=1, batch_size=2, T=5,
-                      lr_decay="none", gamma=0.05, loss="segloss",
-                      loss_kwargs={"lfun": "eq9", "g": 0.0, "weights": "hard"},
-                      max_steps_per_epoch=smoke.mode.steps, device=str(smoke.device), workers=0)
+    cfg = dataclasses.replace(TrainConfig.from_params(PAPER, "convlstm", "face"),  # SegLoss Eq. 9, all layers
+                              model=smoke.model_cfg(), epochs=1, batch_size=2, max_steps_per_epoch=smoke.mode.steps,
+                              device=str(smoke.device), workers=0)
     metrics = engine.train(cfg, smoke.paths("convlstm"))
     face = load_model(smoke.paths("convlstm").model)
     for region, classes in (("eyes", 2), ("mouth", 3)):

@@ -59,7 +59,7 @@ def resolves(dotted: str) -> bool:
 
 
 def test_the_name_check_finds_a_missing_module_and_a_missing_name():
-    assert resolves("facemask.core.params.load_params") and resolves("facemask.evaluation.tables")
+    assert resolves("facemask.core.paramfile.load_params") and resolves("facemask.evaluation.tables")
     assert not resolves("facemask.mp68") and not resolves("facemask.core.params.no_such_name")
 
 

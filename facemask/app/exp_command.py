@@ -25,7 +25,7 @@ from facemask.app import hold_oracle
 from facemask.app.sweeps import FULL_LOSSES, GAMMAS, G_VALUES, LFUNS, READINGS, experiments, sweeps
 from facemask.core import errors
 from facemask.core.io import atomic_write_json, atomic_write_text
-from facemask.core.params import load_params
+from facemask.core.paramfile import load_params
 from facemask.evaluation import conditions
 from facemask.evaluation.tables import committed_records, tables
 
@@ -167,7 +167,7 @@ def _hold_oracle_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _hold_oracle_run(args: argparse.Namespace) -> int:
-    window = args.window or int(load_params()["clips"]["window"])
+    window = args.window or load_params().clips.window
     meta, cms = hold_oracle.score_frames(args.model, args.clips, args.masks, args.record, args.split, window,
                                          args.threshold, args.device)
     report = hold_oracle.report(meta, cms, args.split, window, args.threshold, args.model)
