@@ -387,9 +387,10 @@ def _memory_cells(runs: list[dict], method: str, kinds: tuple[str, ...] = PROBES
     recs = [r["run"] for r in runs]
     cond = [_cell([_dig(rec, "conditions", c, method, "miou") for rec in recs]) for c, _ in CONDITION_COLS]
     probes = [_cell([_dig(rec, "memory", "probes", k, "miou", method) for rec in recs]) for k in kinds]
-    passes = [sum(bool(_dig(rec, "memory", "probes", k, "checks", method, "pass")) for rec in recs) for k in kinds]
+    passes = [str(sum(bool(_dig(rec, "memory", "probes", k, "checks", method, "pass")) for rec in recs))
+              if any(_dig(rec, "memory", "probes", k) for rec in recs) else "–" for k in kinds]
     changed = _cell([_dig(rec, "memory", "ablation", "methods", method, "changed_share") for rec in recs])
-    return cond + probes + [" / ".join(map(str, passes)) + f" of {len(recs)}", changed]
+    return cond + probes + [" / ".join(passes) + f" of {len(recs)}", changed]
 
 
 def _reference(default: list[dict]) -> dict | None:
