@@ -34,7 +34,6 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from facemask.inference.detect import make_detector, crop_box
 from facemask.data.ibug68 import read_pts

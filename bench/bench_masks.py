@@ -13,7 +13,6 @@ import argparse
 import os
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,6 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from facemask.data.labels import write_label_png
 from facemask.data.masks.build import build_masks

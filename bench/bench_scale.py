@@ -38,7 +38,6 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 FULL_FRAMES, FULL_CLIPS, CLIP = 218_595, 757, 30
 STAGES = ("download", "masks", "clips")

@@ -4,6 +4,7 @@
     python bench/bench_train.py --sizes paper --phases fcn --steps 3
     python bench/bench_train.py --storage crops jpeg arrays --loader-only      # bytes and loader cost per frame
     python bench/bench_train.py --sizes default --steps 20 --device cuda --workers 4
+    python bench/bench_train.py --sizes paper --device cuda --workers 4 --steps 30   # and the paper's schedule
 
 The frames are real pipeline output: synthetic 300VW-style videos (``--width`` x ``--height``, 640 x 360 by
 default) through the masks stage, so the face crops have a face crop's size and content. Storage options
@@ -22,6 +23,8 @@ in wall time and in the process's CPU time (steadier on a shared machine; it cou
 with ``--workers 0``); "wait" is the share of the loader steps' wall time spent waiting for the batch.
 Peak memory: the process's maximum resident set (ru_maxrss) on CPU, torch.cuda.max_memory_allocated on CUDA.
 ``--loader-only`` times the loader alone (ms a frame, one process) and reports the bytes a frame takes.
+With both phases at the paper's size (crops), the loader-fed rates give the wall time of the paper's schedule
+on this device: 3 regions x (80 FCN epochs + 60 ConvLSTM epochs) over its 18,570 training frames.
 """
 from __future__ import annotations
 
@@ -37,8 +40,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SIZES = {  # name: (encoder, input size, fcn batch, convlstm N, encoder depth, output stride)
     "default": ("resnet18", 128, 16, 2, 3, 8),   # params.yaml's face model
@@ -46,6 +47,8 @@ SIZES = {  # name: (encoder, input size, fcn batch, convlstm N, encoder depth, o
 }
 T = 5
 STORAGES = ("crops", "jpeg", "arrays")
+#: The paper's training set (619 one-second clips of 30 frames) and schedule, for each of the 3 regions.
+PAPER_FRAMES, PAPER_EPOCHS = 18_570, {"fcn": 80, "convlstm": 60}
 
 
 def source(root: Path, width: int, height: int, videos: int = 2, frames: int = 60) -> Path:
@@ -199,6 +202,7 @@ def main() -> None:
         print("| size | encoder | input | phase | storage | batch | steps | loader img/s | memory img/s | loader cost | "
               "cost in CPU time | wait | peak MiB | bytes / frame |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    rates = {}
     for size in args.sizes:
         for phase in args.phases:
             for storage in args.storage:
@@ -215,10 +219,17 @@ def main() -> None:
                     print(f"| {size} | {px} | {phase} | {storage} | {r['crop_side']:.0f} | {r['bytes_per_frame']:,.0f} | "
                           f"{r['loader_ms']:.2f} | {r['loader_cpu_ms']:.2f} |", flush=True)
                     continue
+                rates[size, phase, storage] = r["loader_img_s"]
                 b = f"{batch}" if phase == "fcn" else f"{n}x{T}"
                 print(f"| {size} | {encoder} | {px} | {phase} | {storage} | {b} | {steps} | {r['loader_img_s']:.1f} | "
                       f"{r['memory_img_s']:.1f} | {100 * r['overhead']:+.1f}% | {100 * r['cpu_overhead']:+.1f}% | "
                       f"{100 * r['wait']:.1f}% | {r['peak_mib']:.0f} | {r['bytes_per_frame']:,.0f} |", flush=True)
+
+    paper = {phase: rates.get(("paper", phase, "crops")) for phase in PAPER_EPOCHS}
+    if all(paper.values()):
+        hours = 3 * PAPER_FRAMES * sum(PAPER_EPOCHS[p] / paper[p] for p in PAPER_EPOCHS) / 3600
+        print(f"the paper's schedule (3 regions x (80 FCN + 60 ConvLSTM epochs) x {PAPER_FRAMES:,} frames) at the "
+              f"loader-fed rates: {hours:.1f} h on {device}")
 
 
 if __name__ == "__main__":

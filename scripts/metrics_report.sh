@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The pull-request report, locally: how the workspace's metrics and params differ from a revision.
+# The pull-request report, locally: how the workspace's metrics, params and tables differ from a revision.
 #
 #   scripts/metrics_report.sh            # against main
 #   scripts/metrics_report.sh HEAD~1     # against any git revision
 #
-# Markdown on stdout: `dvc metrics diff REV --md` and `dvc params diff REV --md` (what CI posts on a PR).
-# Run it after `dvc repro`, so the workspace's metrics come from the workspace's code.
+# Markdown on stdout: `dvc metrics diff REV --md`, `dvc params diff REV --md` and the diff of the paper's
+# tables (metrics/tables/, the tables stage) against REV's (what CI posts on a PR).
+# Run it after `dvc repro`, so the workspace's metrics and tables come from the workspace's code.
 set -euo pipefail
 rev="${1:-main}"
 if [ -n "${DVC:-}" ]; then read -r -a dvc <<<"$DVC"
@@ -19,6 +20,7 @@ table_or() {
 }
 metrics=$("${dvc[@]}" metrics diff "$rev" --md)
 params=$("${dvc[@]}" params diff "$rev" --md)
+tables=$(git diff --no-color "$rev" -- 'metrics/tables/*.md' ':(exclude)metrics/tables/README.md')
 echo "### Metrics: workspace vs \`$rev\`"
 echo
 table_or "$metrics" "No metric changed."
@@ -26,3 +28,7 @@ echo
 echo "### Params: workspace vs \`$rev\`"
 echo
 table_or "$params" "No param changed."
+echo
+echo "### Tables (metrics/tables/): workspace vs \`$rev\`"
+echo
+if [ -z "$tables" ]; then echo "No table changed."; else printf '```diff\n%s\n```\n' "$tables"; fi

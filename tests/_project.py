@@ -10,14 +10,18 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: Committed records under metrics/ that stages read (evaluate: the seeds; tables: all three): kept in a copy.
+RECORDS = ("metrics/seeds/", "metrics/experiments/", "metrics/baselines/")
+
+
 def copy_project(repo: Path) -> Path:
     """The files git tracks or would track, without pipeline outputs (data, models, dvc.lock, the metrics
-    the pipeline writes; `metrics/seeds`, a dependency of evaluate, is kept)."""
+    the pipeline writes; the committed records under metrics/, `RECORDS`, are kept)."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     for f in files:
         if f.startswith(("data/", "models/", "dvc.lock")) or not (ROOT / f).is_file() or \
-                (f.startswith("metrics/") and not f.startswith("metrics/seeds/")):
+                (f.startswith("metrics/") and not f.startswith(RECORDS)):
             continue
         (repo / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / f, repo / f)

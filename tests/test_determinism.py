@@ -15,6 +15,7 @@ models see.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -23,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+
+from _cpu import OTHER_CPU  # a different CPU, as far as this one can pretend
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-from check_data_bytes import OTHER_CPU  # noqa: E402  (a different CPU, as far as this one can pretend)
 
 #: What the script below writes with seed 3. A change here means the benchmark's bytes changed:
 #: regenerate, rerun `dvc repro`, and update both md5s in the same commit.
@@ -139,7 +141,7 @@ print(h.hexdigest())
 
 def test_outlines_have_the_same_bits_on_other_blas_kernels():
     """The dense outlines were BLAS products (kernel-dependent sums): at full size 33 of 114 videos came
-    out one JPEG block apart between an AVX-512 and an AVX2 machine (scripts/check_data_bytes.py). Summed
+    out one JPEG block apart between an AVX-512 and an AVX2 machine (the slow test below). Summed
     in a fixed order they have the same bits with OpenBLAS's generic kernels as with this CPU's."""
     def run(env):
         res = subprocess.run([sys.executable, "-c", OUTLINES], capture_output=True, text=True, timeout=300,
@@ -230,3 +232,46 @@ def test_eigh2_is_the_symmetric_eigen_decomposition():
         w, V = exact.eigh2(A)
         assert np.allclose(w, np.linalg.eigh(A)[0]) and w[0] <= w[1]
         assert np.allclose(A @ V, V * w) and np.allclose(V.T @ V, np.eye(2))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The whole synthetic set, at full size (slow)
+
+FULL = r"""
+import stages
+import json, sys
+from pathlib import Path
+from facemask.data.synth.generate import generate
+from facemask.data.masks.build import build_masks
+out, cfg, seed = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+generate(out / "raw" / "300VW", cfg, seed=seed)
+build_masks(out / "raw", out / "masks", workers=cfg["workers"], progress=False)
+"""
+
+
+def _md5s(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_the_full_synthetic_set_gives_the_same_bytes_on_other_cpu_kernels(tmp_path):
+    """params.yaml's whole synthetic set (generator and masks), as usual and as `OTHER_CPU`, side by side (one
+    core each; about 4 minutes on 2 cores): every file has the same md5. The check a change to the generator
+    needs: a drawing coordinate exactly on a half of the 1/16-px grid is rare per frame, and only the full
+    size found the BLAS-summed outlines (33 of 114 videos one JPEG block apart before
+    `facemask.core.exact.matmul`)."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    cfg = {**p["data"]["synthetic"], "workers": 1}
+    runs = {}
+    for name, env in (("this", {}), ("other", OTHER_CPU)):
+        with open(tmp_path / f"{name}.log", "w") as log:
+            runs[name] = subprocess.Popen([sys.executable, "-c", FULL, str(tmp_path / name), json.dumps(cfg),
+                                           str(p["data"]["seed"])], cwd=ROOT, env={**os.environ, **env},
+                                          stdout=log, stderr=log)
+    for name, proc in runs.items():
+        assert proc.wait(timeout=3000) == 0, (tmp_path / f"{name}.log").read_text()[-2000:]
+    a, b = _md5s(tmp_path / "this"), _md5s(tmp_path / "other")
+    assert len(a) > 1000 and set(a) == set(b)
+    differ = sorted(k for k in a if a[k] != b[k])
+    assert not differ, f"{len(differ)} of {len(a)} files differ on the other CPU's kernels, e.g. {differ[:10]}"

@@ -1,5 +1,6 @@
-"""Experiments: the paper's configuration, params that `dvc exp run -S` can change, the queued
-sweeps, the tables made from `dvc exp show`, and the metric/param diff posted on pull requests."""
+"""Experiments: the paper's configuration, params that `dvc exp run -S` can change, the queued sweeps
+(`facemask exp`), the committed records, the tables (the `tables` stage; `dvc exp show` for a look), the hold
+oracle, and the metric/param diff posted on pull requests."""
 from __future__ import annotations
 
 import json
@@ -10,15 +11,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
+from _project import copy_project, set_params
+from _stages import stage_args
 
-import exp_tables  # noqa: E402
-import sweep  # noqa: E402
-from _project import copy_project, set_params  # noqa: E402
+from facemask.app import experiments as E
+from facemask.app import hold_oracle, sweeps
+from facemask.app.cli import main as cli
+from facemask.core import errors
+from facemask.data.labels import write_label_png
+from facemask.evaluation import tables as T
+from stages import tables as tables_stage
+
+ROOT = Path(__file__).resolve().parent.parent
 
 from facemask.core.paramfile import load_overlay  # noqa: E402
 
@@ -112,8 +120,13 @@ def test_paper_config_holds_the_papers_hyper_parameters():
 # Params and dvc.yaml
 
 
+#: What `_declared` gives a stage that declares a whole params file (``- params.yaml:``, every key).
+WHOLE_FILE = "*"
+
+
 def _declared(dvc_yaml: dict) -> dict[str, set[str]]:
-    """Stage name -> the params.yaml keys it declares (matrix/foreach expanded), and ${} keys of its cmd."""
+    """Stage name -> the params.yaml keys it declares (matrix/foreach expanded; `WHOLE_FILE` for a whole
+    file), and ${} keys of its cmd."""
     out = {}
     for name, stage in dvc_yaml["stages"].items():
         items = [{}]
@@ -125,7 +138,7 @@ def _declared(dvc_yaml: dict) -> dict[str, set[str]]:
             for p in stage.get("params", []):
                 for k in (p if isinstance(p, dict) else [p]):
                     if isinstance(p, dict):
-                        keys.update(p[k])
+                        keys.update(p[k] if p[k] is not None else {WHOLE_FILE})
                     else:
                         keys.add(k)
             keys |= {m for m in re.findall(r"\$\{([\w.]+)\}", stage["cmd"]) if not m.startswith("item.")}
@@ -139,9 +152,12 @@ def _covered(key: str, declared: set[str]) -> bool:
 
 
 def test_every_param_is_declared_by_a_stage():
-    """A key no stage declares would be ignored by `dvc exp run -S` (or read behind DVC's back)."""
+    """A key no stage declares would be ignored by `dvc exp run -S` (or read behind DVC's back). The tables
+    stage, which declares the whole file (a record matches the workspace's params or not), counts for none."""
     params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    declared = set().union(*_declared(yaml.safe_load((ROOT / "dvc.yaml").read_text())).values())
+    stages = _declared(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    assert WHOLE_FILE in stages["tables"]
+    declared = set().union(*(keys for keys in stages.values() if WHOLE_FILE not in keys))
     orphans = [k for k in params if not _covered(k, declared)]
     assert not orphans, f"params no stage declares: {orphans}"
 
@@ -149,10 +165,10 @@ def test_every_param_is_declared_by_a_stage():
 def test_sweep_keys_exist_and_reach_only_their_stages():
     params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
     stages = _declared(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
-    exps = sweep.experiments(list(sweep.sweeps()))
+    exps = sweeps.experiments(list(sweeps.sweeps()))
     # Table 5: CE, IoU, SegLoss Eq. 8 / Eq. 9 x g x reading; its CE run is Table 3's Adam run
-    assert len(exps) == 2 + 2 + 2 * len(sweep.G_VALUES) * len(sweep.READINGS) - 1 + 3 * len(sweep.GAMMAS)
-    seeded = sweep.experiments(["table3"], seeds=[0, 1, 2])
+    assert len(exps) == 2 + 2 + 2 * len(sweeps.G_VALUES) * len(sweeps.READINGS) - 1 + 3 * len(sweeps.GAMMAS)
+    seeded = sweeps.experiments(["table3"], seeds=[0, 1, 2])
     assert len(seeded) == 6 and {o["seed"] for _, o in seeded} == {"0", "1", "2"}
     assert len({n for n, _ in seeded}) == 6
     for name, overrides in exps:
@@ -164,18 +180,18 @@ def test_sweep_keys_exist_and_reach_only_their_stages():
 
 
 def test_sweep_commands():
-    cmds = {name: sweep.queue_command(name, o) for name, o in sweep.experiments(["table3"], {"train.fcn.epochs": "1"})}
+    cmds = {name: E.queue_command(name, o) for name, o in sweeps.experiments(["table3"], {"train.fcn.epochs": "1"})}
     assert set(cmds) == {"t3-adam", "t3-rmsprop"}
     cmd = cmds["t3-rmsprop"]
     assert cmd[1:6] == ["-m", "dvc", "exp", "run", "--queue"]
     sets = {cmd[i + 1] for i, a in enumerate(cmd) if a == "-S"}
     assert sets == {"train.convlstm.freeze_backbone=true", "train.convlstm.loss=ce",
                     "train.convlstm.optimizer=rmsprop", "train.fcn.epochs=1"}
-    t5 = dict(sweep.experiments(["table5"]))
+    t5 = dict(sweeps.experiments(["table5"]))
     e = t5["t5-eq8-g0.5-softmax"]
     assert (e["train.convlstm.lfun"], e["train.convlstm.g"], e["train.convlstm.segloss_on"]) == ("eq8", "0.5", "softmax")
-    with pytest.raises(SystemExit):
-        sweep.experiments(["table9"])
+    with pytest.raises(errors.BadInputError, match="table9"):
+        sweeps.experiments(["table9"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -192,14 +208,18 @@ def test_metrics_report_between_two_commits(tmp_path):
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": {
         "cmd": "true", "params": ["regions.face.gamma"], "metrics": [{"metrics/eval.json": {"cache": False}}]}}}))
     (repo / "params.yaml").write_text("regions:\n  face:\n    gamma: 0.05\n")
-    (repo / "metrics").mkdir()
+    (repo / "metrics" / "tables").mkdir(parents=True)
     (repo / "metrics" / "eval.json").write_text(json.dumps(_eval(0.5)))
+    (repo / "metrics" / "tables" / "table3.md").write_text("| setting | miou |\n|---|---|\n| adam | 55.00 |\n")
+    (repo / "metrics" / "tables" / "README.md").write_text("written by the tables stage\n")
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "main"], repo)
     _run(["git", "checkout", "-qb", "feature"], repo)
     (repo / "params.yaml").write_text("regions:\n  face:\n    gamma: 0.02\n")
     (repo / "metrics" / "eval.json").write_text(json.dumps(_eval(0.625)))
+    (repo / "metrics" / "tables" / "README.md").write_text("written by the tables stage, again\n")
     _run(["git", "commit", "-qam", "feature"], repo)
+    (repo / "metrics" / "tables" / "table3.md").write_text("| setting | miou |\n|---|---|\n| adam | 56.00 |\n")
 
     report = _run(["bash", str(ROOT / "scripts" / "metrics_report.sh"), "main"], repo)
     rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in report.splitlines() if ln.startswith("|")]
@@ -207,9 +227,15 @@ def test_metrics_report_between_two_commits(tmp_path):
     assert ["params.yaml", "regions.face.gamma", "0.05", "0.02"] in rows
     # unchanged metrics are not listed
     assert not any(r[1] == "fcn.miou" for r in rows)
+    # the tables the workspace rebuilt: their diff against main's (not the README's)
+    diff = report.split("```diff\n")[1].split("```")[0].splitlines()
+    assert "-| adam | 55.00 |" in diff and "+| adam | 56.00 |" in diff
+    assert not any("README" in ln for ln in diff)
     # nothing changed: said so
     same = _run(["bash", str(ROOT / "scripts" / "metrics_report.sh"), "feature"], repo)
     assert "No metric changed." in same and "No param changed." in same
+    _run(["git", "checkout", "metrics/tables/table3.md"], repo)
+    assert "No table changed." in _run(["bash", str(ROOT / "scripts" / "metrics_report.sh"), "feature"], repo)
 
 
 def test_pr_workflow_posts_the_report():
@@ -223,6 +249,13 @@ def test_pr_workflow_posts_the_report():
     assert wf["permissions"]["pull-requests"] == "write"
 
 
+def _committed(recs: list[dict]) -> list[dict]:
+    """The committed records (``metrics/{seeds,baselines,experiments}`` here) beside the live records `recs`,
+    as `facemask exp tables` reads them."""
+    ws = next(r for r in recs if r["name"] == "workspace")
+    return T.committed_records(ws, E.SEEDS, (E.BASELINES, E.EXPERIMENTS), [r["name"] for r in recs])
+
+
 def _show_entry(name, params, eval_miou, zoomed=None):
     """One row of `dvc exp show --json` (DVC 3 layout)."""
     row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
@@ -234,7 +267,7 @@ def _show_entry(name, params, eval_miou, zoomed=None):
 
 
 def test_exp_tables_from_exp_show_json(monkeypatch):
-    monkeypatch.setattr(exp_tables, "run_record", lambda rev: {})  # no run.json (whatever this repo's main holds)
+    monkeypatch.setattr(E, "run_json", lambda rev: {})  # no run.json (whatever this repo's main holds)
 
     def conv(seed=0, **kw):
         return {"seed": seed, "train": {"convlstm": {"freeze_backbone": True, "loss": "ce", "optimizer": "adam",
@@ -255,9 +288,9 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
     queued = _show_entry("queued", conv(optimizer="rmsprop"), 0.98)  # a queued run: its row is the queue's
     base["experiments"].append({"revs": [queued], "name": "queued",  # snapshot, with the base's metrics
                                 "executor": {"state": "queued", "name": "dvc-task"}})
-    recs = list(exp_tables.records([base]))
+    recs = list(E.live_records([base]))
     assert [r["name"] for r in recs] == ["t3-rmsprop", "t5-eq8-g0.5", "t3-adam", "t3-adam-s1", "main"]
-    md = "\n".join(exp_tables.tables(recs).values())
+    md = "\n".join(T.tables(recs).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
     # seeds 0 and 1 of one setting: mean ± sample std of 55 and 57 = 56.00 ± 1.41 (no run.json here: P n/a)
     assert ("adam", *["56.00 ± 1.41"] * 5, "n/a", "2") in rows
@@ -275,7 +308,7 @@ def test_exp_tables_table2_rows(monkeypatch):
     each VGG-16 baseline from the experiments whose eval.json holds it, P against those runs' own FCN."""
     groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "fcn_vgg16": [0.45, 0.36, 0.28], "fcn_smooth": [0.50, 0.40, 0.30]},
               "vgg": {"fcn": [0.50, 0.40, 0.30], "fcn_vgg16": [0.44, 0.35, 0.26]}}
-    monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups.get(rev, {})})
+    monkeypatch.setattr(E, "run_json", lambda rev: {"group_miou": groups.get(rev, {})})
     row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
 
     def entry(name, seed, methods, archs=(), **baselines):
@@ -297,7 +330,7 @@ def test_exp_tables_table2_rows(monkeypatch):
         {"name": "t2-deeplab", "revs": [entry("bn", 0, {"fcn": 0.50, "deeplab_v2": 0.58}, ["deeplab_v2"],
                                               batch_norm=True)]},
     ]
-    md = exp_tables.tables(list(exp_tables.records([base])))["table2"]
+    md = T.tables(list(E.live_records([base])))["table2"]
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
                                   if ln.startswith("|"))}
     assert rows["landmark tracker (dlib 68 points)"] == (*["40.00"] * 5, "60.09", "n/a", "– (not trained)")
@@ -320,7 +353,7 @@ def test_exp_tables_table2_rows(monkeypatch):
 
     # a default on VGG-16-BN that has trained no baseline: a "not run" row per arch, named by its trunk
     bare = entry("workspace", 0, {"fcn": 0.50, "fcn_smooth": 0.50, "tracker": 0.40}, batch_norm=True)
-    md = exp_tables.tables(list(exp_tables.records([bare])))["table2"]
+    md = T.tables(list(E.live_records([bare])))["table2"]
     assert "| DeepLab-V2 (VGG-16-BN, ASPP) | – | – | – | – | – | – | not run | 0 |" in md
     assert "| FCN-8s (VGG-16-BN) | – | – | – | – | – | – | not run | 0 |" in md
     assert "| face-mesh landmarks (MediaPipe -> 68 points; not in the paper) | – | – | – | – | – | – | not run | 0 |" in md
@@ -328,10 +361,9 @@ def test_exp_tables_table2_rows(monkeypatch):
 
 def test_table2_from_committed_records(tmp_path, monkeypatch):
     """Experiment refs stay where they ran: Table 2 is rebuilt from the committed records (seed runs and
-    `scripts/baselines.py`'s), P from each record's own per-group mIoUs; an experiment also in
+    `facemask exp baselines`'), P from each record's own per-group mIoUs; an experiment also in
     `dvc exp show` counts once."""
     monkeypatch.chdir(tmp_path)
-    import baselines
     row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
     params = {"seed": 0, "baselines": {"archs": [], "batch_norm": True}, "train": {"fcn": {"epochs": 4}}}
     ws = _show_entry("workspace", params, 0.6)
@@ -344,7 +376,7 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     (seeds / "seed_1.json").write_text(json.dumps(
         {"seed": 1, "eval": {"fcn": row(0.54), "fcn_smooth": row(0.54)}, "group_miou": groups, "rev": "abc",
          "experiment": "t5-iou-s1"}))  # a sweep's run whose settings are the default's: a seed record all the same
-    # a baseline experiment, recorded by scripts/baselines.py from a real git commit
+    # a baseline experiment, recorded by `facemask exp baselines` from a real git commit
     subprocess.run(["git", "init", "-q", "exp"], check=True)
     exp = tmp_path / "exp"
     run = {"seed": 0, "eval": {"fcn": row(0.5), "deeplab_v2": row(0.58)},
@@ -358,9 +390,9 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     subprocess.run(git + ["commit", "-qm", "exp"], check=True)
     rev = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
     monkeypatch.chdir(exp)
-    with pytest.raises(SystemExit, match="scored no fcn_vgg16"):
-        baselines.record("t2-fcn", rev, "fcn_vgg16", "abc")
-    path = baselines.record("t2-deeplab_v2-abc", rev, "deeplab_v2", "abc")
+    with pytest.raises(E.ExperimentError, match="scored no fcn_vgg16"):
+        E.record_baseline("t2-fcn", rev, "fcn_vgg16", "abc")
+    path = E.record_baseline("t2-deeplab_v2-abc", rev, "deeplab_v2", "abc")
     saved = json.loads(path.read_text())
     assert saved["params"]["baselines.archs"] == ["deeplab_v2"] and saved["params"]["train.fcn.epochs"] == 4
     assert saved["rev"] == "abc" and saved["group_miou"] == run["group_miou"]
@@ -368,12 +400,12 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     path.rename(tmp_path / "metrics/baselines" / path.name)
     monkeypatch.chdir(tmp_path)
 
-    recs = list(exp_tables.records([ws]))
-    extra = exp_tables.file_records(recs)
+    recs = list(E.live_records([ws]))
+    extra = _committed(recs)
     assert sorted(r["name"] for r in extra) == ["t2-deeplab_v2-abc", "t5-iou-s1"]
     assert next(r for r in extra if r["name"] == "t5-iou-s1")["params"]["baselines.batch_norm"] is True
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|"))
-                                  for ln in exp_tables.tables(recs + extra)["table2"].splitlines()
+                                  for ln in T.tables(recs + extra)["table2"].splitlines()
                                   if ln.startswith("|"))}
     from scipy import stats
     want = stats.ttest_rel([0.56, 0.47, 0.38], [0.50, 0.40, 0.30]).pvalue
@@ -381,7 +413,7 @@ def test_table2_from_committed_records(tmp_path, monkeypatch):
     assert rows["FCN (ResNet; the baseline FCN)"] == (*["52.00 ± 2.83"] * 5, "54.50", "–", "2")
     assert rows["FCN-8s (VGG-16-BN)"][-2:] == ("not run", "0")
     # the same experiment in `dvc exp show` (this machine ran it): its record is not counted twice
-    assert [r["name"] for r in exp_tables.file_records(recs + extra)] == []
+    assert [r["name"] for r in _committed(recs + extra)] == []
 
 
 def _memory_run(test_set, primary, fcn=0.3, black=0.5, passed=True):
@@ -398,10 +430,9 @@ def _memory_run(test_set, primary, fcn=0.3, black=0.5, passed=True):
 
 
 def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
-    """scripts/records.py commits an experiment's run.json with its params; the memory table has a row per
+    """`facemask exp record` commits an experiment's run.json with its params; the memory table has a row per
     recipe (freeze_backbone, loss, head_steps, corrupt) whose other settings are the default's; a record of another test set (an
     earlier benchmark) and a run of another setting are left out."""
-    import records
     params = {"seed": 0, "train": {"fcn": {"epochs": 4}, "convlstm": {"freeze_backbone": True, "loss": "iou",
                                                                    "head_steps": 1500, "corrupt": 0.5}},
               "fuse": {"mesh": {"refine": True}}}  # a key added to params.yaml after the experiments ran
@@ -424,15 +455,14 @@ def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
         subprocess.run(git + ["add", "-A"], check=True)
         subprocess.run(git + ["commit", "-qm", name], check=True)
         rev = subprocess.run(git + ["rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
-        path = records.record_experiment(name, rev, "abc", tmp_path / "metrics/experiments")
+        path = E.record_experiment(name, rev, "abc", tmp_path / "metrics/experiments")
         saved = json.loads(path.read_text())
         assert saved["params"]["train.convlstm.head_steps"] == recipe["head_steps"] and saved["rev"] == "abc"
-    monkeypatch.chdir(tmp_path)
-    exp_tables.run_record.cache_clear()  # the workspace's run.json is read from the folder the tables run in
-    recs = list(exp_tables.records([ws]))
-    extra = exp_tables.file_records(recs)
+    monkeypatch.chdir(tmp_path)  # the workspace's run.json is read from the folder the tables run in
+    recs = list(E.live_records([ws]))
+    extra = _committed(recs)
     assert sorted(r["name"] for r in extra) == ["other-fcn", "recipe-paper"]  # recipe-old: another test set
-    md = exp_tables.tables(recs + extra)["memory"]
+    md = T.tables(recs + extra)["memory"]
     rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines()
                                   if ln.startswith("|"))}
     assert rows["ConvLSTM alone, IoU loss (Eq. 3), head-only phase 1500 steps, corruption 0.5 — the default"] == (
@@ -445,19 +475,18 @@ def test_memory_table_from_recorded_experiments(tmp_path, monkeypatch):
     assert not any("98.00" in v for r in rows.values() for v in r)  # another FCN setting: not a recipe row
 
 
-def test_exp_tables_p_value_averages_the_groups_over_seeds(monkeypatch):
+def test_exp_tables_p_value_averages_the_groups_over_seeds():
     # two seeds of one setting; per-group mIoUs of the primary and the FCN in each seed's run.json
     groups = {"s0": {"fcn": [0.50, 0.40, 0.30], "primary": [0.52, 0.43, 0.31]},
               "s1": {"fcn": [0.48, 0.42, 0.30], "primary": [0.50, 0.43, 0.33]}}
-    monkeypatch.setattr(exp_tables, "run_record", lambda rev: {"group_miou": groups[rev]})
-    runs = [{"rev": "s0"}, {"rev": "s1"}]
+    runs = [{"run": {"group_miou": groups[rev]}} for rev in ("s0", "s1")]
     # by hand: seed-averaged differences per group = (0.02, 0.02, 0.02): the same everywhere, so t is
     # infinite and P = 0 (facemask.evaluation.metrics.paired_tests)
-    assert exp_tables._p(runs, "primary", exp_tables._face_groups) == "0"
+    assert T._p(runs, "primary", T._face_groups) == "0"
     groups["s1"]["primary"] = [0.50, 0.45, 0.33]  # differences (0.02, 0.03, 0.02): scipy's paired t-test
     from scipy import stats
     want = stats.ttest_rel([0.51, 0.44, 0.32], [0.49, 0.41, 0.30]).pvalue
-    assert exp_tables._p(runs, "primary", exp_tables._face_groups) == f"{want:.2g}"
+    assert T._p(runs, "primary", T._face_groups) == f"{want:.2g}"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -481,7 +510,7 @@ json.dump({"eyes": {"fcn": {"eye": 0.7, "miou": 0.7}, "convlstm": {"eye": 0.7 + 
 '''
 
 
-def test_queued_sweep_to_tables(tmp_path):
+def test_queued_sweep_to_tables(tmp_path, monkeypatch):
     repo = _git_repo(tmp_path / "repo")
     shutil.copy(ROOT / "params.yaml", repo / "params.yaml")
     (repo / "toy.py").write_text(TOY)
@@ -495,12 +524,13 @@ def test_queued_sweep_to_tables(tmp_path):
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "baseline"], repo)
 
-    _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "table7", "--run", "-j", "2"], repo,
+    _run([sys.executable, "-m", "facemask.app.cli", "exp", "sweep", "table3", "table7", "--run", "-j", "2"], repo,
          timeout=600)
     show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
-    names = {r["name"] for r in exp_tables.records(show)}
+    monkeypatch.chdir(repo)  # each experiment's run.json: from this repository's git
+    names = {r["name"] for r in E.live_records(show)}
     assert {"t3-adam", "t3-rmsprop", "t7-eyes-gamma0.01-paper", "t7-eyes-gamma0.1-paper"} <= names
-    md = "\n".join(exp_tables.tables(list(exp_tables.records(show))).values())
+    md = "\n".join(T.tables(list(E.live_records(show))).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
     # Table 3: primary mIoU = 0.5 + face gamma (0.05 in params.yaml) + 0.01 for RMSprop, in percent
     assert ("rmsprop", *["56.00"] * 5, "n/a", "1") in rows
@@ -514,7 +544,7 @@ def test_queued_sweep_to_tables(tmp_path):
 
 
 @pytest.mark.slow
-def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path):
+def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path, monkeypatch):
     """Table 3's sweep through the whole pipeline (download ... evaluate) at a tiny size."""
     repo = copy_project(tmp_path / "repo")
     _run(["git", "init", "-q", "-b", "main"], repo)
@@ -525,7 +555,166 @@ def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path):
         "train.fcn.epochs": 1, "train.fcn.batch_size": 4, "train.convlstm.epochs": 1, "evaluate.examples": 2})
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "tiny"], repo)
-    _run([sys.executable, str(ROOT / "scripts" / "sweep.py"), "table3", "--run"], repo, timeout=3000)
+    _run([sys.executable, "-m", "facemask.app.cli", "exp", "sweep", "table3", "--run"], repo, timeout=3000)
     show = json.loads(_dvc("exp", "show", "--json", cwd=repo))
-    md = exp_tables.tables(list(exp_tables.records(show)))
+    monkeypatch.chdir(repo)
+    md = T.tables(list(E.live_records(show)))
     assert "| adam |" in md["table3"] and "| rmsprop |" in md["table3"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tables stage: metrics/tables/ from the committed records
+
+
+def test_the_tables_stage_rebuilds_the_committed_tables(tmp_path, monkeypatch):
+    """The committed `metrics/tables/` are what the stage makes of the committed records, byte for byte (what
+    `dvc status` checks through the hashes; here without DVC)."""
+    monkeypatch.chdir(ROOT)
+    args = stage_args("tables")
+    args[args.index("--out") + 1] = str(tmp_path / "tables")
+    tables_stage.main(args)
+    committed = {p.name: p.read_text() for p in (ROOT / "metrics" / "tables").iterdir()}
+    assert {p.name: p.read_text() for p in (tmp_path / "tables").iterdir()} == committed
+
+
+def _record(seed, primary, fcn, groups, test_set, **extra):
+    row = lambda m: {c: m for c in ("skin", "eyes", "lips", "inner_mouth", "miou")}  # noqa: E731
+    return {"seed": seed, "test_set": test_set, "eval": {"fcn": row(fcn), "primary": row(primary)},
+            "group_miou": groups, **extra}
+
+
+def test_the_tables_stage_on_records_of_two_test_sets(tmp_path, monkeypatch, capsys):
+    """The workspace (Table 3's Adam run, seed 0), a seed record (seed 1) and a recorded RMSprop experiment
+    count; an experiment of another test set is left out and listed as such; a record that is not JSON stops
+    the stage with one line naming it, and the tables written before stay."""
+    from _params import params, write_params
+
+    write_params(tmp_path, **{"seed": 0, "train.convlstm.freeze_backbone": True, "train.convlstm.loss": "ce",
+                              "train.convlstm.optimizer": "adam"})
+    here, other = {"frames": 10, "clips": 2, "groups": 3}, {"frames": 12, "clips": 2, "groups": 3}
+    g0 = {"fcn": [0.50, 0.40, 0.30], "primary": [0.55, 0.45, 0.36]}
+    g1 = {"fcn": [0.52, 0.42, 0.33], "primary": [0.60, 0.49, 0.40]}
+    files = {"metrics/eval/run.json": _record(0, 0.55, 0.50, g0, here),
+             "metrics/seeds/seed_1.json": _record(1, 0.59, 0.52, g1, here, rev="abc", experiment="t3-adam-s1")}
+    rms = T.flat(params(**{"seed": 0, "train.convlstm.freeze_backbone": True, "train.convlstm.loss": "ce",
+                           "train.convlstm.optimizer": "rmsprop"}))
+    files["metrics/experiments/t3-rmsprop-s0.json"] = _record(0, 0.60, 0.50, g0, here, params=rms,
+                                                              experiment="t3-rmsprop-s0")
+    files["metrics/experiments/old.json"] = _record(1, 0.99, 0.99, g0, other, params={**rms, "seed": 1})
+    for name, data in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(json.dumps(data))
+    (tmp_path / "metrics/baselines").mkdir()
+    monkeypatch.chdir(tmp_path)
+    tables_stage.main(stage_args("tables"))
+
+    out = tmp_path / "metrics" / "tables"
+    rows = {r[0]: r[1:] for r in (tuple(c.strip() for c in ln.strip("|").split("|"))
+                                  for ln in (out / "table3.md").read_text().splitlines() if ln.startswith("|"))}
+    from scipy import stats
+    p_adam = stats.ttest_rel([0.575, 0.47, 0.38], [0.51, 0.41, 0.315]).pvalue   # groups averaged over seeds 0, 1
+    p_rms = stats.ttest_rel(g0["primary"], g0["fcn"]).pvalue
+    assert rows["adam"] == (*["57.00 ± 2.83"] * 5, f"{p_adam:.2g}", "2")       # 55 and 59: sample std 2.83
+    assert rows["rmsprop"] == (*["60.00"] * 5, f"{p_rms:.2g}", "1")           # not 99: another test set
+    assert rows["baseline FCN"] == (*["51.00 ± 1.41"] * 5, "–", "2")
+    readme = (out / "README.md").read_text()
+    assert "* `metrics/seeds/`: `seed_1.json`; left out: none" in readme
+    assert "* `metrics/experiments/`: `t3-rmsprop-s0.json`; left out: `old.json`" in readme
+    assert "(2 clips, 10 frames, 3 groups of clips for P)" in readme
+    assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", *(f"{n}.md" for n in T.NAMES)])
+
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    (tmp_path / "metrics/experiments/broken.json").write_text("{")
+    assert errors.run(lambda: tables_stage.main(stage_args("tables"))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: metrics/experiments/broken.json: not a readable JSON record")
+    assert {p.name: p.read_text() for p in out.iterdir()} == before
+
+
+# ---------------------------------------------------------------------------------------------------
+# facemask exp
+
+
+def test_exp_sweep_prints_the_queue_commands_and_names_an_unknown_table(capsys):
+    assert cli(["exp", "sweep", "table3", "--seeds", "1", "--set", "train.fcn.epochs=1", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"dvc exp run --queue -n t3-{opt}-s1 -S train.convlstm.freeze_backbone=true -S "
+                   f"train.convlstm.loss=ce -S train.convlstm.optimizer={opt} -S seed=1 -S train.fcn.epochs=1"
+                   for opt in ("adam", "rmsprop")]
+    assert cli(["exp", "sweep", "table9", "--dry-run"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: unknown table(s) table9; tables with a sweep: table3, "
+                                               "table5, table6, table7, table8")
+    assert cli(["exp", "sweep", "table3", "--set", "epochs", "--dry-run"]) == 1
+    assert "--set 'epochs': expected KEY=VALUE" in capsys.readouterr().err
+
+
+def _hold_layout(root: Path) -> dict:
+    """Two val clips of 5 frames (videos 001, 002) and a test clip (003) at 16 x 16, crops and labels alike; the
+    generator's record: 001_000003 a blur burst (a clean frame before it), 002_000006 a flash (its clip's
+    first frame). Returns the paths for `facemask exp hold-oracle`."""
+    import pandas as pd
+
+    gt = np.zeros((16, 16), np.uint8)
+    gt[1:15, 1:15], gt[3:5, 3:13], gt[9:11, 4:12], gt[11:13, 6:10] = 1, 2, 3, 4
+    clips, masks, raw = root / "clips", root / "masks", root / "raw"
+    (clips / "face" / "val").mkdir(parents=True)
+    (clips / "index.csv").write_text("clip,split,row,video,first_frame,length,category\n"
+                                     "0,val,0,001,1,5,1\n1,val,1,002,6,5,1\n2,test,0,003,1,5,1\n")
+    images = np.full((2, 5, 16, 16, 3), 255, np.uint8)
+    images[0, 2, 0, 0] = images[1, 0, 0, 0] = 0      # the FCN (below) says background on these two frames
+    np.save(clips / "face" / "val" / "images.npy", images)
+    np.save(clips / "face" / "val" / "labels.npy", np.broadcast_to(gt, (2, 5, 16, 16)).copy())
+    names = [f"001_{f:06d}" for f in range(1, 6)] + [f"002_{f:06d}" for f in range(6, 11)] + \
+            [f"003_{f:06d}" for f in range(1, 6)]
+    (masks / "labels_orig").mkdir(parents=True)
+    for n in names:
+        write_label_png(masks / "labels_orig" / f"{n}.png", gt)
+    frames = [{"video": n[:3], "frame": int(n[4:])} for n in names]
+    pd.DataFrame([{**f, "x0": 0, "y0": 0, "x1": 16, "y1": 16} for f in frames]).to_csv(masks / "frames.csv",
+                                                                                        index=False)
+    kinds = {"001_000003": "blur", "002_000006": "flash"}
+    raw.mkdir()
+    pd.DataFrame([{**f, "transient": kinds.get(n, ""), "occlusion": 0.0} for f, n in zip(frames, names)]).to_csv(
+        raw / "frames.csv", index=False)
+    return {"gt": gt, "args": ["--clips", str(clips), "--masks", str(masks), "--record", str(raw / "frames.csv"),
+                               "--model", str(root / "fcn.pt"), "--window", "5"]}
+
+
+def test_hold_oracle_scores_the_validation_split_by_default(tmp_path, monkeypatch, capsys):
+    """A stand-in FCN right on every frame but two (background there): 8 of 10 frames right, so each class's
+    IoU is 8/10 and the mIoU 0.8. The hold oracle shows 001_000002's labels on 001_000003 (right: 0.9) and
+    has nothing to show on 002_000006 (no clean frame before it in its clip: the FCN's own)."""
+    import torch
+
+    lay = _hold_layout(tmp_path)
+    one_hot = torch.nn.functional.one_hot(torch.from_numpy(lay["gt"]).long(), 5).permute(2, 0, 1).float()
+
+    def fcn_probs(model, frames, device):
+        return torch.stack([one_hot if f[0, 0, 0] else torch.eye(5)[0][:, None, None].expand(5, 16, 16)
+                            for f in frames])
+
+    monkeypatch.setattr(hold_oracle, "fcn_probs", fcn_probs)
+    monkeypatch.setattr(hold_oracle, "load_model", lambda path: torch.nn.Identity())
+    assert cli(["exp", "hold-oracle", *lay["args"]]) == 1                     # no model yet: one line says so
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'fcn.pt'}: missing (the train_fcn@face stage writes it)"
+    (tmp_path / "fcn.pt").write_bytes(b"")
+    assert cli(["exp", "hold-oracle", *lay["args"], "--split", "test"]) == 1  # the test clips are not packed here
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'clips' / 'face' / 'test' / 'images.npy'}: "
+                                               "missing (run the clips stage first)")
+    assert cli(["exp", "hold-oracle", *lay["args"], "--json", str(tmp_path / "r.json"),
+                "--frames", str(tmp_path / "f.csv")]) == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert (r["split"], r["frames"], r["degraded_frames"]) == ("val", 10, 2)
+    by = r["conditions"]
+    assert by["all"]["fcn"]["miou"] == pytest.approx(0.8) and by["all"]["hold"]["miou"] == pytest.approx(0.9)
+    assert r["headroom"] == pytest.approx(0.1)
+    assert (by["clean"]["frames"], by["degraded_with_clean_past"]["frames"],
+            by["degraded_without_clean_past"]["frames"]) == (8, 1, 1)
+    assert by["degraded_with_clean_past"]["hold"]["miou"] == pytest.approx(1.0)
+    assert by["degraded_with_clean_past"]["fcn"]["miou"] == pytest.approx(0.0)
+    assert by["degraded_without_clean_past"]["hold"]["miou"] == pytest.approx(0.0)
+    import pandas as pd
+    frames = pd.read_csv(tmp_path / "f.csv", dtype={"video": str})
+    assert set(frames["video"]) == {"001", "002"}     # the test clip (003) is not scored
+    assert frames.set_index("name").loc["001_000003", "hold_from"] == 1
+    assert "headroom (hold - FCN): +10.00 points" in capsys.readouterr().out

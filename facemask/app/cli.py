@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Callable
 
-from facemask.app import settings
+from facemask.app import exp_command, settings
 from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
 from facemask.core import errors
@@ -155,6 +155,8 @@ COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
                      settings.CHECK_EPILOG, settings.check_arguments, settings.check_run),
     "params": ("the settings' files: check, defaults, apply an overlay, overrides for dvc exp run",
                settings.__doc__.split("\n\n", 1)[1], settings.params_arguments, settings.params_run),
+    "exp": ("the paper's experiments: sweeps, seeds, baselines, their records, the tables, the hold oracle",
+            exp_command.EPILOG, exp_command.add_arguments, exp_command.run),
 }
 
 

@@ -19,8 +19,8 @@ SciPy's spline solve) sum in a kernel-dependent order too. Where their result is
 than a last bit suggests: the outlines' spline samples are dyadic combinations of 3-decimal landmarks, so a
 coordinate often lands exactly on a half of the 1/16-px drawing grid and the last bit decides its rounding
 (33 of 114 full-size videos differed by a JPEG block between an AVX-512 and an AVX2 machine).
-`matmul`, `norm`, `eigh2` and `spline_matrix` replace them (`scripts/check_data_bytes.py` checks the
-full-size set).
+`matmul`, `norm`, `eigh2` and `spline_matrix` replace them (tests/test_determinism.py checks the full-size
+set, ``pytest -m slow``).
 """
 from __future__ import annotations
 

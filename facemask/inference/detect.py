@@ -26,7 +26,7 @@ without a face, not guessed.
 A Haar box is not the landmark box that the training crops were made from (300VW-Mask: the
 bounding box of the 68 landmarks, squared to 1.3 x mean(w, h) about its centre). `HAAR_TO_LANDMARKS`
 maps one to the other; it was measured with `calibrate_to_landmarks` on synthetic frames whose landmarks
-are known (`python scripts/calibrate.py detector`), and `crop_box()` then squares it like the training crops.
+are known (tests/test_calibration.py measures it again), and `crop_box()` then squares it like the training crops.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ import numpy as np
 from facemask.data.masks.draw import square_crop_box
 
 #: Haar face box (centre cx, cy; side s) -> landmark box: centre (cx + dx*s, cy + dy*s),
-#: mean side `scale*s`. Measured with `calibrate_to_landmarks` (`python scripts/calibrate.py detector`) on synthetic video:
+#: mean side `scale*s`. Measured with `calibrate_to_landmarks` (tests/test_calibration.py) on synthetic video:
 #: 24 videos x 60 frames at 320x240 (seed 1): dx 0.012, dy 0.209, scale 0.844 (quartiles 0.80-0.90),
 #: from the 988 of 1440 frames with a detection; 6 videos (seed 0): -0.035, 0.221, 0.854. The
 #: landmark box is a little smaller than the Haar box and lower (the Haar box holds the forehead,
@@ -165,7 +165,7 @@ class HaarFaceDetector(FaceDetector):
 
     name = "haar"
     to_landmarks = HAAR_TO_LANDMARKS
-    #: measured with `facemask.inference.tracker.calibrate_rect` (``python scripts/calibrate.py tracker``) on the astronaut
+    #: measured with `facemask.inference.tracker.calibrate_rect` (tests/test_calibration.py) on the astronaut
     #: photograph, 26 frames: dx 0.023 (0 by symmetry), dy 0.107, scale 0.939
     to_rect = {"dx": 0.0, "dy": 0.107, "scale": 0.94}
 
@@ -210,7 +210,7 @@ class HogFaceDetector(FaceDetector):
 
     name = "hog"
     WINDOW = 80
-    #: measured with `calibrate_to_landmarks` (``python scripts/calibrate.py detector --detector hog --videos 6 --frames 60 --seed 0``):
+    #: measured with `calibrate_to_landmarks` on 6 synthetic videos of 60 frames, seed 0 (tests/test_calibration.py):
     #: dx -0.016 (0 by symmetry), dy 0.162, scale 0.996 (quartiles 0.87-1.04), 315 of 360 frames
     to_landmarks = {"dx": 0.0, "dy": 0.16, "scale": 1.0}
     to_rect = {"dx": 0.0, "dy": 0.0, "scale": 1.0}  # the shape predictor was trained on these very boxes

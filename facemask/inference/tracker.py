@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 #: The 68-landmark box (centre cx, cy; mean side s) -> the box dlib's shape predictor expects (the HOG
 #: detector's, which it was trained with): centre (cx + dx*s, cy + dy*s), side scale*s. Measured with
-#: `calibrate_rect` (``python scripts/calibrate.py tracker --frames 30``: the astronaut photograph in 30 frames,
+#: `calibrate_rect` (tests/test_calibration.py: the astronaut photograph in 30 frames at 640 x 480,
 #: rotated up to 15 degrees, scaled by up to 30 %): dx 0.003, dy -0.068, scale 0.971 (29 frames). The
 #: HOG box lies a little higher than the landmarks (it holds the forehead, not the chin); dx is 0 by symmetry.
 LANDMARKS_TO_RECT = {"dx": 0.0, "dy": -0.068, "scale": 0.97}

@@ -1,0 +1,513 @@
+"""The paper's experiment tables (2-9) and the memory-recipe table in markdown, from records of finished runs.
+
+A *record* is one run of the pipeline: ``{"name", "rev", "params", "run", "default"}`` — its params flat, as
+`dvc exp show` names them (`flat`), and ``run``, what the evaluate stage wrote to ``metrics/eval/run.json``
+(``eval``: each method's IoUs; ``group_miou``: per-group mIoUs, for P; ``zoomed``, ``zoomed_group_miou``,
+``timestep``, ``conditions``, ``memory``, ``test_set``). ``default`` marks a run of the default settings that
+is not the workspace's own (a seed record). Experiments are recognised by their params, so the rows are
+whatever the records hold (the sweeps of `facemask.app.experiments`). Runs that differ only in ``seed`` form
+one row: each cell is the mean ± standard deviation over those seeds (n in the last column; one seed: the
+value alone). P is the paper's test (Sect. 4.2): a paired t-test over the groups of test sequences, on each
+group's mIoU averaged over the row's seeds, against the baseline FCN's averaged over the same seeds. IoUs in
+percent, as in the paper. Sources, by table:
+
+* Table 2 — the five baselines: the landmark tracker, the ResNet FCN and FCN + temporal smoothing of the
+  default's runs (``eval`` → ``tracker``, ``fcn``, ``fcn_smooth``; beside the paper's tracker the face-mesh
+  landmarks, ``mesh``, not in the paper), the VGG-16 FCN-8s and DeepLab-V2 from the runs that trained them
+  (``baselines.archs``; ``eval`` → ``fcn_vgg16``, ``deeplab_v2``), P against the same runs' ResNet FCN.
+* Tables 3, 5, 6 — the primary (face) ConvLSTM-FCN on the test set: ``eval`` → ``primary``; the baseline FCN
+  row is ``fcn`` of the same runs.
+* Table 4 — the primary model's mIoU minus the FCN's at each of the T frames of a window: ``timestep``.
+* Tables 7, 8 — the eye and mouth models on their test sub-datasets: ``zoomed``.
+* Table 9 — the key techniques: the FCN, FCN + temporal smoothing, the ConvLSTM alone trained with CE
+  (Table 3, Adam), and the default's primary and cascade.
+* memory — each departure from the paper's ConvLSTM recipe (`RECIPE`): ``conditions`` and ``memory``.
+
+`workspace_record` and `committed_records` read the records (what the ``tables`` stage of dvc.yaml does);
+`tables` writes the markdown, `readme` the folder's README. Nothing here runs DVC or git.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+from scipy import stats
+
+from facemask.core import errors
+from facemask.evaluation.metrics import paired_tests
+
+FACE_COLS = ("skin", "eyes", "lips", "inner_mouth", "miou")
+ZOOM_COLS = {"eyes": ("eye", "miou"), "mouth": ("lips", "inner_mouth", "miou")}
+C = "train.convlstm."
+#: The paper's numbers where its text gives them (mIoU %).
+PAPER = {"fcn": 54.50, "cascade": 63.76, "tracker": 60.09}
+#: Table 2's rows: (method in ``eval``, label), in the paper's order.
+TABLE2 = (("tracker", "landmark tracker (dlib 68 points)"),
+          ("mesh", "face-mesh landmarks (MediaPipe -> 68 points; not in the paper)"),
+          ("deeplab_v2", "DeepLab-V2 ({trunk}, ASPP)"),
+          ("fcn_vgg16", "FCN-8s ({trunk})"), ("fcn", "FCN (ResNet; the baseline FCN)"),
+          ("fcn_smooth", "FCN (ResNet) + temporal smoothing"))
+#: The files of `tables`, in the order they are written.
+NAMES = ("table3", "table4", "table5", "table6", "table7", "table8", "table2", "memory", "table9")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Records
+
+
+def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``: the params' keys as `dvc exp show` and ``-S`` name them."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out = {}
+    for k, v in d.items():
+        out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def record(name: str, params: dict, run: dict, rev: str | None = None, default: bool = False,
+           source: str | None = None) -> dict:
+    """A record (see the module's docstring) of a run's flat `params` and its run.json `run`; `source`: the
+    file it was read from."""
+    return {"name": name, "rev": rev, "params": params, "run": run, "default": default, "source": source}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise errors.BadInputError(f"{path}: not a readable JSON record ({e})") from None
+    if not isinstance(data, dict):
+        raise errors.BadInputError(f"{path}: not a JSON object")
+    return data
+
+
+def workspace_record(run: Path, params: dict) -> dict:
+    """The workspace's own run: its run.json (the evaluate stage's) and its params (params.yaml as a mapping).
+
+    Raises:
+        BadInputError: `run` is not a JSON object.
+    """
+    return record("workspace", flat(params), _read_json(Path(run)), "workspace")
+
+
+def committed_records(workspace: dict, seeds: Path, others: Iterable[Path], known: Iterable[str] = ()) -> list[dict]:
+    """The committed records made on the `workspace` record's test set: ``<seeds>/seed_<N>.json`` (runs of the
+    default: the workspace's params with their seed) and ``<folder>/<experiment>.json`` of each of `others`
+    (their own params), in that order, each folder by file name. A record whose ``test_set`` differs from the
+    workspace run's (a run of an earlier benchmark) is left out, and so is an experiment named in `known`
+    (already among the caller's records).
+
+    Raises:
+        BadInputError: a record that is not a JSON object.
+    """
+    known = set(known) | {workspace["name"]}
+    test_set = workspace["run"].get("test_set")
+    out = []
+    for folder in (seeds, *others):
+        out += committed(folder, workspace["params"], test_set, folder == seeds, known)
+    return out
+
+
+def committed(folder: Path, ws_params: dict, test_set: dict | None, seeds: bool, known: set[str]) -> list[dict]:
+    """The records of one folder (see `committed_records`), by file name."""
+    out = []
+    for path in sorted(Path(folder).glob("*.json")):
+        run = _read_json(path)
+        name = run.get("experiment") or path.stem
+        params = run.get("params") or {**ws_params, "seed": run.get("seed")}
+        if name in known or "eval" not in run or (test_set and run.get("test_set") != test_set):
+            continue
+        out.append(record(name, params, run, run.get("rev"), default=seeds, source=str(path)))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# Cells, rows, P
+
+
+def _is(p: dict, want: dict) -> bool:
+    """Whether the flat params `p` hold every value of `want` (compared as lower-case strings)."""
+    return all(str(p.get(k)).lower() == str(v).lower() for k, v in want.items())
+
+
+def _rows(recs: list[dict], match: Callable, key: Callable, source: str) -> dict[Any, list[dict]]:
+    """{row key: [one record per seed]} for the records that `match` and hold `source` (a run.json key)."""
+    rows: dict[Any, dict[Any, dict]] = {}
+    for r in recs:
+        if match(r["params"]) and r["run"].get(source):
+            rows.setdefault(key(r["params"]), {}).setdefault(r["params"].get("seed"), r)
+    return {k: list(v.values()) for k, v in rows.items()}
+
+
+def _cell(values: list) -> str:
+    v = [100 * x for x in values if isinstance(x, (int, float))]
+    if not v:
+        return "–"
+    return f"{np.mean(v):.2f}" if len(v) == 1 else f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
+
+
+def _p(runs: list[dict], method: str, get_groups: Callable[[dict, str], list | None], base: str = "fcn") -> str:
+    a, b = [], []
+    for r in runs:
+        ga, gb = get_groups(r["run"], method), get_groups(r["run"], base)
+        if ga and gb and None not in ga and None not in gb:
+            a.append(ga)
+            b.append(gb)
+    if not a:
+        return "n/a"
+    p = paired_tests(np.mean(a, axis=0), np.mean(b, axis=0))["p_ttest"]
+    return "n/a" if p is None else f"{p:.2g}"
+
+
+def _face_groups(run: dict, method: str):
+    return (run.get("group_miou") or {}).get(method)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _method_row(label: str, runs: list[dict], method: str, p: str = "–") -> list[str]:
+    return [label] + [_cell([r["run"]["eval"].get(method, {}).get(c) for r in runs]) for c in FACE_COLS] + \
+        [p, str(len(runs))]
+
+
+def _one_per_seed(runs: Iterable[dict]) -> list[dict]:
+    """One record per seed (the last given for it), in the order the seeds first appear."""
+    return list({r["params"].get("seed"): r for r in runs}.values())
+
+
+def _is_default(rec: dict) -> bool:
+    """A run of the default settings: the workspace's own, a seed record (whatever the experiment it came
+    from) or a seed experiment (``seed<N>-<commit>``)."""
+    return rec.get("default", False) or rec["name"] == "workspace" or str(rec["name"]).startswith("seed")
+
+
+def _loss_key(p: dict) -> str:
+    loss = p.get(C + "loss")
+    if loss == "segloss":
+        return f"SegLoss {p.get(C + 'lfun')}, g = {float(p.get(C + 'g')):g}, on {p.get(C + 'segloss_on', 'scores')}"
+    return {"ce": "cross-entropy", "iou": "IoU loss (Eq. 3)"}.get(loss, str(loss))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The tables
+
+
+def tables(recs: list[dict]) -> dict[str, str]:
+    """{name: markdown} of every table (`NAMES`) from the records `recs` (earlier ones win a seed's place)."""
+    frozen_ce = lambda p: _is(p, {C + "freeze_backbone": True, C + "loss": "ce"})  # noqa: E731
+    frozen_adam = lambda p: _is(p, {C + "freeze_backbone": True, C + "optimizer": "adam"})  # noqa: E731
+    optimizer = lambda p: p.get(C + "optimizer")  # noqa: E731
+    t3 = _rows(recs, frozen_ce, optimizer, "eval")
+    default = _one_per_seed(r for r in recs if _is_default(r) and r["run"].get("eval"))
+    out = {"table3": _face_table("Table 3 — optimiser, ConvLSTM layer alone trained, cross-entropy (IoU %, test set)",
+                                 t3, str),
+           "table4": table4([r for r in default if r["run"].get("timestep")],
+                            _rows(recs, frozen_ce, optimizer, "timestep")),
+           "table5": _face_table("Table 5 — loss, ConvLSTM layer alone trained, Adam (IoU %, test set)",
+                                 _rows(recs, frozen_adam, _loss_key, "eval"), str)}
+    out.update(gamma_tables(recs))
+    out["table2"] = table2(recs, default)
+    out["memory"] = table_memory(recs, default)
+    out["table9"] = table9(default, t3.get("adam", []))
+    return {name: out[name] for name in NAMES}
+
+
+def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], str], note: str = "") -> str:
+    if not rows:
+        return f"### {title}\n\n(no experiment with these settings)\n"
+    fcn_runs = _one_per_seed(r for runs in rows.values() for r in runs)
+    body = [_method_row("baseline FCN", fcn_runs, "fcn")]
+    for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        body.append(_method_row(label(k), runs, "primary", _p(runs, "primary", _face_groups)))
+    head = ["setting", *FACE_COLS, "P vs FCN", "seeds"]
+    return f"### {title}\n\n" + _table(head, body) + "\n" + (f"\n{note}\n" if note else "")
+
+
+def gamma_tables(recs: list[dict]) -> dict[str, str]:
+    """Tables 6, 7, 8: γ of the primary (face), eye and mouth models, all layers trained, Adam."""
+    full = lambda p: _is(p, {C + "freeze_backbone": False, C + "optimizer": "adam"})  # noqa: E731
+    out = {}
+    for num, region in (("6", "face"), ("7", "eyes"), ("8", "mouth")):
+        key = lambda p, region=region: (_loss_key(p), float(p.get(f"regions.{region}.gamma")))  # noqa: E731
+        rows = _rows(recs, full, key, "eval" if region == "face" else "zoomed")
+        if region == "face":
+            out["table6"] = _face_table("Table 6 — primary model: γ, all layers trained (IoU %, test set)", rows,
+                                        lambda k: f"{k[0]}, γ = {k[1]:g}")
+        else:
+            out[f"table{num}"] = _zoomed_table(num, region, rows)
+    return out
+
+
+def _zoomed_table(num: str, region: str, rows: dict[Any, list[dict]]) -> str:
+    """Table 7 (eyes) or 8 (mouth): the zoomed model against its FCN on the region's test sub-dataset."""
+    cols = ZOOM_COLS[region]
+
+    def groups(run: dict, arch: str):
+        return ((run.get("zoomed_group_miou") or {}).get(region) or {}).get(arch)
+
+    def zoom(runs: list[dict], arch: str, c: str) -> str:
+        return _cell([r["run"]["zoomed"][region][arch].get(c) for r in runs])
+
+    # per seed one FCN; the default's own runs win (a gamma experiment may have retrained the FCN)
+    every = sorted((r for runs in rows.values() for r in runs), key=_is_default)
+    fcn_runs = _one_per_seed(every)
+    body = [["baseline FCN"] + [zoom(fcn_runs, "fcn", c) for c in cols] + ["–", str(len(fcn_runs))]] if rows else []
+    for k, runs in sorted(rows.items(), key=lambda kv: str(kv[0])):
+        body.append([f"{k[0]}, γ = {k[1]:g}"] + [zoom(runs, "convlstm", c) for c in cols]
+                    + [_p(runs, "convlstm", groups), str(len(runs))])
+    what = "eye" if region == "eyes" else "mouth"
+    return (f"### Table {num} — {what} model on its test sub-dataset: γ (IoU %)\n\n"
+            + (_table(["setting", *cols, "P vs FCN", "seeds"], body) if body else "(no experiment)") + "\n")
+
+
+def table9(default: list[dict], frozen: list[dict]) -> str:
+    """Table 9: the key techniques against the baseline FCN; `frozen`: Table 3's Adam runs."""
+    rows = []
+    if default:
+        rows.append(_method_row("baseline FCN", default, "fcn"))
+        rows.append(_method_row("FCN + temporal smoothing", default, "fcn_smooth",
+                                _p(default, "fcn_smooth", _face_groups)))
+    if frozen:
+        rows.append(_method_row("ConvLSTM-FCN, ConvLSTM alone trained, CE (Table 3)", frozen, "primary",
+                                _p(frozen, "primary", _face_groups)))
+    if default:
+        rows.append(_method_row("primary ConvLSTM-FCN (the default's loss)", default, "primary",
+                                _p(default, "primary", _face_groups)))
+        rows.append(_method_row("primary + zoomed eye/mouth models (cascade)", default, "cascade",
+                                _p(default, "cascade", _face_groups)))
+    return ("### Table 9 — key techniques against the baseline FCN (IoU %, test set)\n\n"
+            + (_table(["method", *FACE_COLS, "P vs FCN", "seeds"], rows) if rows else "(no runs)") + "\n"
+            + f"\nThe paper: baseline FCN {PAPER['fcn']:.2f}, cascade {PAPER['cascade']:.2f} mIoU.\n")
+
+
+def _steps(runs: list[dict], key: str) -> list[str]:
+    return sorted({s for r in runs for s in r["run"]["timestep"].get(key, {})}, key=lambda s: int(str(s)[1:]))
+
+
+def _gain(r: dict, key: str, step: str):
+    return (r["run"]["timestep"].get(key) or {}).get(step)
+
+
+def _ci(values: list) -> str:
+    """Mean and the 95 % confidence interval of the mean (Student's t over the seeds), in points."""
+    v = [100 * x for x in values if isinstance(x, (int, float))]
+    if len(v) < 2:
+        return _cell([x / 100 for x in v])
+    half = stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))
+    return f"{np.mean(v):+.2f} [{np.mean(v) - half:+.2f}, {np.mean(v) + half:+.2f}]"
+
+
+def _memory_gain(default: list[dict], steps: list[str]) -> list[list]:
+    """Per step, per run: the primary's gain over the FCN minus the state-reset model's (None if either lacks)."""
+    def one(r: dict, s: str):
+        a, b = _gain(r, "primary_minus_fcn", s), _gain(r, "primary_reset_minus_fcn", s)
+        return None if None in (a, b) else a - b
+    return [[one(r, s) for r in default] for s in steps]
+
+
+def table4(default: list[dict], frozen: dict[Any, list[dict]]) -> str:
+    """Table 4 with its memoryless control: each method's mIoU minus the FCN's at frame t of the window, for
+    the default's runs (one per seed): the primary, the same weights with the state reset at every frame, what
+    the memory adds (the two's difference, per seed, with a 95 % confidence interval), the primary with the
+    state carried across windows; and Table 3's runs (the paper's exploration)."""
+    title = ("### Table 4 — mIoU minus the FCN's at each frame t of a window (points), with the memoryless "
+             "control\n\n")
+    rows = []
+    if default:
+        steps = _steps(default, "primary_minus_fcn")
+        for label, key in (("primary ConvLSTM-FCN (the default)", "primary_minus_fcn"),
+                           ("same weights, state reset every frame", "primary_reset_minus_fcn"),
+                           ("primary, state carried across windows", "primary_stream_minus_fcn")):
+            if any(_gain(r, key, steps[0]) is not None for r in default):
+                rows.append([label] + [_cell([_gain(r, key, s) for r in default]) for s in steps] + [str(len(default))])
+        memory = _memory_gain(default, steps)
+        if any(v is not None for m in memory for v in m):
+            rows.append(["memory: primary minus reset, 95 % CI"] + [_ci(m) for m in memory] + [str(len(default))])
+    for k, runs in sorted(frozen.items()):
+        steps = _steps(runs, "primary_minus_fcn")
+        rows.append([f"ConvLSTM alone trained, CE, {k} (Table 3)"]
+                    + [_cell([_gain(r, "primary_minus_fcn", s) for r in runs]) for s in steps] + [str(len(runs))])
+    if not rows:
+        return title + "(no run)\n"
+    n = max(len(r) for r in rows) - 2
+    return title + _table(["method", *[f"t = {i + 1}" for i in range(n)], "seeds"], rows) + "\n"
+
+
+#: The ConvLSTM recipe's keys (DESIGN.md, "Memory: a head-only phase and corrupted windows", "Fine-tuning the
+#: ConvLSTM-FCN"): what is trained, the loss, the head-only phase, the corrupted windows; each combination run
+#: is a row of `table_memory`.
+RECIPE = (C + "freeze_backbone", C + "loss", C + "head_steps", C + "corrupt")
+CONDITION_COLS = (("all", "all"), ("clean", "clean"), ("degraded_with_clean_past", "degraded, clean past"),
+                  ("degraded_without_clean_past", "degraded, no clean past"))
+LOSS_LABELS = {"ce": "cross-entropy", "iou": "IoU loss (Eq. 3)", "segloss": "SegLoss"}
+
+
+def _recipe_label(key: tuple) -> str:
+    frozen, loss, steps, corrupt = key
+    steps, corrupt = int(float(steps or 0)), float(corrupt or 0)
+    parts = ["ConvLSTM alone" if str(frozen).lower() == "true" else "all layers",
+             LOSS_LABELS.get(str(loss), str(loss)),
+             f"head-only phase {steps} steps" if steps else "no head-only phase",
+             f"corruption {corrupt:g}" if corrupt else "no corruption"]
+    return ", ".join(parts)
+
+
+def _dig(d: dict | None, *keys):
+    """``d[k0][k1]...``, None where a level is missing."""
+    for k in keys:
+        d = (d or {}).get(k)
+    return d
+
+
+def _memory_cells(runs: list[dict], method: str) -> list[str]:
+    """mIoU per frame condition, on the black and the noise probe, and the pixels its memory changes."""
+    recs = [r["run"] for r in runs]
+    cond = [_cell([_dig(rec, "conditions", c, method, "miou") for rec in recs]) for c, _ in CONDITION_COLS]
+    probes = [_cell([_dig(rec, "memory", "probes", k, "miou", method) for rec in recs]) for k in ("black", "noise")]
+    passes = [sum(bool(_dig(rec, "memory", "probes", k, "checks", method, "pass")) for rec in recs)
+              for k in ("black", "noise")]
+    changed = _cell([_dig(rec, "memory", "ablation", "methods", method, "changed_share") for rec in recs])
+    return cond + probes + [f"{passes[0]} / {passes[1]} of {len(recs)}", changed]
+
+
+def _reference(default: list[dict]) -> dict | None:
+    """The default's run that defines its setting: the workspace's, else the first."""
+    return next((r for r in default if r["name"] == "workspace"), default[0] if default else None)
+
+
+def table_memory(recs: list[dict], default: list[dict]) -> str:
+    """Each departure from the paper's ConvLSTM recipe as its own row (`RECIPE`): the primary's mIoU per frame
+    condition and on the memory probes, over the runs whose settings are the default's but for the seed and
+    the recipe's keys; the FCN and the memoryless control of the default's runs for scale."""
+    title = "### Memory recipe — the primary ConvLSTM-FCN per frame condition and on the memory probes (IoU %)\n\n"
+    ref = _reference(default)
+    if ref is None:
+        return title + "(no run of the default)\n"
+    rows = _rows([r for r in recs if _same_setting(r["params"], ref["params"], RECIPE)], lambda p: True,
+                 lambda p: tuple(p.get(k) for k in RECIPE), "eval")
+    ours = tuple(ref["params"].get(k) for k in RECIPE)
+    n = str(len(default))
+    body = [["baseline FCN", *_memory_cells(default, "fcn")[:6], "–", "–", n],
+            ["default, state reset every frame (memoryless)", *_memory_cells(default, "primary_reset")[:6], "–", "–",
+             n],
+            ["hold oracle (a ceiling, not a method)", *_memory_cells(default, "hold")[:6], "–", "–", n]]
+    for k, runs in sorted(rows.items(), key=lambda kv: (kv[0] != ours, str(kv[0]))):
+        label = _recipe_label(k) + (" — the default" if k == ours else "")
+        body.append([label, *_memory_cells(runs, "primary"), str(len(runs))])
+    head = ["recipe", *[c for _, c in CONDITION_COLS], "black frame", "noise frame", "probes passed (black / noise)",
+            "pixels memory changes (%)", "seeds"]
+    return (title + _table(head, body) + "\n\nConditions and probes: DESIGN.md (\"Degraded frames\", "
+            "\"Memory checks\"); a probe is passed at >= FCN + 20 points and >= hold - 10 points on the replaced frame. Pixels memory "
+            "changes: on the degraded frames with a clean past, the share whose label the state reset changes.\n")
+
+
+def _setting(p: dict) -> dict:
+    """The params that define a run's setting for Table 2: all but the training seed and `baselines.*`."""
+    return {k: v for k, v in p.items() if k != "seed" and not k.startswith("baselines.")}
+
+
+def _same_setting(p: dict, ref: dict, ignore=()) -> bool:
+    """Whether the params `p` of a run give the setting of `ref` (`_setting`, but the keys in `ignore`), on
+    the keys both hold: a key that one of them lacks was added to params.yaml after that run, which could
+    therefore not vary it."""
+    a, b = _setting(p), _setting(ref)
+    return all(a[k] == b[k] for k in (a.keys() & b.keys()) - set(ignore))
+
+
+def _trunk(p: dict) -> str:
+    """The VGG-16 baselines' trunk in a run's params: VGG-16-BN with ``baselines.batch_norm`` (its default
+    since the key exists), VGG-16 without (runs from before the key were all plain VGG-16)."""
+    return "VGG-16-BN" if p.get("baselines.batch_norm", False) else "VGG-16"
+
+
+def _vgg_rows(recs: list[dict], method: str, label: str, ref: dict | None) -> dict[str, list[dict]]:
+    """{row label: runs} of one VGG-16 baseline: the runs holding it whose setting is the default's apart
+    from `baselines.*` (the default's own runs first, then experiments), one per seed, a row per trunk (the
+    default's trunk first)."""
+    held = [r for r in recs if method in r["run"].get("eval", {})
+            and ref is not None and _same_setting(r["params"], ref["params"])]
+    held.sort(key=lambda r: not _is_default(r))
+    mine = _trunk(ref["params"]) if ref is not None else "VGG-16"
+    groups = {label.format(trunk=t): [] for t in sorted({mine, *(_trunk(r["params"]) for r in held)},
+                                                      key=lambda t: t != mine)}
+    for r in reversed(held):  # one run per seed, the default's own first
+        runs = groups[label.format(trunk=_trunk(r["params"]))]
+        runs[:] = [x for x in runs if x["params"].get("seed") != r["params"].get("seed")] + [r]
+    return groups
+
+
+def table2(recs: list[dict], default: list[dict]) -> str:
+    """The paper's Table 2: the five baselines. The tracker, the ResNet FCN and its smoothing come from the
+    default's runs (one per seed); each VGG-16 baseline from the runs that trained it (`_vgg_rows`)."""
+    ref = _reference(default)
+    body = []
+    for method, label in TABLE2:
+        if method in ("tracker", "mesh", "fcn", "fcn_smooth"):
+            groups = {label: [r for r in default if method in r["run"]["eval"]]}
+        else:
+            groups = _vgg_rows(recs, method, label, ref)
+        for name, runs in groups.items():
+            body.append(_table2_row(method, name, runs))
+    return ("### Table 2 — the baselines (IoU %, test set)\n\n"
+            + _table(["method", *FACE_COLS, "paper mIoU", "P vs ResNet FCN", "seeds"], body) + "\n"
+            + "\nOne seed: the value alone, no spread; the ResNet FCN's standard deviation over its seeds is the "
+              "scale a one-seed difference must beat. P: paired t-test of the per-group mIoU (averaged over the "
+              "row's seeds) against the same runs' ResNet FCN. VGG-16-BN: VGG-16 with batch norm after each "
+              "convolution (`baselines.batch_norm`), how the embedded default trains it from scratch.\n")
+
+
+def _table2_row(method: str, label: str, runs: list[dict]) -> list[str]:
+    if not runs:
+        return [label] + ["–"] * (len(FACE_COLS) + 1) + ["not run", "0"]
+    p = "–" if method == "fcn" else _p(runs, method, _face_groups)
+    # the landmark methods are not trained: their cells are one run's (the same in every seed's); P over the seeds
+    untrained = method in ("tracker", "mesh")
+    row = _method_row(label, runs[:1] if untrained else runs, method, p)
+    row.insert(len(FACE_COLS) + 1, f"{PAPER[method]:.2f}" if method in PAPER else "–")
+    if untrained:
+        row[-1] = "– (not trained)"
+    return row
+
+
+
+def readme(test_set: dict | None, run: Path, seeds: Path, experiments: Path, baselines: Path,
+           counted: list[str], left_out: list[str]) -> str:
+    """The README of the tables' folder: where they come from, and which record files counted (`counted`) and
+    which were left out (`left_out`: made on another test set), per folder."""
+    where = ("" if not test_set else f"\n({test_set.get('clips')} clips, {test_set.get('frames')} frames, "
+             f"{test_set.get('groups')} groups of clips for P)")
+
+    def names(files: list[str], folder: Path) -> str:
+        mine = [f"`{Path(f).name}`" for f in files if Path(f).parent == Path(folder)]
+        return ", ".join(mine) if mine else "none"
+    listing = "\n".join(f"* `{folder}/`: {names(counted, folder)}; left out: {names(left_out, folder)}"
+                        for folder in (seeds, experiments, baselines))
+    return f"""# The paper's Tables 2–9 and the memory-recipe table
+
+Written by the `tables` stage of dvc.yaml (`dvc repro`; `facemask.evaluation.tables`): do not edit, the
+stage rewrites this folder whenever a record, params.yaml or the workspace's run changes (`dvc status` says
+when these files are stale). Its sources are the workspace's run (`{run}`, with params.yaml) and the
+committed records of runs made elsewhere (experiment refs stay in the repository that ran them):
+
+* `{seeds}/seed_<N>.json` — the default's other training seeds (`facemask exp seeds`);
+* `{experiments}/<experiment>.json` — the sweeps' experiments (`facemask exp sweep`, then
+  `facemask exp record`); which runs they are and where they ran: `{experiments}/README.md`;
+* `{baselines}/<experiment>.json` — Table 2's VGG-16 baselines (`facemask exp baselines`).
+
+A record counts only when it was made on the workspace's test set{where}:
+its run.json's `test_set` equals the workspace's, so a record of an earlier benchmark drops out instead of
+mixing in. IoU in % on the test set; runs that differ only in the training seed form one row (mean ±
+standard deviation over the seeds); P: paired t-test against the FCN over the groups of clips, on the
+per-group mIoU averaged over the row's seeds. `facemask exp tables` prints the same tables with this
+machine's finished DVC experiments added.
+
+The record files, counted or left out (made on another test set):
+
+{listing}
+"""
