@@ -4,8 +4,9 @@ Every method finds the face with a landmarker (`facemask.inference.landmarker`):
 (`facemask.inference.mesh.MediaPipeLandmarker`, MediaPipe's face mesh, the default) or ``dlib`` (the landmark
 tracker `facemask.inference.tracker.LandmarkTracker`: a detector on the first frame, every ``detect_every``
 frames and whenever the track is lost; the 68 landmarks tracked between), the 68 points smoothed over time
-by a One-Euro filter (`facemask.inference.landmarker.ONE_EURO`) unless asked not to. With several faces in
-view it takes the largest, or the ``--face``-th from the left, and follows that one. The landmark method
+by a One-Euro filter (`facemask.inference.landmarker.ONE_EURO`) when asked to. With several faces in
+view it takes the most prominent whole one (`facemask.inference.landmarker.pick_face`), or the ``--face``-th
+from the left, and follows that one. The landmark method
 draws each frame's mask from its landmarks at once. The learned methods crop by the training rule (1.3 x
 the landmark box) after `facemask.inference.detect.BoxSmoother` (outliers dropped, gaps of at most
 ``max_gap`` frames bridged, a median over ±``smooth`` frames), which holds a few frames back. With
@@ -73,6 +74,7 @@ class FaceLocator:
 
     Attributes:
         faces: frames by how many faces the landmarker saw in them (``0``, ``1``, ``2+``).
+        most_faces: the most faces it saw in one frame.
     """
 
     def __init__(self, windows: WindowQueue, landmarks_only: bool, cropped: bool, landmarker: Landmarker | None,
@@ -82,6 +84,7 @@ class FaceLocator:
         self.smoother = None if cropped or landmarks_only else BoxSmoother(radius=smooth, max_gap=max_gap)
         self.located: deque[FrameItem] = deque()  # frames waiting for the smoother's verdict
         self.faces = {"0": 0, "1": 0, "2+": 0}
+        self.most_faces = 0
 
     def add(self, item: FrameItem) -> None:
         """Locate the face of one frame (and label it, for the landmark method)."""
@@ -91,11 +94,20 @@ class FaceLocator:
         found = self._landmarks(item.frame)
         item.status = found.status
         self.faces["0" if found.faces == 0 else "1" if found.faces == 1 else "2+"] += 1
+        self.most_faces = max(self.most_faces, found.faces)
         if self.landmarks_only:
             self.windows.add(item, self._label_from(item, found.points))
             return
         self.located.append(item)
         self._place(self.smoother.push(None if found.points is None else landmark_box(found.points)))
+
+    def face_warning(self) -> str | None:
+        """``--face N`` when no frame held N + 1 faces: the one-line warning (else None)."""
+        lm = self.landmarker
+        if self.cropped or lm is None or lm.face is None or self.most_faces > lm.face:
+            return None
+        return (f"--face {lm.face}: at most {self.most_faces} face{'s' if self.most_faces != 1 else ''} in any frame, "
+                f"so there is no face {lm.face} (0-based, from the left) and no frame has a mask")
 
     def finish(self) -> None:
         """Hand on the frames the smoother still holds."""

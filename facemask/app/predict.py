@@ -75,7 +75,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             fps: float = 30.0, overwrite: bool = False, max_gap: int = 5, smooth: int = 3,
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
             detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
-            landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = True,
+            landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = False,
             state: str = "stream") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
@@ -99,8 +99,10 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             per-frame baseline FCN).
         landmarker: ``mediapipe`` or ``dlib`` (`facemask.app.locate.make_landmarker`); None: mediapipe where
             it is installed, else dlib with a warning.
-        face: None: the largest face; N: the N-th from the left (0-based) when the face is acquired.
-        landmark_smoothing: the One-Euro filter on the landmarks (`facemask.inference.landmarker.ONE_EURO`).
+        face: None: the most prominent whole face (`facemask.inference.landmarker.pick_face`); N: the N-th from
+            the left (0-based) when the face is acquired; a warning when fewer than N + 1 faces are ever in view.
+        landmark_smoothing: the One-Euro filter on the landmarks (`facemask.inference.landmarker.ONE_EURO`); off by
+            default: it lags moving faces (less mask mIoU on moving real faces, `bench/bench_realface.py`).
         state: ``stream`` (the primary ConvLSTM-FCN carries its state across the windows of a face segment,
             `facemask.app.segmenters.WindowQueue`; scored better in every seed, README) or ``window`` (the
             paper's: every T-frame window from the zero state). No effect on ``fcn`` and ``landmarks``.
@@ -213,6 +215,9 @@ class _PredictRun:
         self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds
         if self.frames == 0:
             raise PredictError(f"{source.path}: no frame could be decoded")
+        warning = self.locator.face_warning()
+        if warning:
+            self.warnings.append(warning)
         if source.kind == "video" and self.frames != source.count:
             self.warnings.append(f"{source.path}: the header announces {source.count} frames, {self.frames} could "
                                  "be decoded (a truncated or damaged file?)")
@@ -251,6 +256,8 @@ class _PredictRun:
     def landmarker_summary(self) -> dict:
         """``summary.json``'s ``landmarker``: which, its licence, the faces it saw per frame, its smoothing."""
         lm = self.locator.landmarker
-        return {"name": lm.name, "licence": lm.licence, "face": "largest" if lm.face is None else lm.face,
+        chosen = "most prominent whole" if lm.name == "mediapipe" else "largest"
+        return {"name": lm.name, "licence": lm.licence, "face": chosen if lm.face is None else lm.face,
                 "frames_by_faces_seen": None if self.cropped else dict(self.locator.faces),
+                "most_faces_seen": None if self.cropped else self.locator.most_faces,
                 "smoothing": None if lm.smoothing is None else lm.smoothing.settings()}

@@ -395,7 +395,7 @@ class Tracker(Section):
 
 
 class OneEuro(Section):
-    """One-Euro filter on the 68 points over time (null: none); facemask predict's defaults."""
+    """One-Euro filter on the 68 points over time: its settings (facemask predict --landmark-smoothing uses these)."""
 
     min_cutoff: float = Field(4.0, gt=0)
     """Hz: the cutoff at rest."""
@@ -410,8 +410,8 @@ class Mesh(Section):
 
     refine: bool = True
     """The attention mesh: refined eyes and lips (478 points)."""
-    one_euro: Union[OneEuro, None] = OneEuro()
-    """One-Euro filter on the 68 points over time (null: none); facemask predict's defaults."""
+    one_euro: Union[OneEuro, None] = None
+    """One-Euro filter on the 68 points over time (null: none, as facemask predict's default)."""
 
 
 class Fuse(Section):

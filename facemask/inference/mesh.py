@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from facemask.core.errors import InputError
-from facemask.inference.landmarker import Landmarker, Landmarks, OneEuroFilter, box_iou, box_of, pick_face
+from facemask.inference.landmarker import (SAME_FACE_IOU, WHOLE, Landmarker, Landmarks, OneEuroFilter, box_iou,
+                                           box_of, pick_face, prominence, visible_fraction)
 from facemask.inference.mp68 import N_MESH, N_MESH_IRIS, table, weight_matrix
 
 #: How to install mediapipe beside facemask (also in the Makefile's ``setup``): without its declared
@@ -97,6 +98,23 @@ def mediapipe_available() -> bool:
     except MediaPipeError:
         return False
     return True
+
+
+def box_rank(box: np.ndarray, frame_hw: tuple[int, int], score: float) -> tuple[bool, float]:
+    """A detection box's rank as `pick_face` ranks faces: (whole, prominence)."""
+    corners = np.reshape(box, (2, 2))
+    return visible_fraction(corners, frame_hw) >= WHOLE, prominence(corners, frame_hw, score)
+
+
+def detection_scores(faces: list[np.ndarray], dets: list[tuple[np.ndarray, float]]) -> list[float]:
+    """Per face (its points) the score of the BlazeFace detection that covers it best (box IoU > 0.1), NaN
+    when none does (BlazeFace did not run on this frame, or missed this face)."""
+    out = []
+    for f in faces:
+        ious = [box_iou(b, box_of(f)) for b, _ in dets]
+        j = int(np.argmax(ious)) if ious else -1
+        out.append(dets[j][1] if j >= 0 and ious[j] > 0.1 else float("nan"))
+    return out
 
 
 class FaceMeshVideo:
@@ -223,10 +241,11 @@ class MediaPipeLandmarker(Landmarker):
     Args:
         refine: the attention mesh (``refine_landmarks``): refined eyes and lips; measured better on every
             test set (mask mIoU +5 to +11 points: README, "Landmarkers"), at ~1 ms a frame more.
-        max_faces: faces the frame graph follows at once: >= 2 to see several and pick the largest or the
+        max_faces: faces the frame graph follows at once: >= 2 to see several and pick one (`pick_face`) or the
             ``face``-th (while fewer are in view the graph runs BlazeFace on every frame, ~1-2 ms); 1: it
             follows the face BlazeFace scores highest (not the largest) and stops detecting once it has one.
-        face: None: the largest; N: the N-th from the left (0-based) at acquisition. Then followed.
+        face: None: the most prominent whole face (`pick_face`); N: the N-th from the left (0-based) at
+            acquisition. Then followed.
         correspondence: ``fitted`` or ``published`` (`facemask.inference.mp68`).
         min_detection, min_tracking: see `FaceMeshVideo`.
         search_every: run the tile search on every this many frames without a face (0: never; no zoom).
@@ -311,12 +330,13 @@ class MediaPipeLandmarker(Landmarker):
 
     def _search(self, rgb: np.ndarray) -> tuple[np.ndarray, float] | None:
         """Tile search: the chosen face's mesh (zoomed) and its detection score, or None. Each candidate is
-        confirmed by the zoom graph on its crop (BlazeFace's small detections include false ones): the
-        largest confirmed one, or with ``face=N`` the N-th from the left of the confirmed ones (at most
-        `MAX_CANDIDATES` tried)."""
+        confirmed by the zoom graph on its crop (BlazeFace's small detections include false ones), tried in
+        the order `pick_face` ranks them (whole faces first, then by prominence): the first confirmed one, or
+        with ``face=N`` the N-th from the left of the confirmed ones (at most `MAX_CANDIDATES` tried)."""
         t0 = time.perf_counter()
         try:
-            dets = sorted(self.finder(rgb), key=lambda d: -(d[0][2] - d[0][0]))[:self.MAX_CANDIDATES]
+            hw = rgb.shape[:2]
+            dets = sorted(self.finder(rgb), key=lambda d: box_rank(d[0], hw, d[1]), reverse=True)[:self.MAX_CANDIDATES]
             confirmed = []
             for box, score in dets:
                 self._set_crop(box)
@@ -325,7 +345,8 @@ class MediaPipeLandmarker(Landmarker):
                     confirmed.append((mesh, score, self.crop))
                     if self.face is None:
                         break
-            k = pick_face([m[:468] for m, _, _ in confirmed], self.face)
+            k = pick_face([m[:468] for m, _, _ in confirmed], self.face, frame_hw=rgb.shape[:2],
+                          scores=[sc for _, sc, _ in confirmed])
             if k is None:
                 self.crop = None
                 return None
@@ -358,30 +379,35 @@ class MediaPipeLandmarker(Landmarker):
             lost = False
         meshes, dets = self.mesh(rgb)
         faces = [self.weights @ m for m in meshes]
+        scores = detection_scores(faces, dets)
+        hw = rgb.shape[:2]
+        k = pick_face(faces, self.face, self.prev, frame_hw=hw, scores=scores) if self.prev is not None else None
         status = "tracked"
-        k = pick_face(faces, self.face, self.prev) if self.prev is not None else None
+        if k is not None and box_iou(box_of(faces[k]), box_of(self.prev)) < SAME_FACE_IOU:
+            status, self.score = "detected", None  # a whole face took over from a cut one
         if k is None:
             lost = lost or self.prev is not None
-            k = pick_face(faces, self.face)
+            k = pick_face(faces, self.face, frame_hw=hw, scores=scores)
             status, self.score = "detected", None
         if k is None:
-            self.prev = None
-            if self.finder is not None and self.since_search % self.search_every == 0:
-                found = self._search(rgb)
-                if found is not None:
-                    self.since_search = 0
-                    self.score = found[1]
-                    return self._report(found[0], "detected", 1)
-            self.since_search += 1
-            self.last_mesh = None
-            return Landmarks(None, None, "lost" if lost else "no_face", len(faces))
+            return self._no_face(rgb, lost, len(faces))
         self.since_search = 0
-        if dets:  # BlazeFace ran: the score of the detection that best covers this face
-            ious = [box_iou(b, box_of(faces[k])) for b, _ in dets]
-            j = int(np.argmax(ious))
-            if ious[j] > 0.1 and (status == "detected" or self.score is None):
-                self.score = dets[j][1]
+        if np.isfinite(scores[k]) and (status == "detected" or self.score is None):
+            self.score = scores[k]  # BlazeFace ran: the score of the detection that covers this face
         return self._report(meshes[k], status, len(faces))
+
+    def _no_face(self, rgb: np.ndarray, lost: bool, faces: int) -> Landmarks:
+        """No face to follow in the frame graph: every `search_every` frames the tile search."""
+        self.prev = None
+        if self.finder is not None and self.since_search % self.search_every == 0:
+            found = self._search(rgb)
+            if found is not None:
+                self.since_search = 0
+                self.score = found[1]
+                return self._report(found[0], "detected", 1)
+        self.since_search += 1
+        self.last_mesh = None
+        return Landmarks(None, None, "lost" if lost else "no_face", faces)
 
     def _report(self, mesh: np.ndarray, status: str, faces: int) -> Landmarks:
         self.last_mesh = mesh
