@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 #: Committed records under metrics/ that stages read (evaluate: the seeds; tables: all three): kept in a copy.
-RECORDS = ("metrics/seeds/", "metrics/experiments/", "metrics/baselines/")
+RECORDS = ("metrics/seeds/", "metrics/experiments/", "metrics/baselines/", "metrics/benchmarks/")
 
 
 def copy_project(repo: Path) -> Path:

@@ -12,6 +12,9 @@ once. Each ``-S`` key changes only the stages that declare it in dvc.yaml: the C
   with the L_p / L_n of Eq. 8 or Eq. 9 for g in `G_VALUES`, on the raw scores or the softmax (`READINGS`).
 * Tables 6, 7, 8 — the full ConvLSTM-FCN (layer-wise learning rates) with SegLoss Eq. 9, g = 0 (or another
   of `FULL_LOSSES`), and γ in `GAMMAS` for the primary (face), eye and mouth models respectively.
+* memory — each departure from the paper's ConvLSTM recipe alone and together (`RECIPES`; the memory table).
+* benchmarks — the default on other benchmark instances (`BENCHMARKS`: ``data.seed`` values that nobody looked at
+  while developing), recorded in ``metrics/benchmarks/`` (the benchmarks table).
 
 With seeds, every experiment is listed once per training seed (``-S seed=N``, name suffix ``-s<N>``); the
 tables then show mean ± std over the seeds.
@@ -36,6 +39,16 @@ FULL_LOSSES = {
     "ce": {"train.convlstm.loss": "ce"},
 }
 
+#: Benchmark instances for the verdicts: ``data.seed`` values that no choice was made on (0 is the development
+#: instance every choice was made on, 1 the one a reviewer's collapse was found and fixed on).
+BENCHMARKS = (2, 3)
+#: The memory table's departures from the paper's ConvLSTM recipe (all layers, cross-entropy, no head-only phase,
+#: no corrupted windows), one at a time and together; the default (the ConvLSTM alone, the IoU loss, both) and
+#: the ConvLSTM alone with cross-entropy (Tables 3 and 5) are runs of their own sweeps.
+RECIPES = {"paper": ("false", "ce", "0", "0.0"), "head": ("false", "ce", "1500", "0.0"),
+           "corrupt": ("false", "ce", "0", "0.5"), "both": ("false", "ce", "1500", "0.5"),
+           "alone-iou-nohead": ("true", "iou", "0", "0.5")}
+
 Experiment = tuple[str, dict[str, str]]
 
 
@@ -54,7 +67,12 @@ def sweeps(full_loss: str = "paper", g_values=G_VALUES, readings=READINGS, gamma
     t5 += [(f"t5-{lfun}-g{_num(g)}-{on}", {**adam, "train.convlstm.loss": "segloss", "train.convlstm.lfun": lfun,
                                            "train.convlstm.g": _num(g), "train.convlstm.segloss_on": on})
            for lfun in lfuns for g in g_values for on in readings]
-    out = {"table3": t3, "table5": t5}
+    keys = ("train.convlstm.freeze_backbone", "train.convlstm.loss", "train.convlstm.head_steps",
+            "train.convlstm.corrupt")
+    out = {"table3": t3, "table5": t5,
+           "memory": [(f"recipe-{name}", {"train.convlstm.optimizer": "adam", **dict(zip(keys, values))})
+                      for name, values in RECIPES.items()],
+           "benchmarks": [(f"bench-d{d}", {"data.seed": str(d)}) for d in BENCHMARKS]}
     full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", **FULL_LOSSES[full_loss]}
     for table, region in (("table6", "face"), ("table7", "eyes"), ("table8", "mouth")):
         out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}",
