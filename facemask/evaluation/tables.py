@@ -566,7 +566,7 @@ def _instance_rows(runs: list[dict], stats: dict) -> list[str]:
     changed = _cell([_dig(r["run"], "memory", "ablation", "methods", "primary", "changed_share") for r in runs])
     return [miou("fcn"), miou("primary"), miou("primary_stream"), miou("cascade"), miou("predict_cascade"),
             cond("hold", "degraded_with_clean_past"), cond("ceiling", "degraded_with_clean_past"),
-            cond("primary", "degraded_with_clean_past"), *(f"{d} ({p})" for d, p in diffs),
+            cond("primary", "degraded_with_clean_past"), *(f"{d}, P {p}" if p != "n/a" else d for d, p in diffs),
             " / ".join(passed) + f" of {len(runs)}", changed]
 
 
