@@ -760,3 +760,5 @@ def test_the_benchmarks_table_gives_each_instance_its_verdicts():
     assert rows["0"][9] == f"+5.00 [+4.00, +6.00], {held}"
     assert rows["2"][:3] == ("1", "50.00", "48.00") and rows["2"][9] == f"-2.00 [-2.00, -2.00], {held}"
     assert rows["2"][10] == "n/a"                                     # no cascade in these runs
+    assert "* primary − FCN > 0: holds on data.seed 0; the reverse on data.seed 2" in md
+    assert "* cascade − primary > 0: not run on data.seed 0, 2" in md

@@ -585,7 +585,8 @@ def benchmarks_table(default: list[dict], others: list[dict], stats: dict) -> st
             "hold baseline¹", "ceiling¹", "primary¹", *(c for c, _, _ in CLAIMS),
             f"probes passed ({' / '.join(PROBES)})", "pixels memory changes (%)"]
     body = [[str(k), str(len(runs)), *_instance_rows(runs, stats)] for k, runs in sorted(instances.items())]
-    return (title + _table(head, body) + "\n\n¹ on the degraded frames with a clean frame earlier in their window. "
+    verdicts = _verdicts({k: [_diff(runs, m, stats, base) for _, m, base in CLAIMS] for k, runs in instances.items()})
+    return (title + _table(head, body) + "\n\n" + verdicts + "\n\n¹ on the degraded frames with a clean frame earlier in their window. "
             "Differences: mean over the instance's training seeds [95 % interval] (P, Holm-adjusted over the "
             f"instance's {len(CLAIMS)} comparisons); bootstrap over training seeds and test subjects "
             "(facemask/evaluation/stats.py). The development instance is data.seed 0 (every choice was made on its "
@@ -595,3 +596,25 @@ def benchmarks_table(default: list[dict], others: list[dict], stats: dict) -> st
 
 def _instance(params: dict) -> int:
     return int(params.get("data.seed", 0) or 0)
+
+
+def _verdicts(diffs: dict[int, list[dict | None]]) -> str:
+    """Per claim, where it holds: on an instance, the difference is above 0 with P < 0.05 after Holm's adjustment
+    over that instance's comparisons (`CLAIMS`); the reverse when below 0 with such P; else not shown."""
+    lines = ["Verdicts (P < 0.05 after Holm's adjustment over each instance's comparisons):", ""]
+    for i, (label, _, _) in enumerate(CLAIMS):
+        kinds: dict[str, list[str]] = {"holds": [], "the reverse": [], "not shown": [], "not run": []}
+        for k in sorted(diffs):
+            ps = [d["p"] for d in diffs[k] if d is not None]
+            adjusted = dict(zip([j for j, d in enumerate(diffs[k]) if d is not None], holm(ps) if ps else []))
+            d = diffs[k][i]
+            if d is None:
+                kinds["not run"].append(str(k))
+            elif adjusted[i] < 0.05:
+                kinds["holds" if d["estimate"] > 0 else "the reverse"].append(str(k))
+            else:
+                kinds["not shown"].append(str(k))
+        said = "; ".join(f"{v} on data.seed {', '.join(ks)}" for v, ks in kinds.items() if ks)
+        everywhere = kinds["holds"] and not any(kinds[v] for v in ("the reverse", "not shown", "not run"))
+        lines.append(f"* {label} > 0: " + ("**holds on every instance**" if everywhere else said))
+    return "\n".join(lines)
