@@ -165,8 +165,11 @@ def test_sweep_keys_exist_and_reach_only_their_stages():
     params = _leaves(yaml.safe_load((ROOT / "params.yaml").read_text()))
     stages = _declared(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
     exps = sweeps.experiments(list(sweeps.sweeps()))
-    # Table 5: CE, IoU, SegLoss Eq. 8 / Eq. 9 x g x reading; its CE run is Table 3's Adam run
-    assert len(exps) == 2 + 2 + 2 * len(sweeps.G_VALUES) * len(sweeps.READINGS) - 1 + 3 * len(sweeps.GAMMAS)
+    # Table 5: CE, IoU, SegLoss Eq. 8 / Eq. 9 x g x reading; its CE run is Table 3's Adam run; the memory
+    # recipes; the benchmark instances
+    assert len(exps) == (2 + 2 + 2 * len(sweeps.G_VALUES) * len(sweeps.READINGS) - 1 + 3 * len(sweeps.GAMMAS)
+                         + len(sweeps.RECIPES) + len(sweeps.BENCHMARKS))
+    assert dict(exps)["bench-d2"] == {"data.seed": "2"}
     seeded = sweeps.experiments(["table3"], seeds=[0, 1, 2])
     assert len(seeded) == 6 and {o["seed"] for _, o in seeded} == {"0", "1", "2"}
     assert len({n for n, _ in seeded}) == 6
@@ -293,7 +296,7 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
                                                      "lfun": "eq9", "g": 0.0, "segloss_on": "scores", **kw}},
                 "regions": {"face": {"gamma": 0.05}}}
 
-    base = _show_entry("main", conv(freeze_backbone=False, loss="segloss"), 0.58)
+    base = _show_entry("main", conv(freeze_backbone=False, loss="segloss", head_steps=0, corrupt=0.0), 0.58)
     base["experiments"] = [
         {"revs": [_show_entry("t3-rmsprop", conv(optimizer="rmsprop"), 0.56)], "name": "t3-rmsprop"},
         {"revs": [_show_entry("t5-eq8-g0.5", conv(loss="segloss", lfun="eq8", g=0.5), 0.57)], "name": "t5-eq8-g0.5"},
@@ -318,7 +321,8 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
     # Table 5: the Adam / CE runs again, and SegLoss Eq. 8 with g = 0.5 on the raw scores
     assert ("cross-entropy", *["56.00 ± 1.41"] * 5, "n/a", "n/a", "2") in rows
     assert ("SegLoss eq8, g = 0.5, on scores", *["57.00"] * 5, "n/a", "n/a", "1") in rows
-    # Table 6: the workspace's own run (all layers trained, SegLoss Eq. 9, g = 0, gamma 0.05)
+    # Table 6: the workspace's own run (the paper's recipe: all layers trained, no head-only phase, no corrupted
+    # windows, SegLoss Eq. 9, g = 0, gamma 0.05)
     assert ("SegLoss eq9, g = 0, on scores, γ = 0.05", *["58.00"] * 5, "n/a", "n/a", "1") in rows
 
 
@@ -663,8 +667,8 @@ def test_exp_sweep_prints_the_queue_commands_and_names_an_unknown_table(capsys):
                    f"train.convlstm.loss=ce -S train.convlstm.optimizer={opt} -S seed=1 -S train.fcn.epochs=1"
                    for opt in ("adam", "rmsprop")]
     assert cli(["exp", "sweep", "table9", "--dry-run"]) == 1
-    assert capsys.readouterr().err.strip() == ("error: unknown table(s) table9; tables with a sweep: table3, "
-                                               "table5, table6, table7, table8")
+    assert capsys.readouterr().err.strip() == ("error: unknown table(s) table9; tables with a sweep: benchmarks, "
+                                               "memory, table3, table5, table6, table7, table8")
     assert cli(["exp", "sweep", "table3", "--set", "epochs", "--dry-run"]) == 1
     assert "--set 'epochs': expected KEY=VALUE" in capsys.readouterr().err
 

@@ -73,7 +73,8 @@ def sweeps(full_loss: str = "paper", g_values=G_VALUES, readings=READINGS, gamma
            "memory": [(f"recipe-{name}", {"train.convlstm.optimizer": "adam", **dict(zip(keys, values))})
                       for name, values in RECIPES.items()],
            "benchmarks": [(f"bench-d{d}", {"data.seed": str(d)}) for d in BENCHMARKS]}
-    full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", **FULL_LOSSES[full_loss]}
+    full = {"train.convlstm.freeze_backbone": "false", "train.convlstm.optimizer": "adam", "train.convlstm.head_steps": "0",
+            "train.convlstm.corrupt": "0.0", **FULL_LOSSES[full_loss]}
     for table, region in (("table6", "face"), ("table7", "eyes"), ("table8", "mouth")):
         out[table] = [(f"t{table[-1]}-{region}-gamma{_num(g)}-{full_loss}",
                        {**full, f"regions.{region}.gamma": _num(g)}) for g in gammas]
