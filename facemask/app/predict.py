@@ -7,6 +7,11 @@ like the training crops, and the crops of consecutive frames go to the cascade i
 `batch` windows per forward pass. At most about ``(2·batch + 1)·T + delay`` frames are held at any
 time, whatever the video's length.
 
+Threads: decoding (`facemask.app.sources.Prefetch`), the network (`facemask.app.segmenters.WindowQueue`)
+and writing (`facemask.app.outputs.Writer`) each run in a thread of their own beside the landmarker's, so
+that on two cores MediaPipe's graph, the encoders and the PNG / video encoders overlap; the learned methods'
+encoders run in ONNX Runtime where `facemask export` has exported them (`facemask.app.runtime`).
+
 Windows. A window holds T consecutive frames of one face segment (frames with a face, without a
 gap); a segment that ends inside a window (a frame without a face, or the end of the video) leaves a
 shorter window, filled up to T by repeating its last crop. The ConvLSTM is causal, so the padding
@@ -45,6 +50,7 @@ from facemask.app.locate import FaceLocator, make_landmarker
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
 from facemask.app.segmenters import (LEARNED_METHODS, STATES, WindowQueue, choose_method, load_segmenter, models_data,
                                      models_warning)
+from facemask.app.runtime import RUNTIMES
 from facemask.app.sources import FrameSource, Prefetch, open_source
 from facemask.core.errors import PredictError
 from facemask.core.io import atomic_dir
@@ -76,7 +82,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
             detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
             landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = False,
-            state: str = "stream") -> dict:
+            state: str = "stream", runtime: str = "auto") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -109,6 +115,9 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         detector: the dlib landmarker's ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the
             face on the first frame, whenever the track is lost, and every `detect_every` frames.
         detect_every: re-detect every this many frames (0: only when the track is lost).
+        runtime: where the learned methods' encoders run on the CPU (`facemask.app.runtime`): ``auto`` (ONNX
+            Runtime where `facemask export` has written an up-to-date export beside each model, else torch),
+            ``torch``, ``onnx`` (an error when an export is missing or stale).
         segmenter: instead of loading `models`: any callable taking windows (lists of T RGB uint8 crops)
             and returning their label maps, with an attribute ``T`` (as `facemask.inference.fusion.Cascade`).
 
@@ -117,7 +126,8 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             written (`check_out`, checked before the models load). Nothing is left at `out`.
     """
     check_arguments(batch=batch, max_gap=max_gap, smooth=smooth, detect_every=detect_every, fps=fps,
-                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face, state=state)
+                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face, state=state,
+                    runtime=runtime)
     threads = threads or default_threads()
     cv2.setNumThreads(threads)
     t_start = time.perf_counter()
@@ -133,13 +143,14 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     with contextlib.closing(lm) if lm is not None else contextlib.nullcontext():  # MediaPipe's graphs
         if not given and method != "landmarks":
             torch.set_num_threads(threads)
-            segmenter = load_segmenter(models, method, device, batch, state)
+            segmenter = load_segmenter(models, method, device, batch, state, runtime)
         run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
                           detect_every=detect_every, smooth=smooth, max_gap=max_gap)
         t_setup = time.perf_counter() - t_start
         with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
             run.segment(tmp, video, video_format, progress)
             warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
+            warnings += runtime_warnings(segmenter)
             summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
                                   models=None if given or method == "landmarks" else str(models), warnings=warnings)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -148,7 +159,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
 
 def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int, fps: float, method: str,
                     detector: str, threads: int | None, landmarker: str | None = None,
-                    face: int | None = None, state: str = "stream") -> None:
+                    face: int | None = None, state: str = "stream", runtime: str = "auto") -> None:
     """`predict`'s settings, before anything is read. Raises PredictError naming the option."""
     for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
                                ("--detect-every", detect_every, 0)):
@@ -168,6 +179,14 @@ def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int,
         raise PredictError(f"--face {face}: must be at least 0 (0 is the leftmost face)")
     if state not in STATES:
         raise PredictError(f"--state {state!r}: valid: {', '.join(STATES)}")
+    if runtime not in RUNTIMES:
+        raise PredictError(f"--runtime {runtime!r}: valid: {', '.join(RUNTIMES)}")
+
+
+def runtime_warnings(segmenter) -> list[str]:
+    """Why an encoder ran in torch although an export is there (stale, or not for this device)."""
+    return [f"{region} encoder in torch: {swap.reason}" for region, swap in getattr(segmenter, "runtimes", {}).items()
+            if swap.warn]
 
 
 def pick_method(method: str, models: str | Path, segmenter_given: bool) -> tuple[str, str, dict | None]:
@@ -209,10 +228,12 @@ class _PredictRun:
             self.locator.finish()
             self.windows.finish()
         finally:
+            self.windows.close()
             decoder.close()
             self.writer.close()
             bar.close()
-        self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds
+        self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds - self.writer.mask_seconds
+        self.timings["landmarks"] += self.writer.mask_seconds
         if self.frames == 0:
             raise PredictError(f"{source.path}: no frame could be decoded")
         warning = self.locator.face_warning()
@@ -242,6 +263,7 @@ class _PredictRun:
             "state": ("stream" if getattr(self.segmenter, "stream", None) is not None else "window")
             if learned and self.method != "fcn" else None,
             "batch": self.batch if learned else None,
+            "runtime": {k: v.runtime for k, v in getattr(self.segmenter, "runtimes", {}).items()} if learned else None,
             "threads": threads,
             "detector": None if not dlib else {
                 "name": self.detector, "detect_every": self.detect_every, "min_score": lm.tracker.min_score,
