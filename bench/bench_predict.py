@@ -18,8 +18,9 @@ otherwise untrained models of the default configuration in params.yaml (``model.
 
 Decoding and writing run in threads of their own (`facemask.app.predict`), so the phases overlap: their
 times are each thread's own and add up to more than the wall time. ``frames/s`` is frames / (wall
-time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process) is
-less sensitive to other work on the machine than the wall time; the 1-minute load average is printed.
+time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process, setup
+left out) is less sensitive to other work on the machine than the wall time; the 1-minute load average is
+printed before and after: wall figures mean something only on an idle machine (load under ~1 on 2 cores).
 
     python bench/bench_predict.py                                    # every method, both landmarkers
     python bench/bench_predict.py --methods landmarks --landmarkers dlib --detectors hog,cnn,haar --frames 240
@@ -32,7 +33,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -165,18 +165,16 @@ def main(argv=None) -> int:
                           **({"detector": detector} if landmarker == "dlib" else {}))
                 name = f"{method}_{landmarker}_{detector}"
                 predict(warm, tmp / f"warm_{name}", **kw)  # dlib's models are read once per process
-                c0 = time.process_time()
                 s = predict(video, tmp / f"out_{name}", **kw)
-                cpu = time.process_time() - c0
-                runs.append({"method": method, "cpu_s": cpu, **s})
+                runs.append({"method": method, **s})
                 print(f"{method} / {landmarker} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
 
-    n = args.frames
+    n, after = args.frames, os.getloadavg()[0]
     print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, threads "
-          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
-          f"overlay video: {'no' if args.no_video else 'yes'}\n")
-    head = ["method", "landmarker", "detector", "runtime", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame",
-            "frames/s"]
+          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}, after: {after:.2f}; learned models: "
+          f"{weights}; overlay video: {'no' if args.no_video else 'yes'}\n")
+    head = ["method", "landmarker", "detector", "runtime", "faces", *(f"{p} ms" for p in PHASES), "setup s",
+            "cpu ms/frame", "frames/s"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in runs:
         t = r["timings_s"]
@@ -185,9 +183,10 @@ def main(argv=None) -> int:
         print("| " + " | ".join([r["method"], r["landmarker"]["name"], f"{det['name']} k={det['detect_every']}" if det else "-",
                                  runtime_name(r), f"{r['faces_found']}/{r['frames']}",
                                  *(f"{1000 * t[p] / r['frames']:.1f}" for p in PHASES), f"{t['setup']:.1f}",
-                                 f"{1000 * r['cpu_s'] / r['frames']:.1f}", f"**{r['frames'] / work:.1f}**"]) + " |")
+                                 f"{1000 * (r['cpu_s']['total'] - r['cpu_s']['setup']) / r['frames']:.1f}",
+                                 f"**{r['frames'] / work:.1f}**"]) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "load_avg_1min_after": after, "runs": runs}, indent=1))
     return 0
 
 

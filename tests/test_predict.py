@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 
 import cv2
 import numpy as np
@@ -287,6 +288,30 @@ def test_windows_never_span_two_face_segments_and_each_segment_starts_with_a_res
                           "reset", (7, 8, 9, 10, 11), (12, 13, 13, 13, 13),
                           "reset", (15, 16, 17, 18, 19), (20, 21, 22, 22, 22)]
     assert rec.written == [f"{k:06d}" for k in range(23)] and win.no_face == ["000014"]
+
+
+class _Failing(_Recorder):
+    """A segmenter that fails on its second call, as a model could midway through a video."""
+
+    def __call__(self, windows):
+        if self.calls:
+            raise RuntimeError("out of memory")
+        return super().__call__(windows)
+
+
+def test_an_error_in_the_network_thread_reaches_the_caller():
+    """The network runs in a thread of its own: its error is raised to the caller (the next frame added or
+    `finish`), the frames it did not label are never written, and `close` ends the thread."""
+    rec = _Failing()
+    win = WindowQueue(rec, batch=1, writer=rec, timings={"network": 0.0}, bar=_Bar())
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        for k in range(40):
+            win.add(FrameItem(f"{k:06d}", frame), (0, 0, 8, 8))
+        win.finish()
+    win.close()
+    assert rec.written == [f"{k:06d}" for k in range(T)] and len(rec.calls) == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("facemask-network")]
 
 
 def _remembering_convlstm(seed: int = 0):

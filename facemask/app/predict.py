@@ -30,7 +30,8 @@ run that fails leaves no DIR behind):
   found the face in that frame (0: bridged by interpolation, or no face).
 * ``overlay.mp4`` (or ``.avi``) — the frames with the masks blended in and the crop box drawn.
 * ``summary.json`` — frames, faces found, frames without a face, the landmarker (its licence, the faces
-  it saw per frame, its smoothing), timings per phase, frames/s.
+  it saw per frame, its smoothing), where the encoders ran (``runtime``), timings per phase (each phase's
+  own thread's wall time), the CPU time of the whole process (``cpu_s``: setup, total), frames/s.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
                     runtime=runtime)
     threads = threads or default_threads()
     cv2.setNumThreads(threads)
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     out = Path(out)
     source = open_source(input, cropped, fps)
     given = segmenter is not None
@@ -146,11 +147,12 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             segmenter = load_segmenter(models, method, device, batch, state, runtime)
         run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
                           detect_every=detect_every, smooth=smooth, max_gap=max_gap)
-        t_setup = time.perf_counter() - t_start
+        t_setup, run.cpu_setup = time.perf_counter() - t_start, time.process_time() - c_start
         with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
             run.segment(tmp, video, video_format, progress)
             warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
             warnings += runtime_warnings(segmenter)
+            run.cpu_total = time.process_time() - c_start
             summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
                                   models=None if given or method == "landmarks" else str(models), warnings=warnings)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -212,6 +214,7 @@ class _PredictRun:
         self.windows: WindowQueue | None = None
         self.locator = FaceLocator(None, self.landmarks_only, cropped, landmarker, smooth, max_gap, self.timings)
         self.frames, self.warnings = 0, []
+        self.cpu_setup = self.cpu_total = 0.0  # CPU seconds of the whole process (every thread)
 
     def segment(self, tmp: Path, video: bool, video_format: str, progress: bool) -> None:
         """Every frame through the locator, the network and the writer into `tmp`."""
@@ -271,6 +274,7 @@ class _PredictRun:
             "landmarks": None if lm is None else lm.licence,
             "landmarker": None if lm is None else self.landmarker_summary(),
             "timings_s": {k: round(v, 3) for k, v in {**self.timings, "setup": t_setup, "total": total}.items()},
+            "cpu_s": {"setup": round(self.cpu_setup, 3), "total": round(self.cpu_total, 3)},
             "frames_per_s": round(self.frames / total, 2) if total > 0 else None,
             "warnings": warnings,
         }
