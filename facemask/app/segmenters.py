@@ -9,6 +9,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import torch
 
 from facemask.app.outputs import FrameItem, Writer
 from facemask.app.runtime import Swap, use_exported
@@ -219,7 +220,10 @@ class WindowQueue:
         self.starts, self.last_box = True, None  # the open window starts a segment; the last frame's box
         self.no_face: list[str] = []
         self.with_face = 0
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-network")
+        # torch's thread count is the calling thread's own (OpenMP): a new thread would run a team of one per
+        # core, whose spinning workers cost as much CPU again as the work on a busy 2-core machine
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-network", initializer=torch.set_num_threads,
+                                        initargs=(torch.get_num_threads(),))
         self._running: Future | None = None     # the batch the network thread is on
 
     def add(self, item: FrameItem, box) -> None:
