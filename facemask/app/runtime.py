@@ -46,7 +46,7 @@ CHECKPOINTS = ("face/convlstm.pt", "face/fcn.pt", "eyes/convlstm.pt", "mouth/con
 SOURCE_KEY = "facemask.source_sha256"
 #: Largest |ONNX Runtime - torch| allowed on the encoder's features of random frames at export.
 EXPORT_ATOL = 1e-3
-INSTALL = "pip install onnxruntime==1.32.0 onnx==1.20.1 onnxscript==0.7.2"
+INSTALL = "pip install onnxruntime==1.32.0 onnx==1.22.0 onnxscript==0.7.2"
 
 
 def export_path(checkpoint: Path) -> Path:
