@@ -115,9 +115,10 @@ def test_predict_masks_match_the_reference_path(exported, crops, tmp_path):
         assert differ <= 1e-4 * sum(w.size for w in want), (name, differ)
 
 
-def test_a_stale_or_missing_export_falls_back_to_torch_or_fails(exported, crops, tmp_path, capsys):
+def test_a_stale_missing_or_damaged_export(exported, crops, tmp_path, capsys):
     """A retrained model (another checkpoint) makes its export stale: --runtime auto runs that encoder in torch
-    and warns; --runtime onnx refuses, naming the file and `facemask export`; so does a missing export."""
+    and warns; --runtime onnx refuses, naming the file and `facemask export`; so does a missing export; a
+    damaged one is an error either way."""
     folder, images = crops
     models = shutil.copytree(exported, tmp_path / "models")
     model, cfg = _random_convlstm(2, seed=9)
@@ -135,3 +136,8 @@ def test_a_stale_or_missing_export_falls_back_to_torch_or_fails(exported, crops,
         assert rc == 1 and "eyes/convlstm.onnx" in err and "facemask export" in err, err
         assert not out.exists()
         (models / "eyes" / "convlstm.onnx").unlink(missing_ok=True)
+    (models / "eyes" / "convlstm.onnx").write_bytes(b"not an onnx file")
+    rc = main(["predict", str(folder), "--cropped", "--models", str(models), "--no-video", "--out",
+               str(tmp_path / "damaged"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "eyes/convlstm.onnx: not a readable ONNX export" in err and "facemask export" in err, err

@@ -230,7 +230,8 @@ at most {runtime.EXPORT_ATOL}). Needs onnx and onnxscript (`{runtime.INSTALL}`);
 def _export_run(args: argparse.Namespace) -> int:
 
     for path, diff in runtime.export_models(args.models):
-        print(f"wrote {path} (largest feature difference from torch {diff:.1e})")
+        print(f"wrote {path} (largest feature difference from torch {diff:.1e})" if diff is not None else
+              f"skipped {path.with_suffix('.pt')}: a VGG-16 baseline (model.arch), which runs in torch")
     return 0
 
 

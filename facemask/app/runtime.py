@@ -35,6 +35,7 @@ from torch import nn
 
 from facemask.core.errors import PredictError
 from facemask.core.io import atomic_file
+from facemask.models.nets import FCN, ConvLSTMFCN
 from facemask.models.registry import load_model
 
 #: ``--runtime``: ``auto`` (ONNX Runtime where an up-to-date export is there, torch otherwise), ``torch``,
@@ -44,6 +45,9 @@ RUNTIMES = ("auto", "torch", "onnx")
 CHECKPOINTS = ("face/convlstm.pt", "face/fcn.pt", "eyes/convlstm.pt", "mouth/convlstm.pt")
 #: The export's metadata key holding the checkpoint's SHA-256.
 SOURCE_KEY = "facemask.source_sha256"
+#: The networks whose forward runs `EncoderNet.features`: the paper's (Table 2's VGG-16 baselines, which a
+#: ``face/fcn.pt`` may be with ``model.arch``, score their own layers and are left to torch).
+EXPORTABLE = (FCN, ConvLSTMFCN)
 #: Largest |ONNX Runtime - torch| allowed on the encoder's features of random frames at export.
 EXPORT_ATOL = 1e-3
 INSTALL = "pip install onnxruntime==1.32.0 onnx==1.22.0 onnxscript==0.7.2"
@@ -81,9 +85,10 @@ def _import_ort():
     return onnxruntime
 
 
-def export_encoder(checkpoint: Path) -> float:
+def export_encoder(checkpoint: Path) -> float | None:
     """Export the encoder of `checkpoint` to `export_path` (atomically); returns the largest difference of its
-    features from torch's on random frames (checked against `EXPORT_ATOL`).
+    features from torch's on random frames (checked against `EXPORT_ATOL`), or None for a network that is not
+    `EXPORTABLE` (nothing written).
 
     Raises:
         PredictError: onnx / onnxscript missing, or an export whose features differ from torch's.
@@ -93,6 +98,8 @@ def export_encoder(checkpoint: Path) -> float:
     except ImportError as e:
         raise PredictError(f"exporting needs onnx and onnxscript ({e}): `{INSTALL}`") from None
     model = load_model(checkpoint).eval()
+    if not isinstance(model, EXPORTABLE):
+        return None
     size = int(model.config["input_size"])
     x = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
@@ -115,8 +122,9 @@ def export_encoder(checkpoint: Path) -> float:
     return diff
 
 
-def export_models(models_dir: str | Path) -> list[tuple[Path, float]]:
-    """`export_encoder` for every checkpoint of `CHECKPOINTS` in `models_dir`: [(export, largest difference)].
+def export_models(models_dir: str | Path) -> list[tuple[Path, float | None]]:
+    """`export_encoder` for every checkpoint of `CHECKPOINTS` in `models_dir`: [(export, largest difference, or
+    None: not exportable, left to torch)].
 
     Raises:
         PredictError: no such folder, or none of the checkpoints in it.
@@ -148,7 +156,7 @@ class OnnxEncoder:
 @dataclass
 class Swap:
     """What `use_exported` did with one checkpoint: ``onnxruntime <version>`` or ``torch``, why not ONNX
-    Runtime, and whether to warn about it (an export is there but could not be used)."""
+    Runtime, and whether to warn about it (an export is there but stale, or onnxruntime is missing)."""
     runtime: str
     reason: str | None = None
     warn: bool = False
@@ -166,16 +174,18 @@ def use_exported(model: nn.Module, checkpoint: Path, runtime: str, device: torch
     if runtime == "torch":
         return Swap("torch")
     path = export_path(checkpoint)
-    why = None
-    if torch.device(device).type != "cpu":
+    why, warn = None, False
+    if not isinstance(model, EXPORTABLE):
+        why = f"{type(model).__name__} is not exported (its forward does not run the encoder alone)"
+    elif torch.device(device).type != "cpu":
         why = f"the device is {device} (ONNX Runtime runs the encoders on the CPU only)"
     elif not path.is_file():
         why = f"{path} is missing (`facemask export --models {checkpoint.parent.parent}` makes it)"
     else:
         try:
             encoder = OnnxEncoder(path, torch.get_num_threads())
-        except PredictError as e:
-            why = str(e)
+        except PredictError as e:  # onnxruntime missing
+            why, warn = str(e), True
         except Exception as e:  # onnxruntime's own errors: a damaged file
             raise PredictError(f"{path}: not a readable ONNX export ({type(e).__name__}); "
                                f"`facemask export` writes it again") from None
@@ -185,6 +195,7 @@ def use_exported(model: nn.Module, checkpoint: Path, runtime: str, device: torch
                 return Swap(f"onnxruntime {encoder.version}")
             why = (f"{path} was exported from another {checkpoint.name} (retrained since?): "
                    f"`facemask export --models {checkpoint.parent.parent}` updates it")
+            warn = True
     if runtime == "onnx":
         raise PredictError(f"--runtime onnx: {why}")
-    return Swap("torch", why, warn=path.is_file())
+    return Swap("torch", why, warn=warn)
