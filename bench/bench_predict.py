@@ -21,6 +21,8 @@ times are each thread's own and add up to more than the wall time. ``frames/s`` 
 time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process, setup
 left out) is less sensitive to other work on the machine than the wall time; the 1-minute load average is
 printed before and after: wall figures mean something only on an idle machine (load under ~1 on 2 cores).
+``idle 2-core bound`` is what the CPU times allow at most on an idle 2-core machine (`idle_bound`: each
+thread's own CPU from summary.json's ``cpu_s``), a figure that a busy machine leaves roughly alone.
 
     python bench/bench_predict.py                                    # every method, both landmarkers
     python bench/bench_predict.py --methods landmarks --landmarkers dlib --detectors hog,cnn,haar --frames 240
@@ -94,6 +96,17 @@ def runtime_name(run: dict) -> str:
     """Where a run's encoders ran: ``onnxruntime``, ``torch``, ``mixed`` or ``-`` (the landmark method)."""
     names = {v.split()[0] for v in (run.get("runtime") or {}).values()}
     return "-" if not names else names.pop() if len(names) == 1 else "mixed"
+
+
+def idle_bound(run: dict) -> float:
+    """Frames/s that an idle machine with two cores could reach at most, from the run's CPU times: frames /
+    max(the longest thread chain, all the CPU / 2). The main thread's chain holds the landmarker's own threads
+    (it waits for MediaPipe's graph); the network, writing and decoding threads are chains of their own."""
+    c = run["cpu_s"]
+    work = c["total"] - c["setup"]
+    rest = work - c["main"] - c["decode"] - c["network"] - c["writing"]
+    longest = max(c["main"] + max(rest, 0.0), c["decode"], c["network"], c["writing"], work / 2)
+    return run["frames"] / longest if longest > 0 else float("nan")
 
 
 def untrained_models(root: Path, params: dict) -> dict:
@@ -174,7 +187,7 @@ def main(argv=None) -> int:
           f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}, after: {after:.2f}; learned models: "
           f"{weights}; overlay video: {'no' if args.no_video else 'yes'}\n")
     head = ["method", "landmarker", "detector", "runtime", "faces", *(f"{p} ms" for p in PHASES), "setup s",
-            "cpu ms/frame", "frames/s"]
+            "cpu ms/frame", "idle 2-core bound", "frames/s"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in runs:
         t = r["timings_s"]
@@ -184,6 +197,7 @@ def main(argv=None) -> int:
                                  runtime_name(r), f"{r['faces_found']}/{r['frames']}",
                                  *(f"{1000 * t[p] / r['frames']:.1f}" for p in PHASES), f"{t['setup']:.1f}",
                                  f"{1000 * (r['cpu_s']['total'] - r['cpu_s']['setup']) / r['frames']:.1f}",
+                                 f"{idle_bound(r):.0f}",
                                  f"**{r['frames'] / work:.1f}**"]) + " |")
     if args.json:
         Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "load_avg_1min_after": after, "runs": runs}, indent=1))

@@ -373,6 +373,9 @@ def test_predict_video(scene, models, tmp_path, capsys):
     assert set(f"{k + 1:06d}" for k in BLANK) <= set(summary["frames_without_face"])
     assert summary["faces_found"] == N_FRAMES - len(summary["frames_without_face"]) >= N_FRAMES - len(BLANK) - 2
     assert set(summary["timings_s"]) >= {"decode", "detection", "network", "writing", "total"}
+    cpu = summary["cpu_s"]  # the process's CPU, and within it each of our threads' own
+    assert 0 < cpu["setup"] < cpu["total"] and min(cpu["main"], cpu["decode"], cpu["network"], cpu["writing"]) > 0
+    assert cpu["main"] + cpu["decode"] + cpu["network"] + cpu["writing"] <= cpu["total"] - cpu["setup"] + 0.01
     boxes = _boxes(out)
     for k, name in enumerate(names):
         label = read_label_png(out / "labels" / f"{name}.png")

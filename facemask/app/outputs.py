@@ -117,7 +117,7 @@ class Writer:
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-writer")
         self._pending: deque = deque()
-        self.seconds = 0.0
+        self.seconds = self.cpu_seconds = 0.0  # wall and CPU time of the writing thread
         self.mask_seconds = 0.0  # of `seconds`: drawing the landmark method's masks
         self.labels = root / "labels"
         self.labels.mkdir()
@@ -143,7 +143,7 @@ class Writer:
             self._pending.popleft().result()
 
     def _write(self, item: FrameItem) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         if item.label is None and item.points is not None:  # the landmark method's mask, drawn here
             item.label = crop_mask(item.points, item.box)
             self.mask_seconds += time.perf_counter() - t0
@@ -159,6 +159,7 @@ class Writer:
                 img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
             self._vw.write(img)
         self.seconds += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
 
     def close(self) -> None:
         try:

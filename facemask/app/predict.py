@@ -31,7 +31,8 @@ run that fails leaves no DIR behind):
 * ``overlay.mp4`` (or ``.avi``) — the frames with the masks blended in and the crop box drawn.
 * ``summary.json`` — frames, faces found, frames without a face, the landmarker (its licence, the faces
   it saw per frame, its smoothing), where the encoders ran (``runtime``), timings per phase (each phase's
-  own thread's wall time), the CPU time of the whole process (``cpu_s``: setup, total), frames/s.
+  own thread's wall time), CPU time (``cpu_s``: the whole process's setup and total, and the main, decoding,
+  network and writing threads' own; the rest is the landmarker's and the runtimes' threads), frames/s.
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ class _PredictRun:
         self.locator = FaceLocator(None, self.landmarks_only, cropped, landmarker, smooth, max_gap, self.timings)
         self.frames, self.warnings = 0, []
         self.cpu_setup = self.cpu_total = 0.0  # CPU seconds of the whole process (every thread)
+        self.cpu = {"main": 0.0, "decode": 0.0, "network": 0.0, "writing": 0.0}  # ... and of our own threads
 
     def segment(self, tmp: Path, video: bool, video_format: str, progress: bool) -> None:
         """Every frame through the locator, the network and the writer into `tmp`."""
@@ -224,6 +226,7 @@ class _PredictRun:
                    dynamic_ncols=True)
         self.windows = self.locator.windows = WindowQueue(self.segmenter, self.batch, self.writer, self.timings, bar)
         decoder = Prefetch(source)
+        c0 = time.thread_time()
         try:
             for name, frame in decoder:
                 self.frames += 1
@@ -231,10 +234,13 @@ class _PredictRun:
             self.locator.finish()
             self.windows.finish()
         finally:
+            self.cpu["main"] = time.thread_time() - c0
             self.windows.close()
             decoder.close()
             self.writer.close()
             bar.close()
+        self.cpu.update(decode=decoder.cpu_seconds, network=self.windows.cpu_seconds,
+                        writing=self.writer.cpu_seconds)
         self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds - self.writer.mask_seconds
         self.timings["landmarks"] += self.writer.mask_seconds
         if self.frames == 0:
@@ -274,7 +280,8 @@ class _PredictRun:
             "landmarks": None if lm is None else lm.licence,
             "landmarker": None if lm is None else self.landmarker_summary(),
             "timings_s": {k: round(v, 3) for k, v in {**self.timings, "setup": t_setup, "total": total}.items()},
-            "cpu_s": {"setup": round(self.cpu_setup, 3), "total": round(self.cpu_total, 3)},
+            "cpu_s": {k: round(v, 3) for k, v in
+                      {"setup": self.cpu_setup, "total": self.cpu_total, **self.cpu}.items()},
             "frames_per_s": round(self.frames / total, 2) if total > 0 else None,
             "warnings": warnings,
         }

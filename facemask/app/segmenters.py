@@ -225,6 +225,7 @@ class WindowQueue:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-network", initializer=torch.set_num_threads,
                                         initargs=(torch.get_num_threads(),))
         self._running: Future | None = None     # the batch the network thread is on
+        self.cpu_seconds = 0.0                  # the network thread's CPU time
 
     def add(self, item: FrameItem, box) -> None:
         """Queue a located frame: `box` is its crop box in frame pixels, or None (no face). A frame whose
@@ -285,7 +286,7 @@ class WindowQueue:
     def _segment(self, ready: list) -> None:
         """The network thread: labels for the crops of `ready`, one segmenter call per run of windows of one
         segment, in order."""
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         T, reset = self.T, getattr(self.segmenter, "reset", None)
         for run in _segment_runs(ready):
             if run[0][1] and reset is not None:
@@ -297,6 +298,7 @@ class WindowQueue:
                     it.crop = None
                     it.label = lab
         self.timings["network"] += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
 
     def _write(self) -> None:
         if self._running is not None and self._running.done():
