@@ -200,7 +200,8 @@ def main(argv=None) -> int:
                                  f"{idle_bound(r):.0f}",
                                  f"**{r['frames'] / work:.1f}**"]) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "load_avg_1min_after": after, "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "load_avg_1min_after": after,
+                                               "runs": runs}, indent=1))
     return 0
 
 

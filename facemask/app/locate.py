@@ -6,9 +6,9 @@ tracker `facemask.inference.tracker.LandmarkTracker`: a detector on the first fr
 frames and whenever the track is lost; the 68 landmarks tracked between), the 68 points smoothed over time
 by a One-Euro filter (`facemask.inference.landmarker.ONE_EURO`) when asked to. With several faces in
 view it takes the most prominent whole one (`facemask.inference.landmarker.pick_face`), or the ``--face``-th
-from the left, and follows that one. The landmark method
-hands each frame on with its landmarks, from which the writer draws the mask in its own thread. The learned methods crop by the training rule (1.3 x
-the landmark box) after `facemask.inference.detect.BoxSmoother` (outliers dropped, gaps of at most
+from the left, and follows that one. The landmark method hands each frame on with its landmarks, from which
+the writer draws the mask in its own thread. The learned methods crop by the training rule (1.3 x the
+landmark box) after `facemask.inference.detect.BoxSmoother` (outliers dropped, gaps of at most
 ``max_gap`` frames bridged, a median over ±``smooth`` frames), which holds a few frames back. With
 ``--cropped`` the frames are face crops already: no detection.
 

@@ -187,7 +187,7 @@ def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int,
 
 
 def runtime_warnings(segmenter) -> list[str]:
-    """Why an encoder ran in torch although an export is there (stale, or not for this device)."""
+    """Why an encoder ran in torch although an export is there (stale, or onnxruntime missing)."""
     return [f"{region} encoder in torch: {swap.reason}" for region, swap in getattr(segmenter, "runtimes", {}).items()
             if swap.warn]
 
@@ -241,7 +241,8 @@ class _PredictRun:
             bar.close()
         self.cpu.update(decode=decoder.cpu_seconds, network=self.windows.cpu_seconds,
                         writing=self.writer.cpu_seconds)
-        self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds - self.writer.mask_seconds
+        self.timings["decode"] = decoder.seconds
+        self.timings["writing"] = self.writer.seconds - self.writer.mask_seconds
         self.timings["landmarks"] += self.writer.mask_seconds
         if self.frames == 0:
             raise PredictError(f"{source.path}: no frame could be decoded")

@@ -1,10 +1,11 @@
 """The encoders of `facemask predict` in ONNX Runtime on the CPU: `facemask export`, and the swap at load time.
 
-Where the time goes: the three encoders' convolutions are about 80 % of the cascade's network time on a
-CPU (cProfile of `facemask.inference.fusion.Cascade` on 4 windows x 5 crops, default models, 1 thread).
-ONNX Runtime's CPU execution provider (batch norm folded into the convolutions, convolution + activation
-fused, its own kernels) runs the same encoder in less time than PyTorch's eager mode; the figures, and how
-they were measured, are in ``bench/bench_predict.py`` and the README's "Speed".
+Where the time goes: the three encoders' convolutions and batch norms are about three quarters of the
+cascade's network time in torch on a CPU (cProfile of `facemask.inference.fusion.Cascade` on 4 windows x 5
+crops, default models, 1 thread). ONNX Runtime's CPU execution provider (batch norm folded into the
+convolutions, convolution + activation fused, its own kernels) runs the same encoder in less time than torch's
+eager mode: the face encoder 2.9 instead of 4.1 CPU ms a 128-px crop, the cascade's whole network ~0.7 ms a
+frame less (``bench/bench_predict.py --runtime torch`` against the default).
 
 Only the encoder (`facemask.models.encoder.EncoderNet.features`) is exported: its input is a batch of frames
 of one size, however many windows a call holds. The rest stays in torch: the ConvLSTM (its sequence length
@@ -143,7 +144,8 @@ class OnnxEncoder:
         ort = _import_ort()
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
-        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
+                                            providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         self.source = meta.get(SOURCE_KEY)
         self.version = ort.__version__
