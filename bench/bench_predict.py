@@ -10,15 +10,19 @@ moving through the frames, default 640 x 480, MJPG .avi, with a few occluded fra
 detector finds the face and the landmark method runs as it does on real video. ``--input synthetic``
 uses synthetic talking-face frames (`facemask.data.synth`, 320 x 240) pasted into the larger frame instead.
 
-The learned methods use the trained models in ``--models`` (default ``models/``) when they are there;
-otherwise untrained models of the default configuration in params.yaml (``model.*``,
-``clips.input_size``, ``train.convlstm.T``) are built with `facemask.models.nets` and saved to a temporary
-folder — the figures are then for untrained weights, which changes nothing in the speed.
+The learned methods use the trained models in ``--models`` (default ``models/``) when they are there (their
+encoders in ONNX Runtime where `facemask export` has exported them, else torch: the ``runtime`` column);
+otherwise untrained models of the default configuration in params.yaml (``model.*``, ``clips.input_size``,
+``train.convlstm.T``) are built with `facemask.models.nets`, saved to a temporary folder and exported
+(unless ``--runtime torch``) — the figures are then for untrained weights, which changes nothing in the speed.
 
 Decoding and writing run in threads of their own (`facemask.app.predict`), so the phases overlap: their
 times are each thread's own and add up to more than the wall time. ``frames/s`` is frames / (wall
-time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process) is
-less sensitive to other work on the machine than the wall time; the 1-minute load average is printed.
+time - setup); setup (loading models) is shown apart. ``cpu ms/frame`` (all threads of this process, setup
+left out) is less sensitive to other work on the machine than the wall time; the 1-minute load average is
+printed before and after: wall figures mean something only on an idle machine (load under ~1 on 2 cores).
+``idle 2-core bound`` is what the CPU times allow at most on an idle 2-core machine (`idle_bound`: each
+thread's own CPU from summary.json's ``cpu_s``), a figure that a busy machine leaves roughly alone.
 
     python bench/bench_predict.py                                    # every method, both landmarkers
     python bench/bench_predict.py --methods landmarks --landmarkers dlib --detectors hog,cnn,haar --frames 240
@@ -31,7 +35,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -44,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 from facemask.data.synth.generate import generate as synth_generate
 from facemask.models.registry import build_model, save_model
 from facemask.app.predict import PredictError, predict
+from facemask.app.runtime import RUNTIMES, export_models
 from facemask.app.segmenters import load_cascade
 
 CLASSES = {"face": 5, "eyes": 2, "mouth": 3}
@@ -88,12 +92,29 @@ def make_video(path: Path, frames: int, size: tuple[int, int], kind: str = "real
         write_video(np.stack(big), path)
 
 
+def runtime_name(run: dict) -> str:
+    """Where a run's encoders ran: ``onnxruntime``, ``torch``, ``mixed`` or ``-`` (the landmark method)."""
+    names = {v.split()[0] for v in (run.get("runtime") or {}).values()}
+    return "-" if not names else names.pop() if len(names) == 1 else "mixed"
+
+
+def idle_bound(run: dict) -> float:
+    """Frames/s that an idle machine with two cores could reach at most, from the run's CPU times: frames /
+    max(the longest thread chain, all the CPU / 2). The main thread's chain holds the landmarker's own threads
+    (it waits for MediaPipe's graph); the network, writing and decoding threads are chains of their own."""
+    c = run["cpu_s"]
+    work = c["total"] - c["setup"]
+    rest = work - c["main"] - c["decode"] - c["network"] - c["writing"]
+    longest = max(c["main"] + max(rest, 0.0), c["decode"], c["network"], c["writing"], work / 2)
+    return run["frames"] / longest if longest > 0 else float("nan")
+
+
 def untrained_models(root: Path, params: dict) -> dict:
     """Untrained ConvLSTM-FCNs (and the face FCN) of the default configuration, saved as the pipeline saves them."""
     m = params["model"]
     size = params["clips"]["input_size"]
-    cfg = {"encoder": m["encoder"], "output_stride": m["output_stride"], "peephole": m["peephole"],
-           "T": params["train"]["convlstm"]["T"]}
+    cfg = {"encoder": m["encoder"], "output_stride": m["output_stride"], "encoder_depth": m["encoder_depth"],
+           "peephole": m["peephole"], "T": params["train"]["convlstm"]["T"]}
     for region, classes in CLASSES.items():
         (root / region).mkdir(parents=True)
         c = dict(cfg, classes=classes, region=region,
@@ -118,6 +139,9 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's, all cores)")
+    ap.add_argument("--runtime", default="auto", choices=RUNTIMES,
+                    help="where the encoders run (predict's --runtime); untrained models are exported for ONNX "
+                         "Runtime unless torch (default: %(default)s)")
     ap.add_argument("--no-video", action="store_true", help="no overlay video (labels and summary only)")
     ap.add_argument("--params", default=str(ROOT / "params.yaml"))
     ap.add_argument("--json", metavar="FILE", help="also write every run's summary here")
@@ -136,44 +160,48 @@ def main(argv=None) -> int:
         learned = [m for m in args.methods.split(",") if m != "landmarks"]
         if learned:
             try:
-                load_cascade(models, "cpu")
+                load_cascade(models, "cpu", runtime="torch")
             except PredictError as e:
                 print(f"no usable trained models ({e}); timing untrained models of the default config",
                       file=sys.stderr)
                 models, weights = tmp / "models", "untrained (same speed)"
                 untrained_models(models, yaml.safe_load(open(args.params)))
+                if args.runtime != "torch":
+                    export_models(models)
         combos = [(lm, det) for lm in args.landmarkers.split(",")
                   for det in (args.detectors.split(",") if lm == "dlib" else ["-"])]
         for method in args.methods.split(","):
             for landmarker, detector in combos:
                 kw = dict(models=models, device=args.device, batch=args.batch, threads=args.threads, progress=False,
+                          runtime=args.runtime,
                           method=method, landmarker=landmarker, video=not args.no_video, **extra,
                           **({"detector": detector} if landmarker == "dlib" else {}))
                 name = f"{method}_{landmarker}_{detector}"
                 predict(warm, tmp / f"warm_{name}", **kw)  # dlib's models are read once per process
-                c0 = time.process_time()
                 s = predict(video, tmp / f"out_{name}", **kw)
-                cpu = time.process_time() - c0
-                runs.append({"method": method, "cpu_s": cpu, **s})
+                runs.append({"method": method, **s})
                 print(f"{method} / {landmarker} / {detector}: {s['frames_per_s']} frames/s with setup", file=sys.stderr)
 
-    n = args.frames
+    n, after = args.frames, os.getloadavg()[0]
     print(f"\n{n} frames of {size[0]}x{size[1]} ({args.input} face), {cpu_name()}, threads "
-          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}; learned models: {weights}; "
-          f"overlay video: {'no' if args.no_video else 'yes'}\n")
-    head = ["method", "landmarker", "detector", "faces", *(f"{p} ms" for p in PHASES), "setup s", "cpu ms/frame",
-            "frames/s"]
+          f"{runs[0]['threads']}, load average (1 min) before: {load:.2f}, after: {after:.2f}; learned models: "
+          f"{weights}; overlay video: {'no' if args.no_video else 'yes'}\n")
+    head = ["method", "landmarker", "detector", "runtime", "faces", *(f"{p} ms" for p in PHASES), "setup s",
+            "cpu ms/frame", "idle 2-core bound", "frames/s"]
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for r in runs:
         t = r["timings_s"]
         work = t["total"] - t["setup"]
         det = r["detector"]
         print("| " + " | ".join([r["method"], r["landmarker"]["name"], f"{det['name']} k={det['detect_every']}" if det else "-",
-                                 f"{r['faces_found']}/{r['frames']}",
+                                 runtime_name(r), f"{r['faces_found']}/{r['frames']}",
                                  *(f"{1000 * t[p] / r['frames']:.1f}" for p in PHASES), f"{t['setup']:.1f}",
-                                 f"{1000 * r['cpu_s'] / r['frames']:.1f}", f"**{r['frames'] / work:.1f}**"]) + " |")
+                                 f"{1000 * (r['cpu_s']['total'] - r['cpu_s']['setup']) / r['frames']:.1f}",
+                                 f"{idle_bound(r):.0f}",
+                                 f"**{r['frames'] / work:.1f}**"]) + " |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "runs": runs}, indent=1))
+        Path(args.json).write_text(json.dumps({"load_avg_1min_before": load, "load_avg_1min_after": after,
+                                               "runs": runs}, indent=1))
     return 0
 
 

@@ -585,3 +585,34 @@ def test_predict_face_n_with_fewer_faces_warns(tmp_path, astro, capsys):
                              "and no frame has a mask"]
     lines = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
     assert lines == ["facemask predict: warning: " + s["warnings"][0]]
+
+
+def test_predict_landmark_masks_are_the_reference_paths(tmp_path, astro):
+    """The landmark method's masks, drawn in the writer's thread, are the reference path's pixel for pixel: a
+    fresh landmarker run over the decoded frames in order, each mask drawn at once from its points (the
+    training crop `square_crop_box`, `crop_mask`) and pasted into an empty frame. The face leaves the frame and
+    comes back, so frames without a face are compared too."""
+    pytest.importorskip("mediapipe")
+    import cv2
+
+    from facemask.data.masks.draw import square_crop_box
+    from facemask.inference.tracker import crop_mask
+
+    video = _video(tmp_path, _leaving(astro).frames)
+    _predict(tmp_path, video)
+    cap, frames = cv2.VideoCapture(str(video)), []
+    while (read := cap.read())[0]:
+        frames.append(read[1])
+    cap.release()
+    lm = mesh_module.MediaPipeLandmarker()
+    faces = 0
+    for k, frame in enumerate(frames):
+        want = np.zeros((H, W), np.uint8)
+        points = lm(frame).points
+        if points is not None:
+            x0, y0, x1, y1 = box = square_crop_box(points, H, W)
+            want[y0:y1, x0:x1] = crop_mask(points, box)
+            faces += 1
+        assert (read_label_png(tmp_path / "out" / "labels" / f"{k + 1:06d}.png") == want).all(), k
+    lm.close()
+    assert len(frames) == 60 and 10 < faces < 60

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import threading
 
 import cv2
 import numpy as np
@@ -289,6 +290,30 @@ def test_windows_never_span_two_face_segments_and_each_segment_starts_with_a_res
     assert rec.written == [f"{k:06d}" for k in range(23)] and win.no_face == ["000014"]
 
 
+class _Failing(_Recorder):
+    """A segmenter that fails on its second call, as a model could midway through a video."""
+
+    def __call__(self, windows):
+        if self.calls:
+            raise RuntimeError("out of memory")
+        return super().__call__(windows)
+
+
+def test_an_error_in_the_network_thread_reaches_the_caller():
+    """The network runs in a thread of its own: its error is raised to the caller (the next frame added or
+    `finish`), the frames it did not label are never written, and `close` ends the thread."""
+    rec = _Failing()
+    win = WindowQueue(rec, batch=1, writer=rec, timings={"network": 0.0}, bar=_Bar())
+    frame = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        for k in range(40):
+            win.add(FrameItem(f"{k:06d}", frame), (0, 0, 8, 8))
+        win.finish()
+    win.close()
+    assert rec.written == [f"{k:06d}" for k in range(T)] and len(rec.calls) == 1
+    assert not [t for t in threading.enumerate() if t.name.startswith("facemask-network")]
+
+
 def _remembering_convlstm(seed: int = 0):
     """A tiny random ConvLSTM-FCN whose state matters: strong recurrent kernels, forget gates open."""
     torch.manual_seed(seed)
@@ -348,6 +373,9 @@ def test_predict_video(scene, models, tmp_path, capsys):
     assert set(f"{k + 1:06d}" for k in BLANK) <= set(summary["frames_without_face"])
     assert summary["faces_found"] == N_FRAMES - len(summary["frames_without_face"]) >= N_FRAMES - len(BLANK) - 2
     assert set(summary["timings_s"]) >= {"decode", "detection", "network", "writing", "total"}
+    cpu = summary["cpu_s"]  # the process's CPU, and within it each of our threads' own
+    assert 0 < cpu["setup"] < cpu["total"] and min(cpu["main"], cpu["decode"], cpu["network"], cpu["writing"]) > 0
+    assert cpu["main"] + cpu["decode"] + cpu["network"] + cpu["writing"] <= cpu["total"] - cpu["setup"] + 0.01
     boxes = _boxes(out)
     for k, name in enumerate(names):
         label = read_label_png(out / "labels" / f"{name}.png")

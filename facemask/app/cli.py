@@ -12,9 +12,10 @@ import argparse
 import sys
 from typing import Callable
 
-from facemask.app import exp_command, mp68fit, settings
+from facemask.app import exp_command, mp68fit, runtime, settings
 from facemask.app.outputs import default_out
 from facemask.app.predict import DEFAULT_DETECT_EVERY, DEFAULT_DETECTOR, predict
+from facemask.app.runtime import RUNTIMES
 from facemask.core import errors
 from facemask.inference import mp68
 from facemask.inference.landmarker import LANDMARKERS
@@ -76,6 +77,11 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the network and OpenCV (default: every core but one, which "
                         "decodes and writes); 1 is faster when several jobs share the machine")
+    p.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                   help="where the learned methods' encoders run on the CPU: auto (ONNX Runtime where `facemask "
+                        "export` has written an up-to-date export beside each model, torch otherwise), torch, or "
+                        "onnx (an error when an export is missing or stale); the labels agree but for pixels "
+                        "where two classes tie to ~1e-5 (default: %(default)s)")
     p.add_argument("--no-video", dest="video", action="store_false",
                    help="do not write the overlay video (labels and summary only)")
     p.add_argument("--video-format", choices=["mp4", "avi"], default="mp4",
@@ -139,7 +145,7 @@ def _predict_run(args: argparse.Namespace) -> int:
     out = args.out or default_out(args.input)
     s = predict(args.input, out, models=args.models, cropped=args.cropped, method=args.method, device=args.device,
                 detector=args.detector, detect_every=args.detect_every, landmarker=args.landmarker, face=args.face,
-                landmark_smoothing=args.landmark_smoothing, state=args.state,
+                landmark_smoothing=args.landmark_smoothing, state=args.state, runtime=args.runtime,
                 batch=args.batch, video=args.video, video_format=args.video_format, fps=args.fps,
                 overwrite=args.overwrite, max_gap=args.max_gap, smooth=args.smooth,
                 progress=not args.quiet, threads=args.threads)
@@ -183,6 +189,28 @@ def _fit_mp68_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default="models", metavar="DIR",
+                   help="the trained models: DIR/face/{convlstm,fcn}.pt, DIR/{eyes,mouth}/convlstm.pt, those "
+                        "there (default: %(default)s)")
+
+
+EXPORT_EPILOG = f"""\
+Writes NAME.onnx beside every NAME.pt: the model's encoder for ONNX Runtime, which `facemask predict` then
+uses on the CPU (--runtime auto), and the checkpoint's SHA-256 so that a retrained model's export is known
+to be stale. Each export is checked against torch on random frames (largest feature difference printed;
+at most {runtime.EXPORT_ATOL}). Needs onnx and onnxscript (`{runtime.INSTALL}`); run it again after training.
+"""
+
+
+def _export_run(args: argparse.Namespace) -> int:
+
+    for path, diff in runtime.export_models(args.models):
+        print(f"wrote {path} (largest feature difference from torch {diff:.1e})" if diff is not None else
+              f"skipped {path.with_suffix('.pt')}: a VGG-16 baseline (model.arch), which runs in torch")
+    return 0
+
+
 #: name -> (help, epilog, add_arguments, run)
 COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
     "predict": ("face masks for a video, a folder of frames or of face crops", PREDICT_EPILOG,
@@ -191,6 +219,8 @@ COMMANDS: dict[str, tuple[str, str | None, Callable, Callable]] = {
                      settings.CHECK_EPILOG, settings.check_arguments, settings.check_run),
     "params": ("the settings' files: check, defaults, apply an overlay, overrides for dvc exp run",
                settings.__doc__.split("\n\n", 1)[1], settings.params_arguments, settings.params_run),
+    "export": ("export the models' encoders for ONNX Runtime (faster predict on a CPU)", EXPORT_EPILOG,
+               _export_arguments, _export_run),
     "fit-mp68": ("fit and choose MediaPipe's 468 -> 68 correspondence on annotated real faces, by held-out people",
                  FIT_MP68_EPILOG, _fit_mp68_arguments, _fit_mp68_run),
     "exp": ("the paper's experiments: sweeps, seeds, baselines, their records, the tables, the hold oracle",

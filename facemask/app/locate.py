@@ -6,9 +6,9 @@ tracker `facemask.inference.tracker.LandmarkTracker`: a detector on the first fr
 frames and whenever the track is lost; the 68 landmarks tracked between), the 68 points smoothed over time
 by a One-Euro filter (`facemask.inference.landmarker.ONE_EURO`) when asked to. With several faces in
 view it takes the most prominent whole one (`facemask.inference.landmarker.pick_face`), or the ``--face``-th
-from the left, and follows that one. The landmark method
-draws each frame's mask from its landmarks at once. The learned methods crop by the training rule (1.3 x
-the landmark box) after `facemask.inference.detect.BoxSmoother` (outliers dropped, gaps of at most
+from the left, and follows that one. The landmark method hands each frame on with its landmarks, from which
+the writer draws the mask in its own thread. The learned methods crop by the training rule (1.3 x the
+landmark box) after `facemask.inference.detect.BoxSmoother` (outliers dropped, gaps of at most
 ``max_gap`` frames bridged, a median over ±``smooth`` frames), which holds a few frames back. With
 ``--cropped`` the frames are face crops already: no detection.
 
@@ -143,14 +143,15 @@ class FaceLocator:
         self.windows.add(item, (0, 0, w, h))
 
     def _label_from(self, item: FrameItem, points: np.ndarray | None):
-        """The landmark method: the crop box of the landmarks and the mask drawn from them (None: no face)."""
+        """The landmark method: the crop box of the landmarks (None: no face); the writer draws the mask from
+        `FrameItem.points` in its own thread."""
         if points is None:
             return None
         h, w = item.frame.shape[:2]
         t0 = time.perf_counter()
         try:
             box = square_crop_box(points, h, w)
-            item.label = crop_mask(points, box)
+            item.points = points
         except ValueError:  # the face lies outside the frame
             box, item.status = None, "lost"
         self.timings["landmarks"] += time.perf_counter() - t0

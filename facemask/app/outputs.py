@@ -19,6 +19,7 @@ import numpy as np
 from facemask.app.sources import FrameSource
 from facemask.core.errors import OutputError, PredictError
 from facemask.data.labels import PALETTE, write_label_png
+from facemask.inference.tracker import crop_mask
 
 
 def paste_label(label: np.ndarray, box, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -93,17 +94,20 @@ class FrameItem:
     box: tuple | None = None           # crop box (x0, y0, x1, y1) in frame pixels; None: no face
     crop: np.ndarray | None = None     # RGB crop for the network, until it has run
     label: np.ndarray | None = None    # class ids at the crop's size
+    points: np.ndarray | None = None   # the landmark method: 68 landmarks whose mask the writer draws in the box
 
     @property
     def done(self) -> bool:
-        return self.box is None or self.label is not None
+        """Ready to be written: no face, its label made, or its landmarks there for the writer to draw."""
+        return self.box is None or self.label is not None or self.points is not None
 
 
 class Writer:
     """Label PNGs and the overlay video, in frame order, written by a thread of their own.
 
     PNG compression and video encoding release the GIL, so writing overlaps the tracking and the
-    network on a second core. At most `MAX_PENDING` frames wait; `close` waits for them and re-raises
+    network on a second core. The landmark method's masks are drawn here too (`FrameItem.points`), off the
+    thread that waits for the landmarker. At most `MAX_PENDING` frames wait; `close` waits for them and re-raises
     the first error of the writing thread.
     """
 
@@ -113,7 +117,8 @@ class Writer:
 
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-writer")
         self._pending: deque = deque()
-        self.seconds = 0.0
+        self.seconds = self.cpu_seconds = 0.0  # wall and CPU time of the writing thread
+        self.mask_seconds = 0.0  # of `seconds`: drawing the landmark method's masks
         self.labels = root / "labels"
         self.labels.mkdir()
         self.boxes = open(root / "boxes.csv", "w")
@@ -138,7 +143,10 @@ class Writer:
             self._pending.popleft().result()
 
     def _write(self, item: FrameItem) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
+        if item.label is None and item.points is not None:  # the landmark method's mask, drawn here
+            item.label = crop_mask(item.points, item.box)
+            self.mask_seconds += time.perf_counter() - t0
         h, w = item.frame.shape[:2]
         full = np.zeros((h, w), np.uint8) if item.box is None else paste_label(item.label, item.box, (h, w))
         write_label_png(self.labels / f"{item.name}.png", full)
@@ -151,6 +159,7 @@ class Writer:
                 img = cv2.resize(img, self.size, interpolation=cv2.INTER_AREA)
             self._vw.write(img)
         self.seconds += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
 
     def close(self) -> None:
         try:

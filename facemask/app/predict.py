@@ -7,6 +7,11 @@ like the training crops, and the crops of consecutive frames go to the cascade i
 `batch` windows per forward pass. At most about ``(2·batch + 1)·T + delay`` frames are held at any
 time, whatever the video's length.
 
+Threads: decoding (`facemask.app.sources.Prefetch`), the network (`facemask.app.segmenters.WindowQueue`)
+and writing (`facemask.app.outputs.Writer`) each run in a thread of their own beside the landmarker's, so
+that on two cores MediaPipe's graph, the encoders and the PNG / video encoders overlap; the learned methods'
+encoders run in ONNX Runtime where `facemask export` has exported them (`facemask.app.runtime`).
+
 Windows. A window holds T consecutive frames of one face segment (frames with a face, without a
 gap); a segment that ends inside a window (a frame without a face, or the end of the video) leaves a
 shorter window, filled up to T by repeating its last crop. The ConvLSTM is causal, so the padding
@@ -25,7 +30,9 @@ run that fails leaves no DIR behind):
   found the face in that frame (0: bridged by interpolation, or no face).
 * ``overlay.mp4`` (or ``.avi``) — the frames with the masks blended in and the crop box drawn.
 * ``summary.json`` — frames, faces found, frames without a face, the landmarker (its licence, the faces
-  it saw per frame, its smoothing), timings per phase, frames/s.
+  it saw per frame, its smoothing), where the encoders ran (``runtime``), timings per phase (each phase's
+  own thread's wall time), CPU time (``cpu_s``: the whole process's setup and total, and the main, decoding,
+  network and writing threads' own; the rest is the landmarker's and the runtimes' threads), frames/s.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from facemask.app.locate import FaceLocator, make_landmarker
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
 from facemask.app.segmenters import (LEARNED_METHODS, STATES, WindowQueue, choose_method, load_segmenter, models_data,
                                      models_warning)
+from facemask.app.runtime import RUNTIMES
 from facemask.app.sources import FrameSource, Prefetch, open_source
 from facemask.core.errors import PredictError
 from facemask.core.io import atomic_dir
@@ -76,7 +84,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             progress: bool = True, threads: int | None = None, segmenter=None, method: str = "auto",
             detector: str = DEFAULT_DETECTOR, detect_every: int = DEFAULT_DETECT_EVERY,
             landmarker: str | None = None, face: int | None = None, landmark_smoothing: bool = False,
-            state: str = "stream") -> dict:
+            state: str = "stream", runtime: str = "auto") -> dict:
     """Masks for every frame of `input`, written to `out`; returns the summary (also in summary.json).
 
     Args:
@@ -109,6 +117,9 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
         detector: the dlib landmarker's ``hog``, ``cnn`` or ``haar`` (`facemask.inference.detect`): finds the
             face on the first frame, whenever the track is lost, and every `detect_every` frames.
         detect_every: re-detect every this many frames (0: only when the track is lost).
+        runtime: where the learned methods' encoders run on the CPU (`facemask.app.runtime`): ``auto`` (ONNX
+            Runtime where `facemask export` has written an up-to-date export beside each model, else torch),
+            ``torch``, ``onnx`` (an error when an export is missing or stale).
         segmenter: instead of loading `models`: any callable taking windows (lists of T RGB uint8 crops)
             and returning their label maps, with an attribute ``T`` (as `facemask.inference.fusion.Cascade`).
 
@@ -117,10 +128,11 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             written (`check_out`, checked before the models load). Nothing is left at `out`.
     """
     check_arguments(batch=batch, max_gap=max_gap, smooth=smooth, detect_every=detect_every, fps=fps,
-                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face, state=state)
+                    method=method, detector=detector, threads=threads, landmarker=landmarker, face=face, state=state,
+                    runtime=runtime)
     threads = threads or default_threads()
     cv2.setNumThreads(threads)
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     out = Path(out)
     source = open_source(input, cropped, fps)
     given = segmenter is not None
@@ -133,13 +145,15 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
     with contextlib.closing(lm) if lm is not None else contextlib.nullcontext():  # MediaPipe's graphs
         if not given and method != "landmarks":
             torch.set_num_threads(threads)
-            segmenter = load_segmenter(models, method, device, batch, state)
+            segmenter = load_segmenter(models, method, device, batch, state, runtime)
         run = _PredictRun(source, segmenter, method, lm, batch=batch, cropped=cropped, detector=detector,
                           detect_every=detect_every, smooth=smooth, max_gap=max_gap)
-        t_setup = time.perf_counter() - t_start
+        t_setup, run.cpu_setup = time.perf_counter() - t_start, time.process_time() - c_start
         with write_errors(out), atomic_dir(os.path.abspath(out)) as tmp:
             run.segment(tmp, video, video_format, progress)
             warnings = [w for w in [None if given else models_warning(method, data), lm_warning] if w] + run.warnings
+            warnings += runtime_warnings(segmenter)
+            run.cpu_total = time.process_time() - c_start
             summary = run.summary(time.perf_counter() - t_start, t_setup, reason=reason, data=data, threads=threads,
                                   models=None if given or method == "landmarks" else str(models), warnings=warnings)
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -148,7 +162,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
 
 def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int, fps: float, method: str,
                     detector: str, threads: int | None, landmarker: str | None = None,
-                    face: int | None = None, state: str = "stream") -> None:
+                    face: int | None = None, state: str = "stream", runtime: str = "auto") -> None:
     """`predict`'s settings, before anything is read. Raises PredictError naming the option."""
     for name, value, least in (("--batch", batch, 1), ("--max-gap", max_gap, 0), ("--smooth", smooth, 0),
                                ("--detect-every", detect_every, 0)):
@@ -168,6 +182,14 @@ def check_arguments(*, batch: int, max_gap: int, smooth: int, detect_every: int,
         raise PredictError(f"--face {face}: must be at least 0 (0 is the leftmost face)")
     if state not in STATES:
         raise PredictError(f"--state {state!r}: valid: {', '.join(STATES)}")
+    if runtime not in RUNTIMES:
+        raise PredictError(f"--runtime {runtime!r}: valid: {', '.join(RUNTIMES)}")
+
+
+def runtime_warnings(segmenter) -> list[str]:
+    """Why an encoder ran in torch although an export is there (stale, or onnxruntime missing)."""
+    return [f"{region} encoder in torch: {swap.reason}" for region, swap in getattr(segmenter, "runtimes", {}).items()
+            if swap.warn]
 
 
 def pick_method(method: str, models: str | Path, segmenter_given: bool) -> tuple[str, str, dict | None]:
@@ -193,6 +215,8 @@ class _PredictRun:
         self.windows: WindowQueue | None = None
         self.locator = FaceLocator(None, self.landmarks_only, cropped, landmarker, smooth, max_gap, self.timings)
         self.frames, self.warnings = 0, []
+        self.cpu_setup = self.cpu_total = 0.0  # CPU seconds of the whole process (every thread)
+        self.cpu = {"main": 0.0, "decode": 0.0, "network": 0.0, "writing": 0.0}  # ... and of our own threads
 
     def segment(self, tmp: Path, video: bool, video_format: str, progress: bool) -> None:
         """Every frame through the locator, the network and the writer into `tmp`."""
@@ -202,6 +226,7 @@ class _PredictRun:
                    dynamic_ncols=True)
         self.windows = self.locator.windows = WindowQueue(self.segmenter, self.batch, self.writer, self.timings, bar)
         decoder = Prefetch(source)
+        c0 = time.thread_time()
         try:
             for name, frame in decoder:
                 self.frames += 1
@@ -209,10 +234,16 @@ class _PredictRun:
             self.locator.finish()
             self.windows.finish()
         finally:
+            self.cpu["main"] = time.thread_time() - c0
+            self.windows.close()
             decoder.close()
             self.writer.close()
             bar.close()
-        self.timings["decode"], self.timings["writing"] = decoder.seconds, self.writer.seconds
+        self.cpu.update(decode=decoder.cpu_seconds, network=self.windows.cpu_seconds,
+                        writing=self.writer.cpu_seconds)
+        self.timings["decode"] = decoder.seconds
+        self.timings["writing"] = self.writer.seconds - self.writer.mask_seconds
+        self.timings["landmarks"] += self.writer.mask_seconds
         if self.frames == 0:
             raise PredictError(f"{source.path}: no frame could be decoded")
         warning = self.locator.face_warning()
@@ -242,6 +273,7 @@ class _PredictRun:
             "state": ("stream" if getattr(self.segmenter, "stream", None) is not None else "window")
             if learned and self.method != "fcn" else None,
             "batch": self.batch if learned else None,
+            "runtime": {k: v.runtime for k, v in getattr(self.segmenter, "runtimes", {}).items()} if learned else None,
             "threads": threads,
             "detector": None if not dlib else {
                 "name": self.detector, "detect_every": self.detect_every, "min_score": lm.tracker.min_score,
@@ -249,6 +281,8 @@ class _PredictRun:
             "landmarks": None if lm is None else lm.licence,
             "landmarker": None if lm is None else self.landmarker_summary(),
             "timings_s": {k: round(v, 3) for k, v in {**self.timings, "setup": t_setup, "total": total}.items()},
+            "cpu_s": {k: round(v, 3) for k, v in
+                      {"setup": self.cpu_setup, "total": self.cpu_total, **self.cpu}.items()},
             "frames_per_s": round(self.frames / total, 2) if total > 0 else None,
             "warnings": warnings,
         }

@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 import warnings
 from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import torch
 
 from facemask.app.outputs import FrameItem, Writer
+from facemask.app.runtime import Swap, use_exported
 from facemask.core import devices
 from facemask.core.errors import PredictError
 from facemask.data.labels import REGION_CLASS_IDS, REGIONS
@@ -32,11 +35,13 @@ def load_facemask_model(path: Path, hint: str):
     return model
 
 
-def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
+def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4, runtime: str = "auto"):
     """The cascade of ``models_dir/{face,eyes,mouth}/convlstm.pt`` (`facemask.inference.fusion.Cascade`), checked.
 
     Each model must be a facemask checkpoint trained for its region's classes: face 5 (background,
     skin, eyes, lips, inner mouth), eyes 2 (background, eye), mouth 3 (background, lips, inner mouth).
+    `runtime`: where the encoders run (`facemask.app.runtime.use_exported`); the cascade's ``runtimes``
+    attribute says per region which did, and why not ONNX Runtime.
 
     Raises:
         PredictError: naming the folder or file and what is wrong.
@@ -47,7 +52,7 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
     if not models_dir.is_dir():
         raise PredictError(f"{models_dir}: models folder not found (train them with `dvc repro`, "
                            "or pass --models DIR)")
-    models = {}
+    models, runtimes = {}, {}
     for region in REGIONS:
         classes = len(REGION_CLASS_IDS[region])
         path = models_dir / region / "convlstm.pt"
@@ -56,10 +61,13 @@ def load_cascade(models_dir: str | Path, device: str = "auto", batch: int = 4):
             raise PredictError(f"{path}: this {region} model was trained for {model.classes} classes; "
                                f"the cascade needs {classes}")
         models[region] = model
+        runtimes[region] = use_exported(model, path, runtime, device)
     try:
-        return Cascade(models["face"], models["eyes"], models["mouth"], device=device, batch=batch)
+        cascade = Cascade(models["face"], models["eyes"], models["mouth"], device=device, batch=batch)
     except ValueError as e:
         raise PredictError(f"{models_dir}: {e}") from None
+    cascade.runtimes = runtimes
+    return cascade
 
 
 #: The learned methods of ``--method`` (``landmarks`` and ``auto`` need no models).
@@ -76,6 +84,7 @@ class SingleModel:
 
     def __init__(self, model, device: str = "auto", batch: int = 4, stream: bool = False):
         self.device = devices.resolve_device(device, what="train.device")
+        self.runtimes: dict[str, Swap] = {}
         self.model = prepare_model(model, self.device)
         self.size = int(model.config["input_size"])
         self.T = int(model.config.get("T") or 5)
@@ -92,10 +101,12 @@ class SingleModel:
 
 
 def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str = "auto", batch: int = 4,
-                   state: str = "stream"):
+                   state: str = "stream", runtime: str = "auto"):
     """What `predict` runs: the cascade (`load_cascade`), or with `method` ``primary`` / ``fcn`` the face
     model ``models_dir/face/{convlstm,fcn}.pt`` alone (`SingleModel`). `state` ``stream``: the primary
     ConvLSTM-FCN carries its state across the windows of a face segment (`STATES`; the FCN has none).
+    `runtime`: `facemask.app.runtime.RUNTIMES` (the encoders in ONNX Runtime, from `facemask export`'s files);
+    the segmenter's ``runtimes`` says per model which ran them.
 
     Raises:
         PredictError: an unknown method or state, or a missing, unreadable or wrong-class model file.
@@ -105,14 +116,20 @@ def load_segmenter(models_dir: str | Path, method: str = "cascade", device: str 
     if state not in STATES:
         raise PredictError(f"--state {state!r}: valid: {', '.join(STATES)}")
     if method == "cascade":
-        cascade = load_cascade(models_dir, device, batch)
-        return cascade.streaming() if state == "stream" else cascade
+        cascade = load_cascade(models_dir, device, batch, runtime)
+        if state != "stream":
+            return cascade
+        streaming = cascade.streaming()
+        streaming.runtimes = cascade.runtimes
+        return streaming
     path = Path(models_dir) / "face" / ("convlstm.pt" if method == "primary" else "fcn.pt")
     model = load_facemask_model(path, "train it with `dvc repro`, or pass --models DIR")
     if model.classes != 5 or "input_size" not in model.config:
         raise PredictError(f"{path}: a face model needs 5 classes and its input size; this one has "
                            f"{model.classes} classes")
-    return SingleModel(model, device, batch, stream=state == "stream" and method == "primary")
+    single = SingleModel(model, device, batch, stream=state == "stream" and method == "primary")
+    single.runtimes = {"face": use_exported(model, path, runtime, single.device)}
+    return single
 
 
 #: ``data.source`` values that are real video: models trained on them are used on real faces.
@@ -178,27 +195,41 @@ def predict_device(device: str):
 
 class WindowQueue:
     """Located frames -> T-frame windows of one face segment -> the network, `batch` windows at a time
-    -> the writer, in frame order. Holds at most about ``2·batch·T`` frames (see the module docstring).
+    -> the writer, in frame order.
 
     A face segment is a run of frames with a face whose boxes overlap from frame to frame: a frame without a
     face, or a box that jumps (no overlap with the previous one: the face was lost and another found), starts a
     new one. A window never spans two segments, and the segmenter's ``reset`` (when it has one: the cascade's
     box memory, a streaming ConvLSTM's state) is called before the first window of each.
+
+    The network runs in a thread of its own (torch releases the GIL while it computes), so the segmenter works
+    on one batch of windows while the caller locates the faces of the next: with MediaPipe's graph and the
+    network on two cores, the cascade's frame time is the slower of the two instead of their sum. One batch
+    runs at a time, in order (the segmenter's state and box memory follow the stream); when the next is ready
+    before it is done, the caller waits. Frames held: the running batch, the one being filled and the frames
+    without a face among them, at most about ``2·batch·T`` (`hold`) plus the open window.
     """
 
     def __init__(self, segmenter, batch: int, writer: Writer, timings: dict, bar):
         self.segmenter, self.T, self.batch = segmenter, getattr(segmenter, "T", 1), batch
         self.writer, self.timings, self.bar = writer, timings, bar
+        self.hold = 2 * batch * self.T  # frames queued beyond which the network is waited for
         self.queue: deque[FrameItem] = deque()  # every frame not yet written, in order
         self.window: list[FrameItem] = []       # the open window of the current face segment
         self.ready: list[tuple[list[FrameItem], bool]] = []  # closed windows waiting, and whether each starts a segment
         self.starts, self.last_box = True, None  # the open window starts a segment; the last frame's box
         self.no_face: list[str] = []
         self.with_face = 0
+        # torch's thread count is the calling thread's own (OpenMP): a new thread would run a team of one per
+        # core, whose spinning workers cost as much CPU again as the work on a busy 2-core machine
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="facemask-network", initializer=torch.set_num_threads,
+                                        initargs=(torch.get_num_threads(),))
+        self._running: Future | None = None     # the batch the network thread is on
+        self.cpu_seconds = 0.0                  # the network thread's CPU time
 
     def add(self, item: FrameItem, box) -> None:
         """Queue a located frame: `box` is its crop box in frame pixels, or None (no face). A frame whose
-        label is already there (``--method landmarks``) goes straight to the writer."""
+        label is already there or drawn by the writer (``--method landmarks``) goes straight to the writer."""
         item.box = box
         if box is None or (self.last_box is not None and not _overlap(box, self.last_box)):
             self._close()
@@ -206,7 +237,7 @@ class WindowQueue:
         self.last_box = box
         if box is None:
             self.no_face.append(item.name)
-        elif item.label is not None:
+        elif item.done:
             self.with_face += 1
         else:
             self.with_face += 1
@@ -217,15 +248,23 @@ class WindowQueue:
                 self._close()
         self.queue.append(item)
         # a long stretch without a face behind a waiting window must not pile up frames
-        if self.ready and (len(self.ready) >= self.batch or len(self.queue) > 2 * self.batch * self.T):
+        if self.ready and (len(self.ready) >= self.batch or len(self.queue) > self.hold):
             self._network()
+        if len(self.queue) > self.hold:
+            self._wait()
         self._write()
 
     def finish(self) -> None:
+        """Segment what is left, wait for the network and write every frame."""
         self._close()
         if self.ready:
             self._network()
+        self._wait()
         self._write()
+
+    def close(self) -> None:
+        """Stop the network thread (after the batch it is on); `finish` first to keep the results."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _close(self) -> None:
         if self.window:
@@ -233,24 +272,40 @@ class WindowQueue:
             self.window, self.starts = [], False
 
     def _network(self) -> None:
-        t0 = time.perf_counter()
+        """Hand the ready windows to the network thread, once it is done with the previous batch."""
+        self._wait()
+        self._running = self._pool.submit(self._segment, self.ready)
+        self.ready = []
+
+    def _wait(self) -> None:
+        """Until the network thread's batch is done; re-raises its error."""
+        if self._running is not None:
+            running, self._running = self._running, None
+            running.result()
+
+    def _segment(self, ready: list) -> None:
+        """The network thread: labels for the crops of `ready`, one segmenter call per run of windows of one
+        segment, in order."""
+        t0, c0 = time.perf_counter(), time.thread_time()
         T, reset = self.T, getattr(self.segmenter, "reset", None)
-        for run in _segment_runs(self.ready):  # one call per run of windows of one segment, in order
+        for run in _segment_runs(ready):
             if run[0][1] and reset is not None:
                 reset()
             # a short window (a segment's last) is filled up with its last crop; the ConvLSTM is causal
             labels = self.segmenter([[it.crop for it in w] + [w[-1].crop] * (T - len(w)) for w, _ in run])
             for (w, _), lw in zip(run, labels):
                 for it, lab in zip(w, lw):
-                    it.label, it.crop = lab, None
-        self.ready = []
+                    it.crop = None
+                    it.label = lab
         self.timings["network"] += time.perf_counter() - t0
+        self.cpu_seconds += time.thread_time() - c0
 
     def _write(self) -> None:
+        if self._running is not None and self._running.done():
+            self._wait()
         while self.queue and self.queue[0].done:
             self.writer.write(self.queue.popleft())
             self.bar.update(1)
-
 
 
 def _overlap(a, b) -> bool:

@@ -77,14 +77,14 @@ class Prefetch:
     releases the GIL) overlaps the rest. An error of the source is raised where the frame would be.
 
     Attributes:
-        seconds: time spent decoding, in the thread.
+        seconds: time spent decoding, in the thread; `cpu_seconds`: the thread's CPU time.
     """
 
     def __init__(self, source, size: int = 8):
 
         self._queue: queue.Queue = queue.Queue(size)
         self._stop = threading.Event()
-        self.seconds = 0.0
+        self.seconds = self.cpu_seconds = 0.0
         self._thread = threading.Thread(target=self._run, args=(iter(source),), daemon=True,
                                         name="facemask-decoder")
         self._thread.start()
@@ -100,6 +100,7 @@ class Prefetch:
         return False
 
     def _run(self, frames) -> None:
+        c0 = time.thread_time()
         try:
             while True:
                 t0 = time.perf_counter()
@@ -110,6 +111,8 @@ class Prefetch:
             self._put(("end", None))
         except BaseException as e:  # handed to the consumer
             self._put(("error", e))
+        finally:
+            self.cpu_seconds = time.thread_time() - c0
 
     def __iter__(self):
         while True:
