@@ -32,8 +32,8 @@ ARCHS = ("fcn", "fcn_vgg16", "deeplab_v2")
 
 
 def one(arch: str, size: int, batch: int, steps: int, classes: int = 5) -> dict:
-    from facemask.training import losses
     from facemask.models.registry import build_model
+    from facemask.training import losses
     from facemask.training.loop import forward_loss
 
     torch.manual_seed(0)

@@ -33,13 +33,13 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-
-from facemask.inference.detect import make_detector, crop_box
+from facemask.data.frames import iter_frames
 from facemask.data.ibug68 import read_pts
 from facemask.data.masks.draw import square_crop_box
+from facemask.inference.detect import crop_box, make_detector
 from facemask.inference.tracker import LandmarkTracker
-from facemask.data.frames import iter_frames
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def box_iou(a, b) -> float:

@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-
-from facemask.training import losses
-from facemask.models.nets import FCN
-from facemask.data.labels import REGION_CLASS_NAMES
 from facemask.data.clips.build import build_clips
+from facemask.data.labels import REGION_CLASS_NAMES
+from facemask.models.nets import FCN
+from facemask.training import losses
 from facemask.training.engine import RunPaths, TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CANDIDATES = ["resnet18:5:16:96", "resnet18:3:8:128", "resnet18:4:8:128", "resnet18:3:8:160", "resnet34:3:8:128",
               "resnet18:4:8:160"]

@@ -21,13 +21,13 @@ import cv2
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-
+from facemask.data.frames import iter_frames
+from facemask.data.ibug68 import read_pts
 from facemask.data.labels import write_label_png
 from facemask.data.masks.build import build_masks
 from facemask.data.masks.draw import landmarks_to_mask, square_crop_box
-from facemask.data.ibug68 import read_pts
-from facemask.data.frames import iter_frames
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpu() -> float:

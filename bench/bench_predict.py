@@ -41,14 +41,13 @@ import cv2
 import numpy as np
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from facemask.data.synth.generate import generate as synth_generate
-from facemask.models.registry import build_model, save_model
 from facemask.app.predict import PredictError, predict
 from facemask.app.runtime import RUNTIMES, export_models
 from facemask.app.segmenters import load_cascade
+from facemask.data.synth.generate import generate as synth_generate
+from facemask.models.registry import build_model, save_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CLASSES = {"face": 5, "eyes": 2, "mouth": 3}
 PHASES = ("decode", "detection", "landmarks", "network", "writing")

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from facemask.data.synth.generate import generate
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cpu() -> float:

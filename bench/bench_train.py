@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-
 SIZES = {  # name: (encoder, input size, fcn batch, convlstm N, encoder depth, output stride)
     "default": ("resnet18", 128, 16, 2, 3, 8),   # params.yaml's face model
     "paper": ("resnet50", 320, 16, 2, 5, 16),    # configs/paper.yaml's
@@ -96,7 +95,7 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
         width: int, height: int, loader_only: bool, depth: int = 5, stride: int = 16) -> dict:
     import cv2
 
-    from facemask.data.clips.loaders import ClipDataset, ShardedBatchSampler, make_loader, batch_to_device
+    from facemask.data.clips.loaders import ClipDataset, ShardedBatchSampler, batch_to_device, make_loader
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -121,8 +120,8 @@ def one(encoder: str, size: int, phase: str, batch: int, steps: int, device: str
             return {"bytes_per_frame": bytes_per_frame(split), "crop_side": crop_side,
                     "loader_ms": 1e3 * (time.perf_counter() - t0) / n, "loader_cpu_ms": 1e3 * (time.process_time() - c0) / n}
 
+        from facemask.models.nets import FCN, ConvLSTMFCN
         from facemask.training import losses
-        from facemask.models.nets import ConvLSTMFCN, FCN
         from facemask.training.loop import forward_loss
 
         model = FCN(encoder, 5, output_stride=stride, encoder_depth=depth)

@@ -45,7 +45,7 @@ RUNTIMES = ("auto", "torch", "onnx")
 #: The checkpoints a models folder may hold, relative to it (`facemask.app.segmenters`).
 CHECKPOINTS = ("face/convlstm.pt", "face/fcn.pt", "eyes/convlstm.pt", "mouth/convlstm.pt")
 #: The export's metadata key holding the checkpoint's SHA-256.
-SOURCE_KEY = "facemask.source_sha256"
+SOURCE_KEY = "facemask_source_sha256"
 #: The networks whose forward runs `EncoderNet.features`: the paper's (Table 2's VGG-16 baselines, which a
 #: ``face/fcn.pt`` may be with ``model.arch``, score their own layers and are left to torch).
 EXPORTABLE = (FCN, ConvLSTMFCN)
