@@ -4,7 +4,7 @@ data/predictions/located.
     python -m stages.located --clips data/clips --masks data/300VW-Mask --raw data/raw --models models \
         --out data/predictions/located
 
-Reads params ``train.device``; the test clips (``data/clips/index.csv``), each test frame's crop box
+Reads params ``train.device`` and ``evaluate.located`` (false: ``info.json`` alone, saying so); the test clips (``data/clips/index.csv``), each test frame's crop box
 (``data/300VW-Mask/frames.csv``), the raw test videos (``data/raw/300VW``) and the models. Each method of
 `facemask.app.located.LOCATED` runs over each whole test video with `facemask predict`'s defaults (the crops cut
 from the landmarker's landmarks); its labels are cut at each test frame's ground-truth crop. Writes ``--out``:
@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     clips = read_split_clips(args.clips, "test")
     videos = args.raw / VIDEOS_DIR
     with atomic_dir(args.out) as out:
-        if all((videos / c["video"] / "vid.avi").is_file() for c in clips):
+        if not params.evaluate.located:
+            info = {"skipped": "evaluate.located is false"}
+        elif all((videos / c["video"] / "vid.avi").is_file() for c in clips):
             info = predict_test_videos(clips, videos, args.masks, args.models, out, device=params.train.device)
         else:
             info = {"skipped": f"{videos}: no test videos (the authors' release holds crops only)"}

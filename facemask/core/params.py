@@ -428,6 +428,8 @@ class Fuse(Section):
 class Evaluate(Section):
     """Metrics, significance and figures (facemask/evaluation/)."""
 
+    located: bool = True
+    """Score the learned methods also as facemask predict runs them (stage located; false: skipped, for sweeps)."""
     draws: int = Field(25_000, ge=100)
     """Bootstrap draws over training seeds and test subjects, for every interval and P value."""
     stats_seed: int = Field(0, ge=0)

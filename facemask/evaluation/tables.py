@@ -438,8 +438,9 @@ def table_memory(recs: list[dict], default: list[dict]) -> str:
 
 
 def _setting(p: dict) -> dict:
-    """The params that define a run's setting for Table 2: all but the training seed and `baselines.*`."""
-    return {k: v for k, v in p.items() if k != "seed" and not k.startswith("baselines.")}
+    """The params that define a run's setting for Table 2: all but the training seed, `baselines.*` and
+    `evaluate.*` (how a run is scored, not what it trains)."""
+    return {k: v for k, v in p.items() if k != "seed" and not k.startswith(("baselines.", "evaluate."))}
 
 
 def _same_setting(p: dict, ref: dict, ignore=()) -> bool:
