@@ -42,6 +42,8 @@ from stages._common import load_params, run_stage, setup_logging, stage_args
 #: ``arch``: fcn (the reference FCN) | fcn_vgg16 | deeplab_v2 (Table 2's VGG-16 baselines, facemask.models.baselines).
 FCN_KEYS = ("arch", "encoder", "encoder_weights", "output_stride", "encoder_depth")
 CONVLSTM_KEYS = ("peephole", "convlstm_init", "output_scale")
+#: The guard's thresholds in train.convlstm (facemask.training.guard; left out: TrainConfig's defaults).
+GUARD_KEYS = ("guard_drop", "guard_share")
 
 
 def config(params: dict, phase: str, region: str, data: dict | None = None) -> TrainConfig:
@@ -66,8 +68,8 @@ def config(params: dict, phase: str, region: str, data: dict | None = None) -> T
     return TrainConfig(**common, batch_size=p["N"], T=p["T"], lr_decay=p.get("lr_decay", "none"),
                        optimizer=p["optimizer"], gamma=r["gamma"], freeze_backbone=p["freeze_backbone"],
                        freeze_bn=p.get("freeze_bn", False), head_steps=p.get("head_steps", 0),
-                       corrupt=p.get("corrupt", 0.0),
-                       loss=p["loss"], loss_kwargs=loss_kwargs)
+                       corrupt=p.get("corrupt", 0.0), loss=p["loss"], loss_kwargs=loss_kwargs,
+                       **{k: p[k] for k in GUARD_KEYS if k in p})
 
 
 def data_record(params: dict, index: Path) -> dict:

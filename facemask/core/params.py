@@ -341,6 +341,11 @@ class TrainConvLSTM(Phase):
     corrupt: float = Field(0.0, ge=0, le=1)
     """Share of the training windows with one frame after the first replaced by a black or noise frame, labels
     kept (0: none, the paper)."""
+    guard_drop: float = Field(0.05, ge=0)
+    """A phase (the head-only phase, an epoch) whose val mIoU falls more than this below the converted start's is
+    not kept (facemask.training.guard)."""
+    guard_share: float = Field(0.5, ge=0, le=1)
+    """A phase in which any class's val IoU falls below this share of the converted start's is not kept."""
     loss: Literal["ce", "iou", "segloss"]
     """Cross-entropy, the multi-class IoU loss (Eq. 3) or SegLoss (Eq. 7)."""
     lfun: Literal["eq8", "eq9"]

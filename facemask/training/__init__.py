@@ -3,4 +3,4 @@ phase and region.
 
 The modules are imported by name (``from facemask.training.X import ...``); this file imports nothing.
 """
-__all__ = ["distributed", "engine", "head", "losses", "loop"]
+__all__ = ["distributed", "engine", "guard", "head", "losses", "loop"]
