@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from _clips import write_clips
-from test_engine import MODEL, run_paths
+from test_engine import MODEL, Interrupt, interrupt_after_epoch, run_paths
 from test_engine import convlstm_config as engine_convlstm_config
 from test_engine import fcn_config as engine_fcn_config
 
@@ -75,6 +75,7 @@ def fcn_config(**kw):
 def convlstm_config(**kw):
     return engine_convlstm_config(**TINY, **kw)
 
+
 OFF = {"guard_drop": 1.0, "guard_share": 0.0}
 #: The default recipe in small: the ConvLSTM alone, IoU loss, head-only phase, corrupted windows.
 RECIPE = {"freeze_backbone": True, "freeze_bn": True, "loss": "iou", "loss_kwargs": {}, "head_steps": 20,
@@ -130,11 +131,14 @@ def test_a_collapse_is_not_kept_and_is_named(fcn, clips, tmp_path, caplog):
     assert written.keys() == start.keys() and all(torch.equal(start[k], written[k]) for k in start)
 
 
-def _collapse_after_each_epoch(monkeypatch):
-    """Make every epoch end collapsed: the ConvLSTM's cell input says background everywhere."""
+def _collapse_after_each_epoch(monkeypatch) -> list[dict]:
+    """Make every epoch end collapsed: the ConvLSTM's cell input says background everywhere. Returns the list
+    that receives the ConvLSTM's weights at the start of each epoch."""
     run_epoch = engine._TrainingRun.train_one_epoch
+    starts = []
 
     def collapse(self, net, epoch):
+        starts.append({k: v.clone() for k, v in self.model.convlstm.state_dict().items()})
         loss = run_epoch(self, net, epoch)
         with torch.no_grad():
             n = self.model.convlstm.hidden_channels
@@ -143,6 +147,7 @@ def _collapse_after_each_epoch(monkeypatch):
             self.model.convlstm.conv_x.bias[2 * n].fill_(10.0)
         return loss
     monkeypatch.setattr(engine._TrainingRun, "train_one_epoch", collapse)
+    return starts
 
 
 def test_an_epoch_that_collapses_returns_to_the_best_earlier_state(fcn, clips, tmp_path, monkeypatch):
@@ -151,12 +156,15 @@ def test_an_epoch_that_collapses_returns_to_the_best_earlier_state(fcn, clips, t
     cfg = convlstm_config(**RECIPE, lr=LR)
     passed, _ = run(cfg, fcn, clips, tmp_path / "normal")
     assert passed["guard"]["rejected"] == {}
-    _collapse_after_each_epoch(monkeypatch)
+    starts = _collapse_after_each_epoch(monkeypatch)
     metrics, paths = run(cfg, fcn, clips, tmp_path / "collapsed")
     assert set(metrics["guard"]["rejected"]) == {"epoch 1", "epoch 2"}
     assert all(r.startswith("class1 val IoU 0.000") for r in metrics["guard"]["rejected"].values())
     assert metrics["kept"] == "head-only phase" and metrics["val"] == metrics["head"]["val"]
     assert metrics["head"] == passed["head"]
+    written = weights(paths.model)
+    for start in starts:  # each epoch started from the head-only phase's weights, as written
+        assert all(torch.equal(v, written[f"convlstm.{k}"]) for k, v in start.items())
     curve = (paths.live / "plots" / "metrics" / "val" / "mIoU.tsv").read_text().splitlines()
     assert len(curve) == 1 + 2  # the rejected epochs stay on the curves
 
@@ -164,19 +172,10 @@ def test_an_epoch_that_collapses_returns_to_the_best_earlier_state(fcn, clips, t
 def test_a_run_with_rejections_resumes_like_an_uninterrupted_one(fcn, clips, tmp_path, monkeypatch):
     cfg = convlstm_config(**RECIPE, lr=COLLAPSING_LR, epochs=3)
     whole, whole_paths = run(cfg, fcn, clips, tmp_path / "whole")
-    save = engine.save_checkpoint
-
-    class Interrupt(Exception):
-        pass
-
-    def save_then_die(path, state):
-        save(path, state)
-        if state["epoch"] == 2:
-            raise Interrupt
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    interrupt_after_epoch(monkeypatch, 2)
     with pytest.raises(Interrupt):
         run(cfg, fcn, clips, tmp_path / "cut")
-    monkeypatch.setattr(engine, "save_checkpoint", save)
+    monkeypatch.undo()
     cut, cut_paths = run(cfg, fcn, clips, tmp_path / "cut")
     assert cut == whole and len(whole["guard"]["rejected"]) >= 2
     a, b = weights(whole_paths.model), weights(cut_paths.model)
