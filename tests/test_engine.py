@@ -89,23 +89,29 @@ class Interrupt(Exception):
     pass
 
 
+def interrupt_after_epoch(monkeypatch, epoch: int) -> None:
+    """Make `engine.save_checkpoint` raise `Interrupt` once it has written the checkpoint of `epoch`
+    (``monkeypatch.undo()`` ends it)."""
+    save = engine.save_checkpoint
+
+    def save_then_die(path, state):
+        save(path, state)
+        if state["epoch"] == epoch:
+            raise Interrupt
+    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+
+
 def test_resume_after_interruption_ends_like_an_uninterrupted_run(clips, tmp_path, monkeypatch):
     cfg = fcn_config(epochs=3)
     whole = run_paths(tmp_path / "whole", "fcn", clips)
     engine.train(cfg, whole)
 
     cut = run_paths(tmp_path / "cut", "fcn", clips)
-    save = engine.save_checkpoint
-
-    def save_then_die(path, state):
-        save(path, state)
-        if state["epoch"] == 1:
-            raise Interrupt
-    monkeypatch.setattr(engine, "save_checkpoint", save_then_die)
+    interrupt_after_epoch(monkeypatch, 1)
     with pytest.raises(Interrupt):
         engine.train(cfg, cut)
     assert cut.checkpoint.exists() and not cut.model.exists()
-    monkeypatch.setattr(engine, "save_checkpoint", save)
+    monkeypatch.undo()
     torch.manual_seed(1234)  # the global random state at restart must not matter
     engine.train(cfg, cut)
 

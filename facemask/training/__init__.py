@@ -3,4 +3,4 @@ phase and region, and its config made from the settings.
 
 The modules are imported by name (``from facemask.training.X import ...``); this file imports nothing.
 """
-__all__ = ["config", "distributed", "engine", "head", "losses", "loop"]
+__all__ = ["config", "distributed", "engine", "guard", "head", "losses", "loop"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from facemask.core.params import Params
 from facemask.data.labels import REGION_CLASS_NAMES
 from facemask.models.registry import PHASES
+from facemask.training.guard import Guard
 from facemask.training.loop import OPTIMIZERS
 
 #: The ``model`` keys each phase reads (dvc.yaml declares the same: an FCN does not retrain for a ConvLSTM key).
@@ -54,6 +55,8 @@ class TrainConfig:
     freeze_bn: bool                # convlstm: keep the encoder's batch-norm statistics
     head_steps: int                # convlstm: head-only steps on cached features first (training.head)
     corrupt: float                 # convlstm: share of windows with one frame blacked / noised
+    guard_drop: float              # convlstm: a phase whose val mIoU falls more than this below the converted start's,
+    guard_share: float             # or a class's below this share of its, is not kept (training.guard)
     class_names: list[str] | None = None
     data: dict = field(default_factory=dict)  # what the data is (source, videos): recorded in the model file
 
@@ -62,6 +65,7 @@ class TrainConfig:
             raise ValueError(f"phase {self.phase!r}; valid: {PHASES}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r}; valid: {sorted(OPTIMIZERS)}")
+        Guard(self.guard_drop, self.guard_share)  # raises on values out of range
         if self.class_names is None:
             self.class_names = [f"class{c}" for c in range(self.classes)]
         if len(self.class_names) != self.classes:
@@ -82,11 +86,12 @@ class TrainConfig:
                       compile=t.compile, data=dict(data or {}))
         if phase == "fcn":  # the paper's FCN recipe: Adam, cross-entropy, every layer trained
             return cls(**common, batch_size=p.batch_size, optimizer="adam", loss="ce", loss_kwargs={}, T=None,
-                       gamma=1.0, freeze_backbone=False, freeze_bn=False, head_steps=0, corrupt=0.0)
+                       gamma=1.0, freeze_backbone=False, freeze_bn=False, head_steps=0, corrupt=0.0, guard_drop=1.0,
+                       guard_share=0.0)  # the FCN starts untrained: nothing to guard
         segloss = {"lfun": p.lfun, "g": p.g, "weights": p.weights, "on": p.segloss_on} if p.loss == "segloss" else {}
         return cls(**common, batch_size=p.N, optimizer=p.optimizer, loss=p.loss, loss_kwargs=segloss, T=p.T,
                    gamma=r.gamma, freeze_backbone=p.freeze_backbone, freeze_bn=p.freeze_bn, head_steps=p.head_steps,
-                   corrupt=p.corrupt)
+                   corrupt=p.corrupt, guard_drop=p.guard_drop, guard_share=p.guard_share)
 
     @classmethod
     def for_baseline(cls, params: Params, arch: str, region: str, data: dict | None = None) -> TrainConfig:

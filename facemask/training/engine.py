@@ -9,7 +9,10 @@
 
 After every epoch the model is scored on the validation split (mIoU over the non-background
 classes, from one confusion matrix over the whole split); the best epoch's weights are the output.
-Curves go to DVCLive, the best epoch's metrics to its ``metrics.json``.
+Curves go to DVCLive, the best epoch's metrics to its ``metrics.json``. A ConvLSTM-FCN is also scored as
+converted, before any step, and no phase that falls far below that start is kept (`facemask.training.guard`):
+the output is the best by val mIoU of the head-only phase and the epochs that the guard passes, else the
+converted start; ``metrics.json`` names it (``kept``) and the phases rejected (``guard``).
 
 Every epoch ends with a checkpoint (model, optimiser, scheduler, RNG states, best weights so far,
 per-epoch history, and a fingerprint of everything that determines the result). A rerun with the
@@ -61,6 +64,7 @@ from facemask.models.registry import build_model, load_model, save_model
 from facemask.training import losses
 from facemask.training.config import TrainConfig
 from facemask.training.distributed import Dist, join, process_group
+from facemask.training.guard import Guard
 from facemask.training.head import train_head
 from facemask.training.loop import OPTIMIZERS, evaluate, forward_loss, train_epoch
 
@@ -236,6 +240,11 @@ def _score(record: dict) -> float:
     return record["val/mIoU"] if np.isfinite(record["val/mIoU"]) else -np.inf
 
 
+def _state(model: torch.nn.Module) -> dict:
+    """A copy of `model`'s weights and buffers on the CPU."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _nest(flat: dict) -> dict:
     out: dict = {}
     for key, value in flat.items():
@@ -301,6 +310,7 @@ class _TrainingRun:
 
     def __init__(self, cfg: TrainConfig, paths: RunPaths, d: Dist, device: torch.device):
         self.cfg, self.paths, self.d, self.device = cfg, paths, d, device
+        self.guard = Guard(cfg.guard_drop, cfg.guard_share)
         self.amp = device.type == "cuda"
         window = cfg.T if cfg.phase == "convlstm" else None
         check_config(cfg, d.world, device.type)
@@ -354,9 +364,11 @@ class _TrainingRun:
         a new ConvLSTM-FCN is scored once as converted, before any step (DESIGN.md)."""
         cfg, paths, d = self.cfg, self.paths, self.d
         self.fp = fingerprint(cfg, paths)
-        self.start, self.history, self.best = 0, [], {"epoch": -1, "metrics": None, "state": None}
+        self.start, self.history = 0, []
+        self.best = {"epoch": -1, "kept": None, "metrics": None, "state": None}  # see `keep`
         self.converted = None  # convlstm: the val metrics of the model as converted from its FCN
         self.head = None       # convlstm: the head-only phase's loss and val metrics (`train_head`)
+        self.rejected = {}     # convlstm: the phases the guard did not keep, and why (`keep`)
         if paths.checkpoint.is_file():
             ckpt = torch.load(paths.checkpoint, map_location="cpu", weights_only=False)
             if ckpt.get("fingerprint") == self.fp:
@@ -364,7 +376,7 @@ class _TrainingRun:
                 self.opt.load_state_dict(ckpt["optimizer"])
                 self.sched.load_state_dict(ckpt["scheduler"])
                 self.start, self.history, self.best = ckpt["epoch"], ckpt["history"], ckpt["best"]
-                self.converted, self.head = ckpt.get("converted"), ckpt.get("head")
+                self.converted, self.head, self.rejected = ckpt["converted"], ckpt["head"], ckpt["rejected"]
                 _set_rng_state(ckpt["rng"])
                 if d.main:
                     log.info("%s: resuming after epoch %d of %d", paths.checkpoint, self.start, cfg.epochs)
@@ -373,10 +385,12 @@ class _TrainingRun:
             del ckpt
         if cfg.phase == "convlstm" and self.converted is None:  # how much the conversion itself costs
             self.converted = self.validate()
+            self.best = {"epoch": -1, "kept": "converted", "metrics": self.converted, "state": _state(self.model)}
             if d.main:
                 log.info("converted from %s: val mIoU %.4f before fine-tuning", paths.init, self.converted["val/mIoU"])
             if cfg.head_steps:
                 self.head = self.train_head()
+                self.keep("head-only phase", -1, self.head)
 
     def train_head(self) -> dict:
         """The head-only phase (`facemask.training.head`), the same in every process, before the first epoch of
@@ -406,12 +420,30 @@ class _TrainingRun:
             train_time = time.perf_counter() - t0
             record = {"train/loss": float(loss_sum[0] / loss_sum[1]), **self.validate(), **self.lrs}
             self.history.append(record)
-            if self.best["metrics"] is None or _score(record) > _score(self.best["metrics"]):
-                self.best = {"epoch": epoch, "metrics": record,
-                             "state": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
+            self.keep(f"epoch {epoch + 1}", epoch, record)
             if d.main:
                 self.end_epoch(epoch, record, train_time, time.perf_counter() - t0)
             d.barrier()
+
+    def keep(self, name: str, epoch: int, record: dict) -> None:
+        """After a phase (`name`: the head-only phase, an epoch; `record`: its val metrics): the model as it is
+        becomes the best when it scores higher than the best so far, or when that is the converted start, which
+        any trained state the guard passes replaces. A phase that falls far below the converted start
+        (`facemask.training.guard.Guard`) is not kept: one warning line, its reasons recorded, and the model
+        returns to the best state (the optimiser's moments cleared), which the next phase continues from."""
+        reasons = self.guard.check(record, self.converted) if self.converted is not None else []
+        if reasons:
+            self.rejected[name] = "; ".join(reasons)
+            if self.d.main:
+                back = "converted start" if self.best["kept"] == "converted" else self.best["kept"]
+                log.warning("%s: %s falls far below the converted start: %s; not kept, back to the %s",
+                            self.paths.clips.name, name, self.rejected[name], back)
+            self.model.load_state_dict(self.best["state"])
+            self.opt.state.clear()
+            return
+        best = self.best
+        if best["metrics"] is None or best["kept"] == "converted" or _score(record) > _score(best["metrics"]):
+            self.best = {"epoch": epoch, "kept": name, "metrics": record, "state": _state(self.model)}
 
     def train_one_epoch(self, net, epoch: int) -> torch.Tensor:
         """One epoch's steps on every process; returns (sum of losses, count) over all processes. Keeps the
@@ -435,24 +467,26 @@ class _TrainingRun:
         """Rank 0: the epoch's log line, its curves, and the checkpoint a rerun continues from."""
         cfg, best = self.cfg, self.best
         items = self.sampler.steps * cfg.batch_size * (cfg.T if cfg.phase == "convlstm" else 1)
-        log.info("epoch %d/%d: loss %.4f, val mIoU %.4f (best %.4f at epoch %d); %.1f img/s, %.0f s",
+        log.info("epoch %d/%d: loss %.4f, val mIoU %.4f (best %.4f: %s); %.1f img/s, %.0f s",
                  epoch + 1, cfg.epochs, record["train/loss"], record["val/mIoU"], best["metrics"]["val/mIoU"],
-                 best["epoch"] + 1, items / train_time, seconds)
+                 best["kept"], items / train_time, seconds)
         for key, value in record.items():
             self.live.log_metric(key, value)
         self.live.next_step()
         save_checkpoint(self.paths.checkpoint, {
             "fingerprint": self.fp, "epoch": epoch + 1, "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "best": best,
-            "history": self.history, "rng": _rng_state(), "converted": self.converted, "head": self.head})
+            "history": self.history, "rng": _rng_state(), "converted": self.converted, "head": self.head,
+            "rejected": self.rejected})
 
     def finish(self, keep_checkpoint: bool) -> dict:
         """Rank 0 writes the best epoch's weights (`facemask.models.registry.save_model`) and the summary."""
         cfg, paths, d, best = self.cfg, self.paths, self.d, self.best
-        metrics = {"best_epoch": best["epoch"] + 1, **_nest({k: v for k, v in best["metrics"].items()
-                                                             if not k.startswith("lr")})}
+        metrics = {"best_epoch": best["epoch"] + 1, "kept": best["kept"],
+                   **_nest({k: v for k, v in best["metrics"].items() if k.startswith(("train/", "val/"))})}
         if self.converted is not None:
             metrics["converted"] = _nest(self.converted)
+            metrics["guard"] = {"drop": cfg.guard_drop, "share": cfg.guard_share, "rejected": dict(self.rejected)}
         if self.head is not None:
             metrics["head"] = _nest(self.head)
         if d.main:
@@ -468,8 +502,8 @@ class _TrainingRun:
             self.live.end()
             if not keep_checkpoint:
                 paths.checkpoint.unlink(missing_ok=True)
-            log.info("wrote %s (epoch %d, val mIoU %.4f) and %s", paths.model, metrics["best_epoch"],
-                     metrics["val"]["mIoU"], paths.live)
+            log.info("wrote %s (%s, val mIoU %.4f) and %s", paths.model, best["kept"], metrics["val"]["mIoU"],
+                     paths.live)
         d.barrier()
         return metrics
 
