@@ -28,16 +28,17 @@ MODEL = {"arch": "fcn", "encoder": "resnet18", "encoder_weights": None, "output_
 
 def fcn_config(**kw) -> TrainConfig:
     """params.yaml's FCN phase of the face, shrunk: tiny model, 2 epochs of 3 steps of 4 frames."""
-    return dataclasses.replace(TrainConfig.from_params(typed(), "fcn", "face"), model=dict(MODEL), class_names=None,
-                               **{"epochs": 2, "batch_size": 4, "max_steps_per_epoch": 3, **kw})
+    return dataclasses.replace(TrainConfig.from_params(typed(), "fcn", "face"), **{
+        "model": dict(MODEL), "class_names": None, "epochs": 2, "batch_size": 4, "max_steps_per_epoch": 3, **kw})
 
 
 def convlstm_config(**kw) -> TrainConfig:
     """params.yaml's ConvLSTM phase of the face with the paper's recipe (all layers, SegLoss Eq. 9, no head-only
     phase, no corruption), shrunk: tiny model, 2 epochs."""
     base = TrainConfig.from_params(typed(), "convlstm", "face")
-    return dataclasses.replace(base, model=dict(MODEL), class_names=None, **{
-        "epochs": 2, "batch_size": 2, "T": 5, "lr_decay": "none", "gamma": 0.05, "loss": "segloss",
+    return dataclasses.replace(base, **{
+        "model": dict(MODEL), "class_names": None, "lr": 1e-3, "epochs": 2, "batch_size": 2, "T": 5, "lr_decay": "none",
+        "gamma": 0.05, "loss": "segloss",
         "loss_kwargs": {"lfun": "eq9", "g": 0.0, "weights": "hard"}, "freeze_backbone": False, "freeze_bn": False,
         "head_steps": 0, "corrupt": 0.0, "max_steps_per_epoch": None, **kw})
 
