@@ -17,17 +17,15 @@ import argparse
 import dataclasses
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from facemask.core.params import load_params
 from facemask.training.engine import RunPaths, train
 from stages.train import config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def scores(record: dict) -> str:
