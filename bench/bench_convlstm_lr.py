@@ -21,9 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from facemask.core.params import load_params
+from facemask.core.paramfile import load_params
+from facemask.core.params import Params
+from facemask.training.config import TrainConfig
 from facemask.training.engine import RunPaths, train
-from stages.train import config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,9 +34,9 @@ def scores(record: dict) -> str:
     return f"{record['mIoU']:.3f} (" + ", ".join(f"{k} {v:.3f}" for k, v in record["IoU"].items()) + ")"
 
 
-def run(params: dict, region: str, lr: float, work: Path) -> dict:
+def run(params: Params, region: str, lr: float, work: Path) -> dict:
     """The ConvLSTM phase of `region` at `lr`, the rest as in `params`; its metrics, with ``seconds``."""
-    cfg = dataclasses.replace(config(params, "convlstm", region), lr=lr)
+    cfg = dataclasses.replace(TrainConfig.from_params(params, "convlstm", region), lr=lr)
     paths = RunPaths(clips=ROOT / "data" / "clips" / region, model=work / "convlstm.pt", live=work / "live",
                      checkpoint=work / "checkpoint.pt", init=ROOT / "models" / region / "fcn.pt")
     t0 = time.perf_counter()
@@ -51,7 +52,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     params = load_params(ROOT / "params.yaml")
-    print(f"data.seed {params['data']['seed']}, seed {params['seed']}")
+    print(f"data.seed {params.data.seed}, seed {params.seed}")
     out = {}
     for region in args.regions:
         for lr in args.lr:
