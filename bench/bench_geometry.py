@@ -16,6 +16,7 @@ paper: 320 / 16 = 20).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -24,11 +25,12 @@ from pathlib import Path
 import torch
 import yaml
 
+from facemask.core.paramfile import load_params
 from facemask.data.clips.build import build_clips
-from facemask.data.labels import REGION_CLASS_NAMES
 from facemask.models.nets import FCN
 from facemask.training import losses
-from facemask.training.engine import RunPaths, TrainConfig, train
+from facemask.training.config import TrainConfig
+from facemask.training.engine import RunPaths, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,11 +84,10 @@ def main() -> None:
             build_clips(args.masks, clips, cfg, int(params["data"].get("seed", 0)), source=params["data"]["source"])
         ips = speed(encoder, depth, os_, size, fcn["batch_size"])
         steps = max(1, round(args.cpu_seconds * ips / fcn["batch_size"] / args.epochs))
-        cfg = TrainConfig(phase="fcn", classes=5, class_names=list(REGION_CLASS_NAMES["face"]),
-                          model={"encoder": encoder, "encoder_weights": None, "output_stride": os_,
-                                 "encoder_depth": depth},
-                          epochs=args.epochs, batch_size=fcn["batch_size"], lr=fcn["lr"], lr_decay=fcn["lr_decay"],
-                          augment=fcn["augment"], max_steps_per_epoch=steps, seed=int(params["seed"]))
+        base = TrainConfig.from_params(load_params(args.params), "fcn", "face")  # the params' FCN recipe
+        cfg = dataclasses.replace(base, model={**base.model, "encoder": encoder, "output_stride": os_,
+                                               "encoder_depth": depth},
+                                  epochs=args.epochs, max_steps_per_epoch=steps)
         run = work / "runs" / cand.replace(":", "_")
         t0 = time.perf_counter()
         m = train(cfg, RunPaths(clips=clips / "face", model=run / "fcn.pt", live=run / "live",
