@@ -169,3 +169,26 @@ def test_ablation_report_says_whether_the_memory_changes_anything():
     assert r["methods"]["primary"] == {"control": "primary_reset", "miou": pytest.approx(0.6),
                                        "control_miou": pytest.approx(0.4), "changed_share": 0.05, "uses_memory": True}
     assert not r["methods"]["primary_stream"]["uses_memory"] and MIN_CHANGED == 0.01
+
+
+def test_the_validation_probe_blacks_out_the_last_frame_of_each_window():
+    """`loop.probe_evaluate` on 3 windows of 4 white 2 x 2 frames, all labelled class 1: a per-frame model (class 1
+    where the frame is bright) sees a black last frame and calls its 4 pixels background; a model that takes the
+    brightest frame of its window so far holds class 1."""
+    from facemask.training.loop import probe_evaluate
+
+    class PerFrame(torch.nn.Module):
+        def forward(self, x):                                  # (B, T, 3, H, W) -> (B, T, 2, H, W)
+            bright = x.mean(2, keepdim=True)
+            return torch.cat([1 - bright, bright], dim=2)
+
+    class Memory(PerFrame):
+        def forward(self, x):
+            return super().forward(x.cummax(dim=1).values)
+
+    x = torch.full((3, 4, 3, 2, 2), 255, dtype=torch.uint8)
+    y = torch.ones((3, 4, 2, 2), dtype=torch.uint8)
+    loader = [(x, y)]
+    assert probe_evaluate(PerFrame(), loader, 2, torch.device("cpu")).tolist() == [[0, 0], [3 * 4, 0]]
+    assert probe_evaluate(Memory(), loader, 2, torch.device("cpu")).tolist() == [[0, 0], [0, 3 * 4]]
+    assert (x == 255).all()                                    # the input is not changed

@@ -66,7 +66,7 @@ from facemask.training.config import TrainConfig
 from facemask.training.distributed import Dist, join, process_group
 from facemask.training.guard import Guard
 from facemask.training.head import train_head
-from facemask.training.loop import OPTIMIZERS, evaluate, forward_loss, train_epoch
+from facemask.training.loop import OPTIMIZERS, evaluate, forward_loss, probe_evaluate, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -351,13 +351,21 @@ class _TrainingRun:
         ddp_preflight(self.model, self.train_set, self.loss_fn, cfg, d, self.device, self.amp)
 
     def validate(self) -> dict:
-        """Val mIoU and per-class IoU of the model as it is (the processes' confusion matrices summed)."""
+        """Val mIoU and per-class IoU of the model as it is (the processes' confusion matrices summed); for a
+        ConvLSTM-FCN also the black probe's mIoU on the val windows (`loop.probe_evaluate`: its memory, on val)."""
         cfg = self.cfg
         cm = evaluate(self.model, self.val_loader, cfg.classes, self.device, self.amp, self.val_targets)
+        probe = probe_evaluate(self.model, self.val_loader, cfg.classes, self.device, self.amp) \
+            if cfg.phase == "convlstm" else None
         if self.d.world > 1:
             dist.all_reduce(cm)
+            if probe is not None:
+                dist.all_reduce(probe)
         cm = cm.cpu().numpy()
-        return {"val/mIoU": mean_iou(cm), **{f"val/IoU/{n}": float(v) for n, v in zip(cfg.class_names, iou_per_class(cm))}}
+        out = {"val/mIoU": mean_iou(cm), **{f"val/IoU/{n}": float(v) for n, v in zip(cfg.class_names, iou_per_class(cm))}}
+        if probe is not None:
+            out["val/probe/black/mIoU"] = mean_iou(probe.cpu().numpy())
+        return out
 
     def resume(self) -> None:
         """Continue after the last finished epoch when the checkpoint belongs to this very run (`fingerprint`);

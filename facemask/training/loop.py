@@ -92,3 +92,20 @@ def evaluate(model, loader, classes: int, device: torch.device, amp: bool = Fals
             t = torch.from_numpy(t).to(device).long()
             cm += torch.bincount((t * classes + pred).flatten(), minlength=classes * classes)
     return cm.view(classes, classes)
+
+
+@torch.no_grad()
+def probe_evaluate(model, loader, classes: int, device: torch.device, amp: bool = False) -> torch.Tensor:
+    """The (C, C) confusion matrix, at the packed size, of the last frame of every window of `loader` with that
+    frame replaced by an all-black one in the input (its labels kept): what a model holds of the window's past
+    (the black probe of `facemask.inference.probes`, on the validation windows)."""
+    model.eval()
+    cm = torch.zeros(classes * classes, dtype=torch.int64, device=device)
+    for x, y in loader:
+        x, y = batch_to_device(x, y, device)
+        x = x.clone()
+        x[:, -1] = 0
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            scores = model(x)[:, -1]
+        cm += torch.bincount((y[:, -1] * classes + scores.argmax(dim=-3)).flatten(), minlength=classes * classes)
+    return cm.view(classes, classes)
