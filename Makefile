@@ -1,11 +1,12 @@
 # `make repro`: set up .venv and run the whole pipeline on the embedded default.
 # `make test`:  run the test suite (sets up first if needed).
+# `make docs`:  build the docs site into site/ (strict: a broken link or a missing include fails).
 VENV   := .venv
 PY     := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-slow bench report
+.PHONY: setup repro test test-slow bench report docs
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -29,3 +30,6 @@ report: setup
 
 bench: setup
 	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+docs: setup
+	$(PY) -m mkdocs build --strict
