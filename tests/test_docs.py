@@ -11,6 +11,7 @@ README is short, with a table of contents that resolves and headline results cop
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -26,8 +27,16 @@ README_MAX_LINES = 200
 #: a table of contents: at least this many consecutive list items linking into the page
 TOC_MIN_ENTRIES = 4
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import readme_results  # noqa: E402
+
+def _script(name: str):
+    """A script of ``scripts/`` loaded as a module by its path (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+readme_results = _script("readme_results")
 
 #: pymdownx.snippets' include line: --8<-- "path from the repository root"
 SNIPPET = re.compile(r'^\s*-{1,}8<-{1,}\s+"([^"]+)"\s*$', re.M)
