@@ -210,3 +210,57 @@ def test_readme_checks_catch_a_long_readme_a_dead_link_and_a_stale_table(tmp_pat
                                        "results block out of date: python scripts/readme_results.py"]
     readme.write_text(parts)
     assert len(readme_problems(readme)) == 2          # no table of contents, no results block
+
+
+#: A layer's line of DESIGN.md's map: two spaces, the layer, then its modules (continued on lines after a `│`).
+LAYER_LINE = re.compile(r"^  ([a-z]+) {2,}(.*)$")
+
+
+def layer_map(design: str) -> dict[str, set[str]]:
+    """{layer: its modules} as DESIGN.md's layer map names them: ``name · name · sub/ (a, b) · ...``, a
+    subpackage's modules as ``sub/name``."""
+    block = next(b for b in re.findall(r"^```\n(.*?)^```", design, re.M | re.S) if "\n  core " in b)
+    texts: dict[str, str] = {}
+    layer = None
+    for line in block.splitlines():
+        m = LAYER_LINE.match(line)
+        if m:
+            layer = m.group(1)
+            texts[layer] = m.group(2)
+        elif layer and re.match(r"^\s+│\s{2,}\S", line):
+            texts[layer] += " " + line.split("│", 1)[1].strip()
+    out = {}
+    for layer, text in texts.items():
+        subs = {f"{sub}/{name.strip()}" for sub, names in re.findall(r"(\w+)/\s*\(([^)]*)\)", text)
+                for name in names.split(",")}
+        rest = re.sub(r"\w+/\s*\([^)]*\)", "", text)
+        out[layer] = subs | {w.strip() for w in rest.split("·") if w.strip()}
+    return out
+
+
+def package_modules() -> dict[str, set[str]]:
+    """{layer: its modules} of `facemask/`: ``name`` for ``facemask/<layer>/name.py``, ``sub/name`` in a subpackage."""
+    out: dict[str, set[str]] = {}
+    for path in (ROOT / "facemask").rglob("*.py"):
+        parts = path.relative_to(ROOT / "facemask").with_suffix("").parts
+        if len(parts) > 1 and parts[-1] != "__init__":
+            out.setdefault(parts[0], set()).add("/".join(parts[1:]))
+    return out
+
+
+def test_design_layer_map_names_every_module():
+    """DESIGN.md's layer map names each module of `facemask/` in its layer, and no module that is not there."""
+    drawn, real = layer_map((ROOT / "DESIGN.md").read_text()), package_modules()
+    assert sorted(drawn) == sorted(real), "layers drawn / in facemask/"
+    wrong = {layer: {"missing": sorted(real[layer] - drawn[layer]), "not a module": sorted(drawn[layer] - real[layer])}
+             for layer in real if drawn[layer] != real[layer]}
+    assert not wrong, wrong
+
+
+def test_the_layer_map_reader_sees_a_missing_and_an_extra_module():
+    design = (ROOT / "DESIGN.md").read_text()
+    drawn = layer_map(design)
+    assert "clips/loaders" in drawn["data"] and "guard" in drawn["training"]
+    changed = layer_map(design.replace(" · guard", "").replace("(draw, build)", "(draw, build, paint)"))
+    assert drawn["training"] - changed["training"] == {"guard"}
+    assert changed["data"] - drawn["data"] == {"masks/paint"}
