@@ -75,10 +75,12 @@ def test_site_builds_strict(tmp_path):
 
 @pytest.fixture
 def docs_copy(tmp_path):
-    """A copy of mkdocs.yml and docs/ beside a link to metrics/, as the includes expect."""
+    """A copy of mkdocs.yml and docs/ beside links to what the pages include (metrics/, params.yaml, ...)."""
     shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
     shutil.copytree(DOCS, tmp_path / "docs", symlinks=True)
-    (tmp_path / "metrics").symlink_to(ROOT / "metrics")
+    included = {m.split("/")[0] for page in DOCS.rglob("*.md") for m in SNIPPET.findall(page.read_text())}
+    for top in sorted(included):
+        (tmp_path / top).symlink_to(ROOT / top)
     return tmp_path
 
 
