@@ -17,33 +17,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from facemask.app.located import crop_boxes
 from facemask.core import errors
 from facemask.core.devices import resolve_device
 from facemask.core.iou import confusion_matrix, mean_iou
 from facemask.data.clips.build import read_split_clips
 from facemask.data.clips.store import load_split
 from facemask.data.labels import CLASS_NAMES, read_label_png
-from facemask.data.layout import frame_stem
 from facemask.evaluation import conditions as K
 from facemask.evaluation.metrics import reports_by
 from facemask.inference.fusion import fcn_probs, labels_at
 from facemask.models.registry import load_model
 
 METHODS = ("fcn", "hold")
-
-
-def crop_boxes(path: Path) -> dict[str, tuple[int, int, int, int]]:
-    """{frame stem: crop box (x0, y0, x1, y1)} of the masks stage's ``frames.csv``.
-
-    Raises:
-        BadInputError: the file holds no crop boxes (the authors' release).
-    """
-    df = pd.read_csv(path, dtype={"video": str})
-    if df[["x0", "y0", "x1", "y1"]].isna().any().any():
-        raise errors.BadInputError(f"{path}: crop boxes missing (the authors' release has none; the hold oracle "
-                                   "needs them)")
-    return {frame_stem(v, f): (int(a), int(b), int(c), int(d))
-            for v, f, a, b, c, d in zip(df.video, df.frame, df.x0, df.y0, df.x1, df.y1)}
 
 
 def kind_of(transient: str, occlusion: float, threshold: float) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from facemask.app.predict import predict
+from facemask.core import errors
 from facemask.data.labels import read_label_png, write_label_png
 from facemask.data.layout import frame_stem, parse_stem
 
@@ -26,9 +27,15 @@ LOCATED = {"predict_cascade": {"method": "cascade", "state": "stream"},
            "predict_fcn": {"method": "fcn", "state": "window"}}
 
 
-def crop_boxes(mask_dir: Path) -> dict[str, tuple[int, int, int, int]]:
-    """Each frame's ground-truth crop box (x0, y0, x1, y1) from the masks stage's ``frames.csv``."""
-    f = pd.read_csv(Path(mask_dir) / "frames.csv", dtype={"video": str})
+def crop_boxes(frames_csv: Path) -> dict[str, tuple[int, int, int, int]]:
+    """{frame stem: its ground-truth crop box (x0, y0, x1, y1)} from the masks stage's ``frames.csv``.
+
+    Raises:
+        BadInputError: the file holds no crop boxes (the authors' release has crops only).
+    """
+    f = pd.read_csv(frames_csv, dtype={"video": str})
+    if f[["x0", "y0", "x1", "y1"]].isna().any().any():
+        raise errors.BadInputError(f"{frames_csv}: crop boxes missing (the authors' release holds crops only)")
     return {frame_stem(v, n): (int(a), int(b), int(c), int(d))
             for v, n, a, b, c, d in zip(f.video, f.frame, f.x0, f.y0, f.x1, f.y1)}
 
@@ -39,7 +46,7 @@ def predict_test_videos(clips: list[dict], videos_dir: Path, mask_dir: Path, mod
     default (the default landmarker, its face choice and smoothing), each test frame's labels cut at its crop
     box into ``out/<method>/VVV_FFFFFF.png``. Returns info.json's content: the methods and, per method, how many
     test frames had a face."""
-    boxes = crop_boxes(mask_dir)
+    boxes = crop_boxes(Path(mask_dir) / "frames.csv")
     frames: dict[str, list[str]] = {}
     for clip in clips:
         frames.setdefault(clip["video"], []).extend(clip["names"])
