@@ -11,7 +11,8 @@ detector finds the face and the landmark method runs as it does on real video. `
 uses synthetic talking-face frames (`facemask.data.synth`, 320 x 240) pasted into the larger frame instead.
 
 The learned methods use the trained models in ``--models`` (default ``models/``) when they are there (their
-encoders in ONNX Runtime where `facemask export` has exported them, else torch: the ``runtime`` column);
+encoders in ONNX Runtime where the pipeline's ``export`` stage or `facemask export` has exported them, else
+torch: the ``runtime`` column);
 otherwise untrained models of the default configuration in params.yaml (``model.*``, ``clips.input_size``,
 ``train.convlstm.T``) are built with `facemask.models.nets`, saved to a temporary folder and exported
 (unless ``--runtime torch``) — the figures are then for untrained weights, which changes nothing in the speed.

@@ -570,6 +570,27 @@ def test_queued_sweep_to_tables(tmp_path, monkeypatch):
     assert ("baseline FCN", "70.00", "70.00", "–", "–", "1") in rows
 
 
+def test_a_queue_whose_workers_stopped_is_started_again(monkeypatch):
+    """DVC's workers can stop with experiments still queued (nothing running): `run_queue` starts them again,
+    and waits until every experiment is done; a failed one is an error naming it."""
+    queued = "Task Name Created Status\na1 exp-a Dec 7, 2026 Success\nb2 exp-b Dec 7, 2026 Queued\n"
+    statuses = iter([queued, queued, queued, queued.replace("Queued", "Running"),
+                     queued.replace("Queued", "Success")])
+    calls = []
+
+    def fake_dvc(*args):
+        calls.append(args)
+        return next(statuses) if args == ("queue", "status") else ""
+
+    monkeypatch.setattr(E, "dvc", fake_dvc)
+    E.run_queue(2, poll=0.0, stalled=3)
+    starts = [c for c in calls if c[:2] == ("queue", "start")]
+    assert starts == [("queue", "start", "-j", "2")] * 2  # once, and once more after 3 polls without a run
+    statuses = iter([queued.replace("Queued", "Failed")])
+    with pytest.raises(E.ExperimentError, match="exp-b"):
+        E.run_queue(1, poll=0.0)
+
+
 @pytest.mark.slow
 def test_queued_sweep_of_the_real_pipeline_at_tiny_size(tmp_path, monkeypatch):
     """Table 3's sweep through the whole pipeline (download ... evaluate) at a tiny size."""

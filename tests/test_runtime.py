@@ -21,6 +21,7 @@ from facemask.app.cli import main
 from facemask.data.labels import read_label_png
 from facemask.inference.fusion import Cascade
 from facemask.models.registry import build_model, load_model, save_model
+from stages import export as export_stage
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -133,11 +134,23 @@ def test_a_stale_missing_or_damaged_export(exported, crops, tmp_path, capsys):
         rc = main(["predict", str(folder), "--cropped", "--models", str(models), "--runtime", "onnx",
                    "--no-video", "--out", str(out), "-q"])
         err = capsys.readouterr().err
-        assert rc == 1 and "eyes/convlstm.onnx" in err and "facemask export" in err, err
+        assert rc == 1 and "onnx/eyes/convlstm.onnx" in err and "facemask export" in err, err
         assert not out.exists()
-        (models / "eyes" / "convlstm.onnx").unlink(missing_ok=True)
-    (models / "eyes" / "convlstm.onnx").write_bytes(b"not an onnx file")
+        (models / "onnx" / "eyes" / "convlstm.onnx").unlink(missing_ok=True)
+    (models / "onnx" / "eyes" / "convlstm.onnx").write_bytes(b"not an onnx file")
     rc = main(["predict", str(folder), "--cropped", "--models", str(models), "--no-video", "--out",
                str(tmp_path / "damaged"), "-q"])
     err = capsys.readouterr().err
-    assert rc == 1 and "eyes/convlstm.onnx: not a readable ONNX export" in err and "facemask export" in err, err
+    assert rc == 1 and "onnx/eyes/convlstm.onnx: not a readable ONNX export" in err and "facemask export" in err, err
+
+
+def test_the_export_stage_writes_what_predict_runs(exported, tmp_path):
+    """`dvc repro`'s export stage writes each encoder where `predict --runtime auto` looks for it
+    (``models/onnx/<region>/convlstm.onnx``), the same bytes as `facemask export` (the export is deterministic)."""
+    models = shutil.copytree(exported, tmp_path / "models", ignore=shutil.ignore_patterns("onnx"))
+    assert not (models / "onnx").exists()
+    export_stage.main(["--models", str(models)])
+    for region in CLASSES:
+        made = models / "onnx" / region / "convlstm.onnx"
+        assert runtime.export_path(models / region / "convlstm.pt") == made
+        assert made.read_bytes() == (exported / "onnx" / region / "convlstm.onnx").read_bytes()

@@ -72,7 +72,7 @@ def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--batch", type=int, default=4, metavar="N",
-                   help="T-frame windows per forward pass; more is faster on a GPU and uses more memory "
+                   help="T-frame windows per forward pass at most; more is faster on a GPU and uses more memory "
                         "(default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the network and OpenCV (default: every core but one, which "
@@ -196,10 +196,11 @@ def _export_arguments(p: argparse.ArgumentParser) -> None:
 
 
 EXPORT_EPILOG = f"""\
-Writes NAME.onnx beside every NAME.pt: the model's encoder for ONNX Runtime, which `facemask predict` then
-uses on the CPU (--runtime auto), and the checkpoint's SHA-256 so that a retrained model's export is known
-to be stale. Each export is checked against torch on random frames (largest feature difference printed;
-at most {runtime.EXPORT_ATOL}). Needs onnx and onnxscript (`{runtime.INSTALL}`); run it again after training.
+Writes DIR/onnx/REGION/NAME.onnx for every DIR/REGION/NAME.pt: the model's encoder for ONNX Runtime, which
+`facemask predict` then uses on the CPU (--runtime auto), and the checkpoint's SHA-256 so that a retrained
+model's export is known to be stale. Each export is checked against torch on random frames (largest feature
+difference printed; at most {runtime.EXPORT_ATOL}). Needs onnx and onnxscript (`{runtime.INSTALL}`). `dvc repro`
+exports the models it trains (stage export); run it again after training outside the pipeline.
 """
 
 

@@ -99,18 +99,28 @@ def queue_command(name: str, overrides: dict[str, str]) -> list[str]:
     return cmd
 
 
-def run_queue(jobs: int, poll: float = 5.0) -> None:
+def run_queue(jobs: int, poll: float = 5.0, stalled: int = 3) -> None:
     """Start `jobs` queue workers and wait until nothing is queued or running.
+
+    DVC's workers sometimes stop while experiments are still queued (treeverse/dvc#10562: nothing running, no
+    worker left); after `stalled` polls in a row with experiments queued and none running, the workers are
+    started again.
 
     Raises:
         ExperimentError: an experiment failed (its name in the queue's status).
     """
     dvc("queue", "start", "-j", str(jobs))
+    idle = 0
     while True:
         status = dvc("queue", "status")
         rows = [ln.split() for ln in status.splitlines()]
-        if not [r for r in rows if len(r) >= 2 and r[-1] in ("Queued", "Running")]:
+        states = [r[-1] for r in rows if len(r) >= 2]
+        if "Queued" not in states and "Running" not in states:
             break
+        idle = idle + 1 if "Running" not in states else 0
+        if idle >= stalled:
+            dvc("queue", "start", "-j", str(jobs))
+            idle = 0
         time.sleep(poll)
     failed = [r for r in rows if r and r[-1] == "Failed"]
     if failed:

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from facemask.app.located import crop_boxes
 from facemask.core import errors
 from facemask.core.devices import resolve_device
 from facemask.core.iou import confusion_matrix, mean_iou
@@ -61,7 +60,7 @@ def score_frames(model_path: Path, clips_dir: Path, masks: Path, record_path: Pa
     dev = resolve_device(device)
     clips, packed, model = _inputs(model_path, clips_dir, split)
     model = model.to(dev)
-    record, boxes = K.read_record(record_path), crop_boxes(masks / "frames.csv")
+    record, boxes = K.read_record(record_path), K.crop_boxes(masks / "frames.csv")
     cms, rows = [], []
     for k, clip in enumerate(clips):
         names = clip["names"]

@@ -12,32 +12,18 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 from tqdm import tqdm
 
 from facemask.app.predict import predict
-from facemask.core import errors
 from facemask.data.labels import read_label_png, write_label_png
-from facemask.data.layout import frame_stem, parse_stem
+from facemask.data.layout import parse_stem
+from facemask.evaluation.conditions import crop_boxes
 
 #: The methods run through `facemask predict`, by name: its options.
 LOCATED = {"predict_cascade": {"method": "cascade", "state": "stream"},
            "predict_primary": {"method": "primary", "state": "stream"},
            "predict_primary_window": {"method": "primary", "state": "window"},
            "predict_fcn": {"method": "fcn", "state": "window"}}
-
-
-def crop_boxes(frames_csv: Path) -> dict[str, tuple[int, int, int, int]]:
-    """{frame stem: its ground-truth crop box (x0, y0, x1, y1)} from the masks stage's ``frames.csv``.
-
-    Raises:
-        BadInputError: the file holds no crop boxes (the authors' release has crops only).
-    """
-    f = pd.read_csv(frames_csv, dtype={"video": str})
-    if f[["x0", "y0", "x1", "y1"]].isna().any().any():
-        raise errors.BadInputError(f"{frames_csv}: crop boxes missing (the authors' release holds crops only)")
-    return {frame_stem(v, n): (int(a), int(b), int(c), int(d))
-            for v, n, a, b, c, d in zip(f.video, f.frame, f.x0, f.y0, f.x1, f.y1)}
 
 
 def predict_test_videos(clips: list[dict], videos_dir: Path, mask_dir: Path, models: Path, out: Path,

@@ -4,7 +4,7 @@ The video is streamed: frames are decoded one at a time (`cv2.VideoCapture`), th
 in each by a landmarker (`facemask.app.locate`: MediaPipe's face mesh by default, or dlib's landmark
 tracker), its box smoothed over time with a bounded delay, squared and cropped
 like the training crops, and the crops of consecutive frames go to the cascade in T-frame windows,
-`batch` windows per forward pass. At most about ``(2·batch + 1)·T + delay`` frames are held at any
+up to `batch` windows per forward pass. At most about ``(2·batch + 1)·T + delay`` frames are held at any
 time, whatever the video's length.
 
 Threads: decoding (`facemask.app.sources.Prefetch`), the network (`facemask.app.segmenters.WindowQueue`)
@@ -52,7 +52,7 @@ from facemask.app.locate import FaceLocator, make_landmarker
 from facemask.app.outputs import FrameItem, Writer, check_out, estimate_bytes, write_errors
 from facemask.app.segmenters import (LEARNED_METHODS, STATES, WindowQueue, choose_method, load_segmenter, models_data,
                                      models_warning)
-from facemask.app.runtime import RUNTIMES
+from facemask.app.runtime import RUNTIMES, usable_cores
 from facemask.app.sources import FrameSource, Prefetch, open_source
 from facemask.core.errors import PredictError
 from facemask.core.io import atomic_dir
@@ -70,11 +70,7 @@ def default_threads() -> int:
     take the last one. (Measured, 2 cores: one torch thread made the FCN method 15.4 frames/s, two 7.1,
     with other work on the machine; README, "Speed".)"""
 
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, usable_cores() - 1)
 
 
 
@@ -101,7 +97,7 @@ def predict(input: str | Path, out: str | Path, models: str | Path = "models", c
             interpolating the box.
         smooth: learned methods: the face box is the median over ±`smooth` frames.
         progress: show a tqdm bar on stderr.
-        threads: CPU threads of torch and OpenCV (None: `default_threads`, every core but one).
+        threads: torch's and OpenCV's CPU threads (None: `default_threads`; ONNX Runtime: one more, `onnx_threads`).
         method: ``auto`` (`choose_method`), ``landmarks`` (masks from the 68 landmarks of each frame),
             ``cascade`` (the paper's final model), ``primary`` (the face ConvLSTM-FCN alone) or ``fcn`` (the
             per-frame baseline FCN).

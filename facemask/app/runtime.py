@@ -11,8 +11,8 @@ Only the encoder (`facemask.models.encoder.EncoderNet.features`) is exported: it
 of one size, however many windows a call holds. The rest stays in torch: the ConvLSTM (its sequence length
 changes with the windows of a call, and a stream carries its state), ``conv6``, the bilinear resize.
 
-Files: `export_models` (``facemask export``) writes ``<name>.onnx`` beside every ``<name>.pt`` of a models
-folder, with the SHA-256 of the checkpoint it was made from in its metadata; `use_exported` swaps one in
+Files: `export_models` (``facemask export``, and the pipeline's ``export`` stage) writes
+``onnx/<region>/<name>.onnx`` in a models folder for every ``<region>/<name>.pt`` of it, with the SHA-256 of the checkpoint it was made from in its metadata; `use_exported` swaps one in
 only when that checksum is the checkpoint's (a retrained model makes its export stale: predict then runs
 the encoder in torch and says why).
 
@@ -25,7 +25,10 @@ imported when used, so a torch-only install still predicts.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,8 +58,10 @@ INSTALL = "pip install onnxruntime==1.32.0 onnx==1.22.0 onnxscript==0.7.2"
 
 
 def export_path(checkpoint: Path) -> Path:
-    """Where the export of a checkpoint goes: beside it, ``.onnx`` for ``.pt``."""
-    return Path(checkpoint).with_suffix(".onnx")
+    """Where the export of a checkpoint ``<models>/<region>/<name>.pt`` goes: ``<models>/onnx/<region>/<name>.onnx``
+    (a folder of its own, which the pipeline's ``export`` stage writes as one output)."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent / "onnx" / checkpoint.parent.name / f"{checkpoint.stem}.onnx"
 
 
 def file_sha256(path: Path) -> str:
@@ -86,6 +91,23 @@ def _import_ort():
     return onnxruntime
 
 
+#: The exporter's loggers, which report every rewrite pass at INFO (quieted to warnings while exporting).
+EXPORTER_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")
+
+
+@contextlib.contextmanager
+def _quiet(names: tuple[str, ...]):
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def export_encoder(checkpoint: Path) -> float | None:
     """Export the encoder of `checkpoint` to `export_path` (atomically); returns the largest difference of its
     features from torch's on random frames (checked against `EXPORT_ATOL`), or None for a network that is not
@@ -103,7 +125,7 @@ def export_encoder(checkpoint: Path) -> float | None:
         return None
     size = int(model.config["input_size"])
     x = torch.rand(5, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet(EXPORTER_LOGGERS):
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         program = torch.onnx.export(Features(model).eval(), (x,), dynamo=True, input_names=["frames"],
                                     output_names=["features"], dynamic_shapes={"x": {0: torch.export.Dim("n")}},
@@ -118,6 +140,7 @@ def export_encoder(checkpoint: Path) -> float | None:
     if not diff <= EXPORT_ATOL:
         raise PredictError(f"{checkpoint}: the ONNX export's features differ from torch's by {diff:.2g} "
                            f"(> {EXPORT_ATOL}); not written")
+    export_path(checkpoint).parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(export_path(checkpoint), "wb") as f:
         f.write(data)
     return diff
@@ -137,13 +160,36 @@ def export_models(models_dir: str | Path) -> list[tuple[Path, float | None]]:
     return [(export_path(c), export_encoder(c)) for c in found]
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the system says, else every core)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def onnx_threads() -> int:
+    """ONNX Runtime's threads in `facemask predict`: torch's, plus one, at most every usable core.
+
+    `predict` leaves one core to its decoding and writing threads (`facemask.app.predict.default_threads`), but
+    they and the landmarker's graph leave it idle part of the time, as the network thread waits for nothing: an
+    encoder's second ONNX Runtime thread (not spinning, `OnnxEncoder`) takes that time. Measured on 2 cores
+    (cascade, MediaPipe, ``bench/bench_predict.py``'s video, 4 runs each, interleaved): 107 to 118 frames/s
+    against 94 to 112 with one thread; a spinning second thread made it slower (76 to 81).
+    """
+    return min(torch.get_num_threads() + 1, usable_cores())
+
+
 class OnnxEncoder:
-    """An exported encoder in ONNX Runtime (CPU), called as `EncoderNet.features`: tensor in, tensor out."""
+    """An exported encoder in ONNX Runtime (CPU), called as `EncoderNet.features`: tensor in, tensor out.
+    Its intra-op threads (`threads` > 1) sleep when they have nothing to do instead of spinning, so that they
+    take no CPU from the landmarker's and the writing threads."""
 
     def __init__(self, model: Path | bytes, threads: int):
         ort = _import_ort()
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model if isinstance(model, bytes) else str(model), options,
                                             providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -185,7 +231,7 @@ def use_exported(model: nn.Module, checkpoint: Path, runtime: str, device: torch
         why = f"{path} is missing (`facemask export --models {checkpoint.parent.parent}` makes it)"
     else:
         try:
-            encoder = OnnxEncoder(path, torch.get_num_threads())
+            encoder = OnnxEncoder(path, onnx_threads())
         except PredictError as e:  # onnxruntime missing
             why, warn = str(e), True
         except Exception as e:  # onnxruntime's own errors: a damaged file

@@ -153,6 +153,19 @@ def seeds_by_condition(runs: Mapping[int, Mapping]) -> dict:
                 for m, v in by.items()} for c, by in vals.items()}
 
 
+def crop_boxes(frames_csv: Path) -> dict[str, tuple[int, int, int, int]]:
+    """{frame stem: its ground-truth crop box (x0, y0, x1, y1)} from the masks stage's ``frames.csv``.
+
+    Raises:
+        BadInputError: the file holds no crop boxes (the authors' release has crops only).
+    """
+    f = pd.read_csv(frames_csv, dtype={"video": str})
+    if f[["x0", "y0", "x1", "y1"]].isna().any().any():
+        raise BadInputError(f"{frames_csv}: crop boxes missing (the authors' release holds crops only)")
+    return {frame_stem(v, n): (int(a), int(b), int(c), int(d))
+            for v, n, a, b, c, d in zip(f.video, f.frame, f.x0, f.y0, f.x1, f.y1)}
+
+
 def read_record(path: str | Path) -> pd.DataFrame:
     """The generator's per-frame record (``frames.csv``) indexed by the 300VW-Mask frame name ``VVV_FFFFFF``,
     with the columns ``transient`` (str, empty for none) and ``occlusion`` (float)."""

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from facemask.core.errors import BadInputError
 from facemask.core.iou import confusion_matrix
 from facemask.core.methods import CLIP_METHODS, CONTROLS, LANDMARK_METHODS, donor_clip, probe_frames
 from facemask.data.clips.store import load_split
 from facemask.data.labels import CLASS_NAMES, read_label_png
-from facemask.data.layout import frame_stem
 from facemask.evaluation.conditions import (CLEAN, OCCLUSION_THRESHOLD, WITH_PAST, carry_label, clip_record,
-                                            condition_reports, frame_conditions, hold_labels, is_degraded, read_record)
+                                            condition_reports, crop_boxes, frame_conditions, hold_labels, is_degraded,
+                                            read_record)
 from facemask.evaluation.evidence import subject_cms
 from facemask.evaluation.memory import GAIN, MIN_CHANGED, TO_HOLD, ablation_report, probe_report
 from facemask.evaluation.metrics import comparison_figure, flip_rate, iou_report, reports_by
@@ -88,13 +89,12 @@ class FrameRecord:
         if not record.is_file():
             self.reason = f"{record}: no per-frame record (the synthetic generator writes it)"
             return
-        boxes = pd.read_csv(mask_frames, dtype={"video": str})
-        if boxes[["x0", "y0", "x1", "y1"]].isna().any().any():
-            self.reason = f"{mask_frames}: no crop boxes (the authors' release holds crops only)"
+        try:
+            self.boxes = crop_boxes(mask_frames)
+        except BadInputError as e:
+            self.reason = str(e)
             return
         self.record = read_record(record)
-        self.boxes = {frame_stem(v, f): (int(a), int(b), int(c), int(d)) for v, f, a, b, c, d in
-                      zip(boxes.video, boxes.frame, boxes.x0, boxes.y0, boxes.x1, boxes.y1)}
         self.path, self.available = record, True
 
     def clip(self, names: list[str]) -> tuple[np.ndarray, list[str], list[str]] | None:
