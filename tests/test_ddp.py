@@ -270,13 +270,15 @@ run_stage(train.main)
 
 def test_a_model_ddp_cannot_train_stops_before_training_with_one_line(clips, tmp_path):
     """Under torchrun, a model with parameters it never uses stops at start-up with one line naming the
-    setting on each process, before any step (not with DDP's error at the second step)."""
+    setting, the same on each process that gets to print it, before any step (not with DDP's error at the second
+    step). (torchrun stops the other process as soon as one exits: on a busy machine the second line may not get
+    out, so one or two identical lines.)"""
     work = _work(tmp_path, clips, shrunk("params.yaml"), None)
     (work / "unfrozen.py").write_text(UNFROZEN_STAGE)
     rc, log = torchrun(work, 2, ["unfrozen.py", *stage_args("train_fcn", "face")])
     assert rc != 0
     errors = [line for line in log.splitlines() if line.startswith("error: ")]
-    assert len(set(errors)) == 1 and len(errors) == 2, log[-3000:]         # the same line from both processes
+    assert len(set(errors)) == 1 and len(errors) in (1, 2), log[-3000:]    # the same line from each process
     assert errors[0].startswith("error: params.yaml: model.encoder resnet18 / model.encoder_depth 3 (train.fcn on 2 "
                                 "processes): 30 trainable parameter(s) get no gradient"), errors
     assert "epoch 1/1" not in log and "Expected to have finished reduction" not in log
