@@ -315,15 +315,23 @@ def test_exp_tables_from_exp_show_json(monkeypatch):
     md = "\n".join(T.tables(recs).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
     # seeds 0 and 1 of one setting: mean ± sample std of 55 and 57 = 56.00 ± 1.41 (no run.json here: P n/a)
-    assert ("adam", *["56.00 ± 1.41"] * 5, "n/a", "n/a", "2") in rows
-    assert ("rmsprop", *["56.00"] * 5, "n/a", "n/a", "1") in rows
-    assert ("baseline FCN", *["50.00 ± 0.00"] * 5, "–", "–", "2") in rows  # Tables 3, 5: seeds 0 and 1
+    assert ("adam", *["56.00 ± 1.41"] * 5, "n/a", "n/a", "2", "–") in rows
+    assert ("rmsprop", *["56.00"] * 5, "n/a", "n/a", "1", "–") in rows
+    assert ("baseline FCN", *["50.00 ± 0.00"] * 5, "–", "–", "2", "–") in rows  # Tables 3, 5: seeds 0 and 1
     # Table 5: the Adam / CE runs again, and SegLoss Eq. 8 with g = 0.5 on the raw scores
-    assert ("cross-entropy", *["56.00 ± 1.41"] * 5, "n/a", "n/a", "2") in rows
-    assert ("SegLoss eq8, g = 0.5, on scores", *["57.00"] * 5, "n/a", "n/a", "1") in rows
+    assert ("cross-entropy", *["56.00 ± 1.41"] * 5, "n/a", "n/a", "2", "–") in rows
+    assert ("SegLoss eq8, g = 0.5, on scores", *["57.00"] * 5, "n/a", "n/a", "1", "–") in rows
     # Table 6: the workspace's own run (the paper's recipe: all layers trained, no head-only phase, no corrupted
     # windows, SegLoss Eq. 9, g = 0, gamma 0.05)
-    assert ("SegLoss eq9, g = 0, on scores, γ = 0.05", *["58.00"] * 5, "n/a", "n/a", "1") in rows
+    assert ("SegLoss eq9, g = 0, on scores, γ = 0.05", *["58.00"] * 5, "n/a", "n/a", "1", "–") in rows
+
+
+def test_a_loss_row_says_what_training_kept_of_the_face_model():
+    """Tables 3, 5, 6: per row, which state of the face ConvLSTM-FCN each seed's training kept (from the record's
+    validation scores), counted; a row whose model is the converted start measures no loss."""
+    runs = [{"run": {"val": {"face": {"convlstm": {"kept": k}}}}} for k in ("converted", "epoch 2", "converted")]
+    assert T._kept(runs) == "converted ×2, epoch 2"
+    assert T._kept([{"run": {}}, {"run": {"val": {}}}]) == "–"
 
 
 def test_exp_tables_table2_rows(monkeypatch):
@@ -560,8 +568,8 @@ def test_queued_sweep_to_tables(tmp_path, monkeypatch):
     md = "\n".join(T.tables(list(E.live_records(show))).values())
     rows = {tuple(c.strip() for c in ln.strip("|").split("|")) for ln in md.splitlines() if ln.startswith("|")}
     # Table 3: primary mIoU = 0.5 + face gamma (0.05 in params.yaml) + 0.01 for RMSprop, in percent
-    assert ("rmsprop", *["56.00"] * 5, "n/a", "n/a", "1") in rows   # no run.json: no statistics
-    assert ("adam", *["55.00"] * 5, "n/a", "n/a", "1") in rows
+    assert ("rmsprop", *["56.00"] * 5, "n/a", "n/a", "1", "–") in rows   # no run.json: no statistics
+    assert ("adam", *["55.00"] * 5, "n/a", "n/a", "1", "–") in rows
     assert ("baseline FCN", *["50.00"] * 5, "–", "–", "1") in rows
     # Table 4: per time step, for the two optimisers
     assert ("ConvLSTM alone trained, CE, rmsprop (Table 3)", "1.10", "1.20", "1.30", "1.40", "1.50", "1") in rows
@@ -660,9 +668,9 @@ def test_the_tables_stage_on_records_of_two_test_sets(tmp_path, monkeypatch, cap
     # adam: 5 and 7 points over the FCN in seeds 0 and 1 (mean 6; every draw between 5 and 7); rmsprop: 10 in
     # seed 0. Both above 0 in every draw: P the smallest, Holm over the table's 2 comparisons
     held = f"{P_MIN:.2g} ({2 * P_MIN:.2g})"
-    assert rows["adam"] == (*["57.00 ± 2.83"] * 5, "+6.00 [+5.00, +7.00]", held, "2")   # 55 and 59: std 2.83
-    assert rows["rmsprop"] == (*["60.00"] * 5, "+10.00 [+10.00, +10.00]", held, "1")   # not 99: another test set
-    assert rows["baseline FCN"] == (*["51.00 ± 1.41"] * 5, "–", "–", "2")
+    assert rows["adam"] == (*["57.00 ± 2.83"] * 5, "+6.00 [+5.00, +7.00]", held, "2", "–")   # 55 and 59: std 2.83
+    assert rows["rmsprop"] == (*["60.00"] * 5, "+10.00 [+10.00, +10.00]", held, "1", "–")   # not 99: another test set
+    assert rows["baseline FCN"] == (*["51.00 ± 1.41"] * 5, "–", "–", "2", "–")
     readme = (out / "README.md").read_text()
     assert "* `metrics/seeds/`: `seed_1.json`; left out: none" in readme
     assert "* `metrics/experiments/`: `t3-rmsprop-s0.json`; left out: `old.json`" in readme
