@@ -12,8 +12,9 @@ of one size, however many windows a call holds. The rest stays in torch: the Con
 changes with the windows of a call, and a stream carries its state), ``conv6``, the bilinear resize.
 
 Files: `export_models` (``facemask export``, and the pipeline's ``export`` stage) writes
-``onnx/<region>/<name>.onnx`` in a models folder for every ``<region>/<name>.pt`` of it, with the SHA-256 of the checkpoint it was made from in its metadata; `use_exported` swaps one in
-only when that checksum is the checkpoint's (a retrained model makes its export stale: predict then runs
+``onnx/<region>/<name>.onnx`` in a models folder for every ``<region>/<name>.pt`` of it, with the SHA-256 of
+the checkpoint it was made from in its metadata; `use_exported` swaps one in only when that checksum is the
+checkpoint's (a retrained model makes its export stale: predict then runs
 the encoder in torch and says why).
 
 Floating point: ONNX Runtime sums the convolutions in another order, so the scores differ from torch's in the
@@ -172,7 +173,7 @@ def onnx_threads() -> int:
     """ONNX Runtime's threads in `facemask predict`: torch's, plus one, at most every usable core.
 
     `predict` leaves one core to its decoding and writing threads (`facemask.app.predict.default_threads`), but
-    they and the landmarker's graph leave it idle part of the time, as the network thread waits for nothing: an
+    they and the landmarker's graph leave it idle part of the time while the network thread is busy: an
     encoder's second ONNX Runtime thread (not spinning, `OnnxEncoder`) takes that time. Measured on 2 cores
     (cascade, MediaPipe, ``bench/bench_predict.py``'s video, 4 runs each, interleaved): 107 to 118 frames/s
     against 94 to 112 with one thread; a spinning second thread made it slower (76 to 81).

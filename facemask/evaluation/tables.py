@@ -259,8 +259,8 @@ def _face_table(title: str, rows: dict[Any, list[dict]], label: Callable[[Any], 
 
 #: What the tables' ``face model kept`` column says.
 KEPT_NOTE = ("† What training kept of the face ConvLSTM-FCN in each seed (`facemask.training.guard`): `converted` is "
-             "the FCN converted before any step, kept because every phase of this loss fell far below it on "
-             "validation; such a row measures the conversion, not the loss.")
+             "the FCN converted before any step, kept because every phase of this setting's training fell far below "
+             "it on validation; such a row measures the conversion, not the setting.")
 
 
 def _kept(runs: list[dict]) -> str:
