@@ -210,7 +210,8 @@ class WindowQueue:
     when it is done, and the caller waits when `batch` windows are ready before that. (Handing windows over
     only `batch` at a time left the network idle while the first batch filled and alone while the last ran:
     on 2 cores, `bench/bench_predict.py`'s cascade, 4 interleaved runs each, the hand-over when idle was 5 to
-    9 % faster in every pair.) The labels are the same whatever the grouping. Frames held: the running batch, the one being filled and the frames
+    9 % faster in every pair.) The grouping changes no label but where two classes tie to float precision
+    (`tests/test_runtime.py`). Frames held: the running batch, the one being filled and the frames
     without a face among them, at most about ``2·batch·T`` (`hold`) plus the open window.
     """
 
