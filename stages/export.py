@@ -9,18 +9,15 @@ ONNX Runtime on a CPU. Reads no params.
 """
 from __future__ import annotations
 
-from facemask.app.runtime import export_models
+from facemask.app.runtime import export_line, export_models
 from stages._common import run_stage, setup_logging, stage_args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = stage_args("export", "models", argv=argv)
     log = setup_logging()
-    for path, diff in export_models(args.models):
-        if diff is None:
-            log.info("export: %s is a VGG-16 baseline (model.arch), left to torch", path.with_suffix(".pt").name)
-        else:
-            log.info("export: wrote %s (largest feature difference from torch %.1e)", path, diff)
+    for checkpoint, diff in export_models(args.models):
+        log.info("export: %s", export_line(checkpoint, diff))
 
 
 if __name__ == "__main__":

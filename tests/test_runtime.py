@@ -154,3 +154,8 @@ def test_the_export_stage_writes_what_predict_runs(exported, tmp_path):
         made = models / "onnx" / region / "convlstm.onnx"
         assert runtime.export_path(models / region / "convlstm.pt") == made
         assert made.read_bytes() == (exported / "onnx" / region / "convlstm.onnx").read_bytes()
+    # what the stage and `facemask export` say: the export's path, or, for a network left to torch, the checkpoint's
+    pt = models / "face" / "convlstm.pt"
+    assert runtime.export_line(pt, 1e-6) == f"wrote {models / 'onnx' / 'face' / 'convlstm.onnx'} (largest feature " \
+                                            "difference from torch 1.0e-06)"
+    assert runtime.export_line(pt, None).startswith(f"skipped {pt}: ")

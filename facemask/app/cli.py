@@ -206,9 +206,8 @@ exports the models it trains (stage export); run it again after training outside
 
 def _export_run(args: argparse.Namespace) -> int:
 
-    for path, diff in runtime.export_models(args.models):
-        print(f"wrote {path} (largest feature difference from torch {diff:.1e})" if diff is not None else
-              f"skipped {path.with_suffix('.pt')}: a VGG-16 baseline (model.arch), which runs in torch")
+    for checkpoint, diff in runtime.export_models(args.models):
+        print(runtime.export_line(checkpoint, diff))
     return 0
 
 

@@ -148,8 +148,8 @@ def export_encoder(checkpoint: Path) -> float | None:
 
 
 def export_models(models_dir: str | Path) -> list[tuple[Path, float | None]]:
-    """`export_encoder` for every checkpoint of `CHECKPOINTS` in `models_dir`: [(export, largest difference, or
-    None: not exportable, left to torch)].
+    """`export_encoder` for every checkpoint of `CHECKPOINTS` in `models_dir`: [(checkpoint, largest difference,
+    or None: not exportable, left to torch)]; `export_line` says what became of each.
 
     Raises:
         PredictError: no such folder, or none of the checkpoints in it.
@@ -158,7 +158,14 @@ def export_models(models_dir: str | Path) -> list[tuple[Path, float | None]]:
     found = [models_dir / c for c in CHECKPOINTS if (models_dir / c).is_file()]
     if not found:
         raise PredictError(f"{models_dir}: no model to export (looked for {', '.join(CHECKPOINTS)})")
-    return [(export_path(c), export_encoder(c)) for c in found]
+    return [(c, export_encoder(c)) for c in found]
+
+
+def export_line(checkpoint: Path, diff: float | None) -> str:
+    """What `facemask export` and the ``export`` stage say of one checkpoint `export_models` went through."""
+    if diff is None:
+        return f"skipped {checkpoint}: a VGG-16 baseline (model.arch), which runs in torch"
+    return f"wrote {export_path(checkpoint)} (largest feature difference from torch {diff:.1e})"
 
 
 def usable_cores() -> int:
